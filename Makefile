@@ -1,0 +1,110 @@
+# brokerd: `make` builds build/brokerd; see README.md for `make demo` and `make test`.
+PREFIX	?= /usr/local
+SYSCONFDIR ?= /etc
+DESTDIR	?=
+CC	?= cc
+CFLAGS	?= -O2 -g
+WARN	 = -std=c17 -Wall -Wextra -Wshadow -Wformat=2 -Werror
+CPPFLAGS += -D_GNU_SOURCE -Ibrokerd
+LIBS	 = -lyaml -lev -lhttp_parser -ljansson -lmbedtls -lmbedx509 -lmbedcrypto
+SAN	 = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+SRCS	:= $(wildcard brokerd/*.c)
+LIBSRCS	:= $(filter-out brokerd/main.c,$(SRCS))
+OBJS	:= $(SRCS:brokerd/%.c=build/obj/%.o)
+LIBOBJS	:= $(LIBSRCS:brokerd/%.c=build/obj/%.o)
+AOBJS	:= $(LIBSRCS:brokerd/%.c=build/asan/%.o)
+UNITS	:= $(wildcard tests/unit/test_*.c)
+INTEG	:= $(wildcard tests/integration/test_*.c)
+FUZZ	:= $(wildcard tests/fuzz/fuzz_*.c)
+
+.PHONY: all test demo bench install uninstall clean deps fuzz lint unit asan integration
+all: build/brokerd
+
+build/obj/%.o: brokerd/%.c brokerd/brokerd.h
+	@mkdir -p $(@D)
+	$(CC) $(WARN) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+build/asan/%.o: brokerd/%.c brokerd/brokerd.h
+	@mkdir -p $(@D)
+	$(CC) $(WARN) $(CPPFLAGS) -O1 -g $(SAN) -c -o $@ $<
+
+build/libbrokerd.a: $(LIBOBJS)
+	rm -f $@ && ar rcs $@ $^
+
+build/libbrokerd-asan.a: $(AOBJS)
+	rm -f $@ && ar rcs $@ $^
+
+build/brokerd: build/obj/main.o build/libbrokerd.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
+
+build/brokerd-asan: brokerd/main.c brokerd/brokerd.h build/libbrokerd-asan.a
+	$(CC) $(WARN) $(CPPFLAGS) -O1 -g $(SAN) -o $@ brokerd/main.c build/libbrokerd-asan.a $(LIBS)
+
+build/unit/%: tests/unit/%.c build/libbrokerd.a
+	@mkdir -p $(@D)
+	$(CC) $(WARN) $(CPPFLAGS) $(CFLAGS) -o $@ $< build/libbrokerd.a $(LIBS) -lcriterion
+
+build/unit-asan/%: tests/unit/%.c build/libbrokerd-asan.a
+	@mkdir -p $(@D)
+	$(CC) $(WARN) $(CPPFLAGS) -O1 -g $(SAN) -o $@ $< build/libbrokerd-asan.a $(LIBS) -lcriterion
+
+build/integration/%: tests/integration/%.c tests/integration/harness.c tests/integration/harness.h build/libbrokerd.a
+	@mkdir -p $(@D)
+	$(CC) $(WARN) $(CPPFLAGS) -Itests/integration $(CFLAGS) -o $@ $< tests/integration/harness.c build/libbrokerd.a $(LIBS) -lcriterion -lcurl
+
+build/fuzz/%: tests/fuzz/%.c $(LIBSRCS) brokerd/brokerd.h
+	@mkdir -p $(@D)
+	clang $(CPPFLAGS) -g -O1 -fsanitize=fuzzer,address,undefined -o $@ $< $(LIBSRCS) $(LIBS)
+
+unit: $(UNITS:tests/unit/%.c=build/unit/%)
+asan: build/brokerd-asan $(UNITS:tests/unit/%.c=build/unit-asan/%)
+integration: build/brokerd $(INTEG:tests/integration/%.c=build/integration/%)
+
+# Every suite runs even when one fails; the last line sums them all.
+test: deps
+	@$(MAKE) --no-print-directory all unit asan integration
+	@sh tests/run-suites.sh
+
+demo: deps all
+	@sh scripts/demo.sh
+
+bench: deps all
+	@sh bench/run.sh
+
+fuzz: $(FUZZ:tests/fuzz/%.c=build/fuzz/%)
+	@for f in $^; do echo "== $$f"; mkdir -p build/corpus/$${f##*/}; \
+	    $$f -max_total_time=$${FUZZ_SECONDS:-20} build/corpus/$${f##*/} tests/fuzz/corpus/$${f##*/} 2>&1 | tail -2 || exit 1; done
+
+deps:
+	@sh scripts/deps.sh
+
+lint:
+	shellcheck -s sh clients/shell/* scripts/*.sh tests/run-suites.sh
+	mandoc -T lint -W warning man/*.[158]
+	cppcheck --quiet --error-exitcode=1 --enable=warning,portability -D_GNU_SOURCE brokerd
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin \
+	    $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5 \
+	    $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(SYSCONFDIR)/brokerd \
+	    $(DESTDIR)/lib/systemd/system
+	install -m 0755 build/brokerd $(DESTDIR)$(PREFIX)/sbin/brokerd
+	install -m 0755 clients/shell/ibkr-status clients/shell/ibkr-wait clients/shell/ibkr-call $(DESTDIR)$(PREFIX)/bin/
+	install -m 0644 man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -m 0644 man/*.5 $(DESTDIR)$(PREFIX)/share/man/man5/
+	install -m 0644 man/*.8 $(DESTDIR)$(PREFIX)/share/man/man8/
+	test -e $(DESTDIR)$(SYSCONFDIR)/brokerd/brokerd.yaml || \
+	    install -m 0640 config/brokerd.yaml $(DESTDIR)$(SYSCONFDIR)/brokerd/brokerd.yaml
+	install -m 0644 config/brokerd.service $(DESTDIR)/lib/systemd/system/brokerd.service
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/sbin/brokerd
+	rm -f $(DESTDIR)$(PREFIX)/bin/ibkr-status $(DESTDIR)$(PREFIX)/bin/ibkr-wait $(DESTDIR)$(PREFIX)/bin/ibkr-call
+	rm -f $(DESTDIR)$(PREFIX)/share/man/man1/ibkr-status.1 $(DESTDIR)$(PREFIX)/share/man/man1/ibkr-wait.1 \
+	    $(DESTDIR)$(PREFIX)/share/man/man1/ibkr-call.1 $(DESTDIR)$(PREFIX)/share/man/man5/brokerd.yaml.5 \
+	    $(DESTDIR)$(PREFIX)/share/man/man5/brokerd-status.5 $(DESTDIR)$(PREFIX)/share/man/man8/brokerd.8
+	rm -f $(DESTDIR)/lib/systemd/system/brokerd.service
+
+clean:
+	rm -rf build

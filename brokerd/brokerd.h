@@ -1,0 +1,682 @@
+/*
+ * brokerd: the one door between local programs and the IBKR Client Portal
+ * Gateway.  Shared types and prototypes, grouped by the file that defines
+ * them.  Everything not listed here is static to its file.
+ */
+#ifndef BROKERD_H
+#define BROKERD_H
+
+#include <sys/types.h>
+#include <sys/socket.h>
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#define BROKERD_VERSION		"0.1.0"
+#define BROKERD_CONF		"/etc/brokerd/brokerd.yaml"
+
+/* Scopes, as a bit set. */
+#define SCOPE_READ		0x01
+#define SCOPE_TRADE		0x02
+#define SCOPE_ADMIN		0x04
+
+/* "N/s", "N/5s", "N/min", "N/15min"; n == 0 means no limit ("off"). */
+struct rate {
+	unsigned	 n;		/* requests ... */
+	uint64_t	 window_ms;	/* ... in any window this long */
+};
+
+/* ---------------------------------------------------------------- buf.c */
+
+/* A growable byte buffer; data is always NUL-terminated for convenience. */
+struct buf {
+	char		*data;
+	size_t		 len;
+	size_t		 cap;
+};
+
+void		 buf_init(struct buf *);
+void		 buf_free(struct buf *);
+void		 buf_reset(struct buf *);		/* len = 0, keep memory */
+int		 buf_reserve(struct buf *, size_t);	/* room for n more */
+int		 buf_append(struct buf *, const void *, size_t);
+int		 buf_puts(struct buf *, const char *);
+int		 buf_printf(struct buf *, const char *, ...)
+		    __attribute__((format(printf, 2, 3)));
+void		 buf_consume(struct buf *, size_t);	/* drop n from front */
+int		 buf_json_string(struct buf *, const char *, size_t);
+						/* append "quoted, escaped" */
+
+/* ---------------------------------------------------------------- log.c */
+
+enum log_level {
+	LOG_LEVEL_ERROR = 0,
+	LOG_LEVEL_WARN,
+	LOG_LEVEL_INFO,
+	LOG_LEVEL_DEBUG
+};
+
+void		 log_init(int level, int json);		/* to stderr */
+int		 log_level_parse(const char *);		/* -1 if unknown */
+void		 log_error(const char *, ...)
+		    __attribute__((format(printf, 1, 2)));
+void		 log_warn(const char *, ...)
+		    __attribute__((format(printf, 1, 2)));
+void		 log_info(const char *, ...)
+		    __attribute__((format(printf, 1, 2)));
+void		 log_debug(const char *, ...)
+		    __attribute__((format(printf, 1, 2)));
+/* Start-up failures only: log, exit 1.  fatal() appends strerror(errno). */
+void		 fatal(const char *, ...)
+		    __attribute__((format(printf, 1, 2), noreturn));
+void		 fatalx(const char *, ...)
+		    __attribute__((format(printf, 1, 2), noreturn));
+/* One line per answered request; never the key, only its name. */
+void		 log_request(const char *method, const char *path,
+		    int status, size_t bytes, double ms, const char *who);
+
+/* ------------------------------------------------------------- config.c */
+
+struct route_method {
+	char		 method[8];	/* "GET", "POST", "DELETE", ... */
+	unsigned	 scope;		/* SCOPE_* needed */
+};
+
+struct route {
+	char		*prefix;	/* client side, e.g. /iserver/ */
+	size_t		 prefix_len;
+	char		*to;		/* Gateway side, e.g. /v1/api/iserver/ */
+	size_t		 to_len;
+	struct route_method methods[8];
+	size_t		 nmethods;
+	struct rate	 rate;		/* per Gateway path (to); n 0 = none */
+	unsigned	 concurrency;	/* 0 = no cap */
+	unsigned	 cache_ms;	/* 0 = no cache */
+};
+
+struct key {
+	char		*name;
+	unsigned char	 hash[32];	/* SHA-256 of the key; key not kept */
+	unsigned	 scopes;
+};
+
+struct peer {
+	char		*name;		/* user or group name, for logs */
+	int		 is_group;
+	uid_t		 uid;
+	gid_t		 gid;
+	unsigned	 scopes;
+};
+
+struct config {
+	char		*file;		/* NULL: built-in defaults */
+
+	/* listen */
+	char		*unix_path;
+	mode_t		 unix_mode;
+	char		*unix_group;	/* NULL: leave the group alone */
+	int		 unix_group_default; /* group came from the defaults */
+	char		*tcp;		/* "127.0.0.1:8000" or NULL */
+	struct sockaddr_storage tcp_addr;
+	socklen_t	 tcp_addrlen;
+	unsigned	 tcp_anonymous;	/* scopes for keyless TCP requests */
+
+	/* gateway */
+	char		*gw_url;
+	char		*gw_host;	/* host part, no brackets */
+	char		*gw_port;	/* "5000" */
+	unsigned char	 gw_pin[32];
+	int		 gw_has_pin;
+	char		*gw_ca_file;
+	int		 gw_insecure;
+	unsigned	 gw_pool;
+	unsigned	 gw_connect_timeout_ms;
+	unsigned	 gw_timeout_ms;
+
+	/* session */
+	unsigned	 check_interval_s;
+	unsigned	 tickle_interval_s;
+	int		 reauthenticate;
+	int		 compete;	/* ssodh/init compete:true (off) */
+	char		*status_file;
+	char		*history_file;
+
+	struct key	*keys;
+	size_t		 nkeys;
+	struct peer	*peers;
+	size_t		 npeers;
+	struct route	*routes;
+	size_t		 nroutes;
+
+	/* limits */
+	struct rate	 gateway_rate;
+	unsigned	 queue_ms;
+	unsigned	 max_connections;
+	size_t		 max_header_bytes;
+	size_t		 max_body_bytes;
+	size_t		 max_response_bytes;
+	unsigned	 header_timeout_ms;
+	unsigned	 idle_timeout_ms;
+	unsigned	 drain_ms;
+
+	int		 log_level;
+	int		 log_json;
+
+	char		*journal_file;
+	size_t		 journal_max_bytes;
+	unsigned	 journal_keep;
+
+	char		*halt_file;
+};
+
+/*
+ * Load FILE (NULL: defaults only), then apply the environment
+ * (IBKR_BRIDGE_KEY, IBKR_BRIDGE_URL, IBKR_GATEWAY_URL), then validate,
+ * reading key files.  On error NULL and err holds "FILE:LINE:COL: message"
+ * (or "FILE: message" when no position applies).
+ */
+struct config	*config_load(const char *file, char *err, size_t errlen);
+void		 config_free(struct config *);
+int		 config_rate_parse(const char *, struct rate *);
+		/* "10/s", "1/5s", "1/min", "1/15min", "off" -> 0 / -1 */
+/* Warnings worth printing at -t and at every start (tcp_anonymous...). */
+void		 config_warnings(const struct config *);
+
+/* ---------------------------------------------------------------- auth.c */
+
+void		 auth_sha256(const void *, size_t, unsigned char out[32]);
+/*
+ * The key matching this secret, compared in constant time against every
+ * configured key (hash both sides, compare all), or NULL.
+ */
+const struct key *auth_key_find(const struct config *, const char *, size_t);
+/* Scopes granted to a Unix-socket peer by uid/gid (0: none). */
+unsigned	 auth_peer_scopes(const struct config *, uid_t, gid_t,
+		    const char **name);
+int		 auth_scope_parse(const char *, unsigned *);	/* "read"... */
+const char	*auth_scope_name(unsigned);			/* one bit */
+
+/* --------------------------------------------------------------- route.c */
+
+/* The default table of SPEC section 3 (and IBKR's published limits). */
+int		 route_defaults(struct route **, size_t *);
+void		 route_free_table(struct route *, size_t);
+/* Strip a leading "/v1/api" (drop-in for Gateway clients). */
+const char	*route_strip_v1(const char *path, size_t *len);
+/* Longest matching prefix, or NULL.  path excludes the query. */
+const struct route *route_match(const struct route *, size_t,
+		    const char *path, size_t len);
+/* Scope the method needs; -1 when the route does not allow it. */
+int		 route_method_scope(const struct route *, const char *method,
+		    unsigned *scope);
+/* Gateway path: prefix rewritten to `to`, then "?query" when non-empty. */
+int		 route_target(const struct route *, const char *path,
+		    size_t len, const char *query, struct buf *out);
+/*
+ * The route that carries rate / concurrency / cache for a Gateway path:
+ * the longest `to` that is a prefix of it among routes that set any of
+ * them.  Aliases reaching the same Gateway path share it.  NULL if none.
+ */
+const struct route *route_policy(const struct route *, size_t,
+		    const char *gw_path, size_t len);
+
+/* ---------------------------------------------------------------- http.c */
+
+struct http_header {
+	char		*name;
+	char		*value;
+};
+
+/* One parsed client request. */
+struct http_request {
+	char		 method[16];
+	char		*path;		/* decoded? no: raw path, no query */
+	char		*query;		/* raw query without '?', or NULL */
+	char		*url;		/* raw request target */
+	struct http_header *headers;
+	size_t		 nheaders;
+	struct buf	 body;
+	int		 http_minor;	/* 0 or 1 */
+	int		 keep_alive;
+	int		 expect_continue;
+};
+
+const char	*http_request_header(const struct http_request *,
+		    const char *name);		/* case-insensitive, or NULL */
+void		 http_request_free(struct http_request *);
+
+enum http_feed {
+	HTTP_FEED_MORE = 0,	/* all input used, request not complete */
+	HTTP_FEED_DONE,		/* a request is complete (see *used) */
+	HTTP_FEED_ERROR		/* reader->err_status / err_code set */
+};
+
+/*
+ * Incremental request reader.  It checks framing itself where Debian's
+ * http-parser 2.9.4 is lax (obs-fold, space before colon, bare CR/LF,
+ * missing or repeated Host) before handing the head to http-parser.
+ */
+struct http_reader {
+	void		*parser;	/* http_parser, owned */
+	struct buf	 head;		/* raw head until CRLFCRLF */
+	int		 in_body;
+	size_t		 max_header_bytes;
+	size_t		 max_body_bytes;
+	struct http_request *req;	/* being built */
+	int		 done;
+	int		 err_status;	/* 400, 413, 414, 431, 501 */
+	const char	*err_code;	/* "bad_request", ... */
+	const char	*err_msg;
+	struct buf	 field;		/* header accumulation */
+	int		 last_was_value;
+	size_t		 nhost;
+	int		 has_cl;
+	int		 has_te;
+	int		 continue_sent;	/* caller sets when it answered 100 */
+};
+
+void		 http_reader_init(struct http_reader *, size_t max_header,
+		    size_t max_body);
+void		 http_reader_free(struct http_reader *);
+/*
+ * Feed bytes.  *used tells how many were consumed.  On HTTP_FEED_DONE take
+ * the request with http_reader_take() and feed the rest (pipelining).
+ * After the head of a request with "Expect: 100-continue" is read,
+ * http_reader_wants_continue() is true until the caller sets continue_sent.
+ */
+enum http_feed	 http_reader_feed(struct http_reader *, const char *, size_t,
+		    size_t *used);
+struct http_request *http_reader_take(struct http_reader *);
+int		 http_reader_wants_continue(const struct http_reader *);
+/* Head of a request being read (for 100-continue / early refusal), or NULL */
+const struct http_request *http_reader_current(const struct http_reader *);
+
+/* One parsed Gateway answer (buffered whole, capped). */
+struct http_response {
+	int		 status;
+	char		*content_type;	/* or NULL */
+	struct http_header *set_cookies;	/* Set-Cookie values, name unused */
+	size_t		 nset_cookies;
+	unsigned	 retry_after_s;	/* 0 if absent */
+	int		 keep_alive;	/* the connection may be reused */
+	struct buf	 body;
+};
+
+void		 http_response_free(struct http_response *);
+
+struct http_resp_reader {
+	void		*parser;	/* http_parser, owned */
+	size_t		 max_bytes;	/* body cap */
+	int		 head_request;	/* answer to HEAD: no body */
+	struct http_response *resp;
+	int		 started;	/* a byte of the answer arrived */
+	int		 done;
+	int		 error;		/* 1 malformed, 2 too large */
+	struct buf	 field;
+	struct buf	 value;
+	int		 last_was_value;
+};
+
+void		 http_resp_reader_init(struct http_resp_reader *, size_t max,
+		    int head_request);
+void		 http_resp_reader_free(struct http_resp_reader *);
+/* Like http_reader_feed; HTTP_FEED_ERROR with error 1 or 2. */
+enum http_feed	 http_resp_reader_feed(struct http_resp_reader *, const char *,
+		    size_t, size_t *used);
+/* The peer closed: completes a close-delimited body, else error. */
+enum http_feed	 http_resp_reader_eof(struct http_resp_reader *);
+struct http_response *http_resp_reader_take(struct http_resp_reader *);
+
+const char	*http_reason(int status);
+/*
+ * Append a response head: status line, Content-Type (if non-NULL),
+ * Content-Length, Connection: keep-alive/close, extra (already CRLF
+ * terminated lines, or NULL), blank line.
+ */
+int		 http_response_head(struct buf *, int status,
+		    const char *content_type, size_t content_length,
+		    int keep_alive, const char *extra);
+
+/* ---------------------------------------------------------------- pace.c */
+
+/*
+ * A sliding window: at most n grants in ANY window_ms.  It keeps the
+ * times of the last n grants; the next grant is possible once the oldest
+ * of them is window_ms old.
+ */
+struct pace_window {
+	struct rate	 rate;
+	uint64_t	*stamps;	/* ring of the last n grant times */
+	unsigned	 head;
+	unsigned	 count;
+};
+
+int		 pace_window_init(struct pace_window *, struct rate);
+void		 pace_window_free(struct pace_window *);
+/* 0: nothing to wait; else ms until a grant is possible. */
+uint64_t	 pace_window_wait(const struct pace_window *, uint64_t now_ms);
+/* Like wait, but only slots beyond `reserve` count as free. */
+uint64_t	 pace_window_wait_reserve(const struct pace_window *,
+		    uint64_t now_ms, unsigned reserve);
+void		 pace_window_take(struct pace_window *, uint64_t now_ms);
+unsigned	 pace_window_used(const struct pace_window *, uint64_t now_ms);
+
+/* What a request is queued for. */
+struct pace_ticket {
+	void		*owner;		/* the caller's request */
+	const struct route *policy;	/* rate/concurrency key, or NULL */
+	int		 watcher;	/* the session watcher's own call */
+	uint64_t	 enqueued_ms;
+	uint64_t	 deadline_ms;	/* 429 after this */
+	struct pace_ticket *next;	/* FIFO */
+	struct pace_ticket *prev;
+	int		 queued;
+};
+
+struct pace;			/* opaque: global + per-target windows, queue */
+
+struct pace	*pace_new(struct rate global, unsigned queue_ms,
+		    unsigned max_queue);
+void		 pace_free(struct pace *);
+/*
+ * Ask for a slot now.  0: granted (windows taken, concurrency counted);
+ * 1: queued (the ticket is linked, wait for pace_poll); -1: refused at
+ * once (breaker open for a client call, or the queue is full):
+ * *retry_after_ms says when to come back.
+ */
+int		 pace_acquire(struct pace *, struct pace_ticket *,
+		    uint64_t now_ms, uint64_t *retry_after_ms);
+/* A granted request finished: release its concurrency slot. */
+void		 pace_release(struct pace *, struct pace_ticket *);
+/* Take a queued ticket out (client went away). */
+void		 pace_cancel(struct pace *, struct pace_ticket *);
+/* Queue without trying (no free connection yet); -1 as pace_acquire. */
+int		 pace_enqueue(struct pace *, struct pace_ticket *,
+		    uint64_t now_ms, uint64_t *retry_after_ms);
+/*
+ * Serve the queue in FIFO order: returns the next ticket granted now (only
+ * when can_grant: the caller has a free connection), or the next one whose
+ * deadline passed or that the breaker refuses (*expired = 1), or NULL;
+ * call until NULL.  Watcher tickets go first.  *next_ms is the delay
+ * until it is worth polling again (0: nothing queued).
+ */
+struct pace_ticket *pace_poll(struct pace *, uint64_t now_ms, int can_grant,
+		    int *expired, uint64_t *next_ms);
+/* An upstream 429: only watcher calls go until now + ms. */
+void		 pace_breaker_open(struct pace *, uint64_t now_ms, uint64_t ms);
+uint64_t	 pace_breaker_remaining(const struct pace *, uint64_t now_ms);
+
+struct pace_stats {
+	unsigned	 queued;
+	uint64_t	 granted;
+	uint64_t	 waited;	/* grants that had to queue */
+	uint64_t	 rejected;	/* 429 from the queue or breaker */
+	uint64_t	 breaker_opened;
+	unsigned	 global_used;	/* in the current window */
+	unsigned	 global_n;
+	uint64_t	 global_window_ms;
+};
+void		 pace_stats(const struct pace *, uint64_t now_ms,
+		    struct pace_stats *);
+
+/* --------------------------------------------------------------- cache.c */
+
+/*
+ * Identical GETs in flight share one upstream request; with cache_ms a
+ * 200 answer is kept that long.  Pure: waiters are opaque pointers.
+ */
+struct cache_entry {
+	char		*key;		/* "GET /v1/api/...?..." */
+	int		 inflight;
+	void		**waiters;
+	size_t		 nwaiters;
+	size_t		 waiters_cap;
+	/* when ready: */
+	int		 status;
+	char		*content_type;
+	struct buf	 body;
+	uint64_t	 stored_ms;
+	uint64_t	 expires_ms;
+	struct cache_entry *next;
+};
+
+struct cache;
+
+struct cache	*cache_new(void);
+void		 cache_free(struct cache *);
+/* A fresh ready entry or an in-flight one for key, else NULL. */
+struct cache_entry *cache_find(struct cache *, const char *key,
+		    uint64_t now_ms);
+/* Start an in-flight entry (replacing a stale one). */
+struct cache_entry *cache_begin(struct cache *, const char *key);
+int		 cache_add_waiter(struct cache_entry *, void *);
+void		 cache_remove_waiter(struct cache_entry *, void *);
+/*
+ * The upstream answer arrived.  Keeps a copy for ttl_ms when status is
+ * 200 and ttl_ms > 0, otherwise drops the entry after the caller has
+ * served the waiters (cache_finish).  The waiters stay readable in the
+ * entry until cache_finish().
+ */
+int		 cache_complete(struct cache *, struct cache_entry *,
+		    int status, const char *content_type, const char *body,
+		    size_t len, unsigned ttl_ms, uint64_t now_ms);
+void		 cache_finish(struct cache *, struct cache_entry *);
+/* Drop expired entries. */
+void		 cache_expire(struct cache *, uint64_t now_ms);
+size_t		 cache_count(const struct cache *);
+
+/* ------------------------------------------------------------- metrics.c */
+
+struct metrics;
+
+struct metrics	*metrics_new(void);
+void		 metrics_free(struct metrics *);
+void		 metrics_request(struct metrics *, const char *route,
+		    const char *method, int status, double seconds);
+void		 metrics_upstream(struct metrics *, const char *what);
+		/* "requests", "errors", "handshakes", "timeouts", "429" */
+void		 metrics_cache(struct metrics *, int hit);
+/*
+ * Prometheus text format 0.0.4.  Gauges passed in: state name, queue,
+ * pool figures, breaker seconds.
+ */
+struct metrics_gauges {
+	const char	*state;
+	unsigned	 queue_len;
+	unsigned	 pool_idle;
+	unsigned	 pool_busy;
+	unsigned	 connections;
+	double		 breaker_s;
+	unsigned	 global_used;
+	unsigned	 global_n;
+};
+int		 metrics_render(const struct metrics *,
+		    const struct metrics_gauges *, struct buf *);
+
+/* -------------------------------------------------------------- status.c */
+
+enum gw_state {
+	GW_STARTING = 0,
+	GW_DOWN,
+	GW_UNAUTHENTICATED,
+	GW_AUTHENTICATED,
+	GW_COMPETING,
+	GW_STOPPED
+};
+
+struct gw_status {
+	enum gw_state	 state;
+	int		 authenticated;	/* raw fields of the last check */
+	int		 connected;
+	int		 competing;
+	time_t		 since;		/* last transition */
+	time_t		 checked;	/* last check */
+	uint64_t	 seq;		/* transitions so far */
+	pid_t		 pid;
+	unsigned	 check_interval_s;
+	char		 message[512];	/* the Gateway's text, any bytes */
+};
+
+const char	*status_state_name(enum gw_state);
+/* RFC 3339 UTC, "2026-11-25T06:00:00Z". */
+void		 status_time(time_t, char *, size_t);
+/* The KEY=value text of SPEC section 5, shell-safe. */
+int		 status_format(const struct gw_status *, struct buf *);
+/* Shell single-quote a value when it needs it. */
+int		 status_quote(struct buf *, const char *);
+/* Atomic: temp file in the same folder, fsync, rename (+ dir fsync). */
+int		 status_write(const char *path, const struct gw_status *,
+		    int sync_dir);
+/* One JSON line per transition, fsync'd. */
+int		 status_history(const char *path, const struct gw_status *,
+		    enum gw_state from);
+
+/* ------------------------------------------------------------ upstream.c */
+
+struct ev_loop;
+struct upstream;
+struct upstream_req;
+
+enum upstream_error {
+	UPSTREAM_OK = 0,
+	UPSTREAM_UNREACHABLE,	/* refused, TLS failure: 502 */
+	UPSTREAM_BAD_RESPONSE,	/* malformed answer: 502 */
+	UPSTREAM_TOO_LARGE,	/* over max_response_bytes: 502 */
+	UPSTREAM_TIMEOUT,	/* no complete answer in time: 504 */
+	UPSTREAM_OUTCOME_UNKNOWN, /* non-idempotent, lost after sending */
+	UPSTREAM_RATE_LIMITED,	/* queue_ms passed or breaker open: 429 */
+	UPSTREAM_CANCELLED
+};
+
+/*
+ * Called once per request, with resp NULL unless error == UPSTREAM_OK; the
+ * callback owns resp (http_response_free, then free).
+ */
+typedef void	 (*upstream_cb)(struct upstream_req *, enum upstream_error,
+		    struct http_response *resp, void *arg);
+
+struct upstream_req {
+	/* filled by the caller */
+	char		 method[16];
+	struct buf	 target;	/* "/v1/api/...?query" */
+	char		*content_type;	/* or NULL */
+	char		*accept;	/* or NULL */
+	struct buf	 body;
+	const struct route *policy;	/* pacing key, or NULL */
+	int		 watcher;	/* session watcher's call */
+	upstream_cb	 cb;
+	void		*arg;
+	/* upstream.c's own */
+	struct pace_ticket ticket;
+	void		*conn;
+	uint64_t	 retry_after_ms;	/* for RATE_LIMITED */
+	char		 errmsg[256];	/* reason for errors (TLS ...) */
+	int		 retried;
+	struct upstream_req *next;
+};
+
+struct upstream	*upstream_new(struct ev_loop *, const struct config *,
+		    struct metrics *, char *err, size_t errlen);
+void		 upstream_free(struct upstream *);
+/* New configuration (SIGHUP): idle connections close, busy ones finish. */
+int		 upstream_reconfigure(struct upstream *, const struct config *,
+		    char *err, size_t errlen);
+/*
+ * Queue a request: pacing, then a pooled connection, then exactly one
+ * write.  The callback runs later, never from inside this call.
+ */
+void		 upstream_submit(struct upstream *, struct upstream_req *);
+/* The client went away; no callback follows. */
+void		 upstream_cancel(struct upstream *, struct upstream_req *);
+void		 upstream_req_init(struct upstream_req *);
+void		 upstream_req_free(struct upstream_req *);	/* buffers */
+/* Cookie jar: forget (after a lost session). */
+void		 upstream_jar_clear(struct upstream *);
+struct pace	*upstream_pace(struct upstream *);
+struct upstream_stats {
+	unsigned	 idle;
+	unsigned	 busy;
+	uint64_t	 handshakes;
+	uint64_t	 resumed;
+	uint64_t	 requests;
+	uint64_t	 errors;
+	char		 fingerprint[96];	/* of the last peer cert */
+};
+void		 upstream_stats(const struct upstream *, struct upstream_stats *);
+/* `brokerd gateway-fingerprint [URL]`: blocking, prints, exit code. */
+int		 upstream_fingerprint_cmd(const char *url, unsigned timeout_ms);
+/* Colon hex of 32 bytes, upper case: "AB:CD:..." (96 bytes with NUL). */
+void		 upstream_hex_colon(const unsigned char *, size_t, char *,
+		    size_t);
+
+/* ------------------------------------------------------------- session.c */
+
+struct session;
+
+struct session	*session_new(struct ev_loop *, const struct config *,
+		    struct upstream *);
+void		 session_free(struct session *);
+void		 session_start(struct session *);
+void		 session_reconfigure(struct session *, const struct config *);
+/* Writes BROKERD_STATE=stopped. */
+void		 session_stop(struct session *);
+const struct gw_status *session_status(const struct session *);
+/* Last 20 transitions as a JSON array. */
+int		 session_history_json(const struct session *, struct buf *);
+/* Check now (a forwarded call got 401 or 400 "no bridge"). */
+void		 session_check_now(struct session *);
+/* POST /gateway/reauthenticate: try ssodh/init now. */
+void		 session_reauthenticate(struct session *);
+/* Inspect a forwarded answer (401, 400 no bridge, 429). */
+void		 session_observe(struct session *, int status,
+		    const char *body, size_t len);
+/*
+ * Pure: read an auth/status or tickle answer (iserver.authStatus) into
+ * st's raw fields and message; -1 when it is not such JSON.
+ */
+int		 session_parse_auth(const char *body, size_t len,
+		    struct gw_status *st);
+/* Pure: the state the raw fields mean. */
+enum gw_state	 session_state_of(const struct gw_status *);
+
+/* -------------------------------------------------------------- listen.c */
+
+struct listener {
+	int		 fd;
+	int		 is_unix;
+	char		 name[128];	/* for logs */
+	void		*watcher;	/* ev_io */
+};
+
+/* Open the configured sockets (or take systemd's LISTEN_FDS). */
+int		 listen_open(const struct config *, struct listener **, size_t *,
+		    char *err, size_t errlen);
+void		 listen_close(struct listener *, size_t, const struct config *);
+
+/* -------------------------------------------------------------- client.c */
+
+struct server;			/* main.c: the running daemon */
+
+void		 client_accept(struct server *, struct listener *, int fd);
+void		 client_close_all(struct server *);
+unsigned	 client_count(void);
+
+/* ---------------------------------------------------------------- main.c */
+
+struct server {
+	struct ev_loop	*loop;
+	struct config	*conf;
+	struct listener	*listeners;
+	size_t		 nlisteners;
+	struct upstream	*upstream;
+	struct session	*session;
+	struct cache	*cache;
+	struct metrics	*metrics;
+	int		 draining;
+	uint64_t	 started_ms;
+};
+
+uint64_t	 now_ms(void);		/* monotonic */
+
+#endif /* BROKERD_H */

@@ -1,0 +1,130 @@
+/*
+ * Growable byte buffers, in the manner of redis' sds: small, with their own
+ * prefix, usable without the rest of the daemon.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "brokerd.h"
+
+void
+buf_init(struct buf *b)
+{
+	b->data = NULL;
+	b->len = 0;
+	b->cap = 0;
+}
+
+void
+buf_free(struct buf *b)
+{
+	free(b->data);
+	buf_init(b);
+}
+
+void
+buf_reset(struct buf *b)
+{
+	b->len = 0;
+	if (b->data != NULL)
+		b->data[0] = '\0';
+}
+
+/* Room for n more bytes plus the terminating NUL. */
+int
+buf_reserve(struct buf *b, size_t n)
+{
+	size_t	 need, cap;
+	char	*p;
+
+	if (n > SIZE_MAX - b->len - 1)
+		return (-1);
+	need = b->len + n + 1;
+	if (need <= b->cap)
+		return (0);
+	cap = b->cap ? b->cap : 64;
+	while (cap < need)
+		cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+	if ((p = realloc(b->data, cap)) == NULL)
+		return (-1);
+	b->data = p;
+	b->cap = cap;
+	return (0);
+}
+
+int
+buf_append(struct buf *b, const void *p, size_t n)
+{
+	if (buf_reserve(b, n) == -1)
+		return (-1);
+	if (n > 0)
+		memcpy(b->data + b->len, p, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+	return (0);
+}
+
+int
+buf_puts(struct buf *b, const char *s)
+{
+	return (buf_append(b, s, strlen(s)));
+}
+
+int
+buf_printf(struct buf *b, const char *fmt, ...)
+{
+	va_list	 ap;
+	int	 n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0 || buf_reserve(b, (size_t)n) == -1)
+		return (-1);
+	va_start(ap, fmt);
+	vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	b->len += (size_t)n;
+	return (0);
+}
+
+void
+buf_consume(struct buf *b, size_t n)
+{
+	if (n >= b->len) {
+		buf_reset(b);
+		return;
+	}
+	memmove(b->data, b->data + n, b->len - n);
+	b->len -= n;
+	b->data[b->len] = '\0';
+}
+
+/*
+ * A JSON string literal.  Bytes that are not valid UTF-8 are not checked
+ * here; callers pass our own text or text jansson already decoded.
+ */
+int
+buf_json_string(struct buf *b, const char *s, size_t n)
+{
+	size_t	 i;
+	unsigned char c;
+
+	if (buf_append(b, "\"", 1) == -1)
+		return (-1);
+	for (i = 0; i < n; i++) {
+		c = (unsigned char)s[i];
+		if (c == '"' || c == '\\') {
+			if (buf_append(b, "\\", 1) == -1 ||
+			    buf_append(b, &s[i], 1) == -1)
+				return (-1);
+		} else if (c < 0x20 || c == 0x7f) {
+			if (buf_printf(b, "\\u%04x", c) == -1)
+				return (-1);
+		} else if (buf_append(b, &s[i], 1) == -1)
+			return (-1);
+	}
+	return (buf_append(b, "\"", 1));
+}

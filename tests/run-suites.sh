@@ -1,0 +1,124 @@
+#!/bin/sh
+# Run every suite (C unit, C unit under ASan+UBSan, C integration, Node,
+# shell, man lint, example config), even after a failure, and end with one
+# line that sums them all.  Exit non-zero if anything failed.
+set -u
+cd "$(dirname "$0")/.."
+total_pass=0
+total_fail=0
+summary=""
+log=build/test-logs
+mkdir -p "$log"
+
+add() {	# suite passed failed
+	total_pass=$((total_pass + $2))
+	total_fail=$((total_fail + $3))
+	summary="$summary
+  $1: $2 passed, $3 failed"
+}
+
+# Criterion: "Synthesis: Tested: N | Passing: N | Failing: N | Crashing: N"
+criterion() {	# suite binary...
+	suite=$1
+	shift
+	p=0
+	f=0
+	for bin in "$@"; do
+		[ -x "$bin" ] || continue
+		name=${bin##*/}
+		out="$log/$suite-$name.log"
+		"$bin" --jobs=2 >"$out" 2>&1
+		rc=$?
+		line=$(grep 'Synthesis:' "$out" | tail -1)
+		if [ -z "$line" ]; then
+			echo "$suite/$name: no synthesis (exit $rc)"
+			tail -20 "$out"
+			f=$((f + 1))
+			continue
+		fi
+		tp=$(echo "$line" | sed -n 's/.*Passing: \([0-9]*\).*/\1/p')
+		tf=$(echo "$line" | sed -n 's/.*Failing: \([0-9]*\).*/\1/p')
+		tc=$(echo "$line" | sed -n 's/.*Crashing: \([0-9]*\).*/\1/p')
+		p=$((p + tp))
+		f=$((f + tf + tc))
+		if [ $((tf + tc)) -ne 0 ] || [ $rc -ne 0 ]; then
+			grep -E '\[(FAIL|----)\]|Assertion|CRASH|ERROR|runtime error|Sanitizer' "$out" | head -30
+			[ $((tf + tc)) -eq 0 ] && f=$((f + 1))
+		fi
+		echo "$line  ($suite/$name)"
+	done
+	add "$suite" $p $f
+}
+
+echo "== C unit tests"
+criterion unit build/unit/test_*
+echo "== C unit tests under AddressSanitizer + UBSan"
+criterion unit-asan build/unit-asan/test_*
+echo "== C integration tests (real brokerd, real TLS simulator)"
+criterion integration build/integration/test_*
+
+echo "== Node tests"
+nodefiles=$(ls clients/node/test/*.test.js tests/node/*.test.mjs 2>/dev/null)
+if [ -n "$nodefiles" ]; then
+	# shellcheck disable=SC2086
+	node --test --test-concurrency=2 $nodefiles >"$log/node.log" 2>&1
+	p=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$log/node.log" | tail -1)
+	f=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$log/node.log" | tail -1)
+	[ -n "$p" ] || p=0
+	[ -n "$f" ] || f=1
+	[ "$f" -ne 0 ] && grep -E '^not ok|error:|expected|actual' "$log/node.log" | head -40
+	echo "node: $p passed, $f failed"
+	add node "$p" "$f"
+fi
+
+echo "== Node client type check"
+if [ -d clients/node/node_modules/typescript ]; then
+	if (cd clients/node && npx --no-install tsc --noEmit -p .) >"$log/tsc.log" 2>&1; then
+		add typecheck 1 0
+	else
+		cat "$log/tsc.log"
+		add typecheck 0 1
+	fi
+fi
+
+echo "== Shell tests"
+if [ -f tests/shell/run.sh ]; then
+	sh tests/shell/run.sh >"$log/shell.log" 2>&1
+	p=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$log/shell.log" | tail -1)
+	f=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$log/shell.log" | tail -1)
+	[ -n "$p" ] || p=0
+	[ -n "$f" ] || f=1
+	[ "$f" -ne 0 ] && grep -A5 '^not ok' "$log/shell.log" | head -40
+	echo "shell: $p passed, $f failed"
+	add shell "$p" "$f"
+fi
+
+echo "== Man pages (mandoc -T lint)"
+p=0
+f=0
+for m in man/*.[158]; do
+	[ -f "$m" ] || continue
+	if out=$(mandoc -T lint -W warning "$m" 2>&1) && [ -z "$out" ]; then
+		p=$((p + 1))
+	else
+		echo "$out"
+		f=$((f + 1))
+	fi
+done
+add man $p $f
+
+echo "== Example configuration and unit file"
+p=0
+f=0
+if build/brokerd -t -c config/brokerd.yaml >"$log/conf.log" 2>&1 &&
+    grep -q 'configuration config/brokerd.yaml is ok' "$log/conf.log"; then
+	p=$((p + 1))
+else
+	cat "$log/conf.log"
+	f=$((f + 1))
+fi
+add config $p $f
+
+echo "== Summary$summary"
+echo "$total_pass passed, $total_fail failed"
+[ "$total_fail" -eq 0 ]
