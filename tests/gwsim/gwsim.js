@@ -1,0 +1,1018 @@
+#!/usr/bin/env node
+/*
+ * gwsim: a stand-in for the IBKR Client Portal Gateway (clientportal.gw),
+ * for brokerd's tests and benchmarks.
+ *
+ * Node only, no dependencies: its TLS (OpenSSL inside Node) and HTTP stack
+ * (llhttp) are independent of brokerd's (mbedTLS, http-parser), so the two
+ * check each other.  The interface is fixed by tests/gwsim/README.md; the
+ * behaviour follows shared/IBKR.md: two session tiers (401 without the
+ * read-only session, 400 "no bridge" without the brokerage session), a 10/s
+ * sliding window answered with 429, 411 on POST without Content-Length,
+ * snapshot pre-flight, the order reply chain, cookies from /tickle.
+ */
+'use strict';
+
+const https = require('node:https');
+const http = require('node:http');
+const crypto = require('node:crypto');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { execFileSync } = require('node:child_process');
+const { performance } = require('node:perf_hooks');
+
+const API = '/v1/api';
+
+function usage(msg) {
+	if (msg)
+		process.stderr.write(`gwsim: ${msg}\n`);
+	process.stderr.write('usage: gwsim.js [--cert-mode self|expired|ca] ' +
+	    '[--port N] [--control-port N] [--dir DIR] [--no-tickets] ' +
+	    '[--exit-on-stdin-eof] [--verbose]\n');
+	process.exit(msg ? 2 : 0);
+}
+
+function parseArgs(argv) {
+	const o = { certMode: 'self', port: 0, controlPort: 0, dir: null,
+	    tickets: true, stdinEof: false, verbose: false };
+	for (let i = 0; i < argv.length; i++) {
+		let a = argv[i], v = null;
+		const eq = a.indexOf('=');
+		if (a.startsWith('--') && eq > 0) {
+			v = a.slice(eq + 1);
+			a = a.slice(0, eq);
+		}
+		const val = () => {
+			if (v !== null)
+				return v;
+			if (i + 1 >= argv.length)
+				usage(`${a} needs a value`);
+			return argv[++i];
+		};
+		switch (a) {
+		case '--cert-mode': o.certMode = val(); break;
+		case '--port': o.port = Number(val()); break;
+		case '--control-port': o.controlPort = Number(val()); break;
+		case '--dir': o.dir = val(); break;
+		case '--no-tickets': o.tickets = false; break;
+		case '--exit-on-stdin-eof': o.stdinEof = true; break;
+		case '--verbose': o.verbose = true; break;
+		case '-h': case '--help': usage(); break;
+		default: usage(`unknown argument ${a}`);
+		}
+	}
+	if (!['self', 'expired', 'ca'].includes(o.certMode))
+		usage(`bad --cert-mode ${o.certMode}`);
+	for (const p of [o.port, o.controlPort])
+		if (!Number.isInteger(p) || p < 0 || p > 65535)
+			usage('bad port');
+	return o;
+}
+
+/* ---------- certificates (openssl command line) ---------- */
+
+const OPENSSL_CNF = `
+[req]
+distinguished_name = dn
+prompt = no
+[dn]
+CN = localhost
+[self]
+subjectAltName = IP:127.0.0.1,DNS:localhost
+subjectKeyIdentifier = hash
+[leaf]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature,keyEncipherment
+extendedKeyUsage = serverAuth
+subjectAltName = IP:127.0.0.1,DNS:localhost
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+[ca_ext]
+basicConstraints = critical,CA:TRUE
+keyUsage = critical,keyCertSign,cRLSign
+subjectKeyIdentifier = hash
+[ca]
+default_ca = CA_default
+[CA_default]
+dir = .
+database = ./index.txt
+new_certs_dir = .
+serial = ./serial
+default_md = sha256
+policy = pol
+unique_subject = no
+email_in_dn = no
+[pol]
+commonName = supplied
+`;
+
+function openssl(args, cwd) {
+	try {
+		execFileSync('openssl', args, { cwd,
+		    stdio: ['ignore', 'ignore', 'pipe'] });
+	} catch (e) {
+		throw new Error(`openssl ${args[0]} failed: ` +
+		    String(e.stderr || e.message).trim());
+	}
+}
+
+/*
+ * self: a self-signed certificate valid for ten years; expired: self-signed,
+ * valid 2019-02-10 to 2019-05-11 like the one the real Gateway ships
+ * (vertx.jks); ca: a CA and a leaf it signed, SAN IP:127.0.0.1, DNS:localhost.
+ */
+function makeCerts(mode, dir) {
+	const cnf = path.join(dir, 'openssl.cnf');
+	const key = path.join(dir, 'key.pem');
+	const cert = path.join(dir, 'cert.pem');
+	const csr = path.join(dir, 'req.csr');
+	const cfg = ['-config', cnf];
+	fs.writeFileSync(cnf, OPENSSL_CNF);
+	if (mode === 'self') {
+		openssl(['req', '-x509', ...cfg, '-extensions', 'self',
+		    '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert,
+		    '-days', '3650', '-subj', '/CN=localhost'], dir);
+		return { key, cert, ca: null };
+	}
+	if (mode === 'expired') {
+		fs.writeFileSync(path.join(dir, 'index.txt'), '');
+		fs.writeFileSync(path.join(dir, 'serial'), '1000\n');
+		openssl(['req', '-new', ...cfg, '-newkey', 'rsa:2048', '-nodes',
+		    '-keyout', key, '-out', csr, '-subj', '/CN=localhost'], dir);
+		openssl(['ca', '-batch', ...cfg, '-selfsign', '-keyfile', key,
+		    '-in', csr, '-out', cert, '-notext', '-extensions', 'self',
+		    '-startdate', '20190210000000Z',
+		    '-enddate', '20190511000000Z'], dir);
+		return { key, cert, ca: null };
+	}
+	const caKey = path.join(dir, 'ca.key');
+	const ca = path.join(dir, 'ca.pem');
+	openssl(['req', '-x509', ...cfg, '-extensions', 'ca_ext',
+	    '-newkey', 'rsa:2048', '-nodes', '-keyout', caKey, '-out', ca,
+	    '-days', '3650', '-subj', '/CN=gwsim test CA'], dir);
+	openssl(['req', '-new', ...cfg, '-newkey', 'rsa:2048', '-nodes',
+	    '-keyout', key, '-out', csr, '-subj', '/CN=localhost'], dir);
+	openssl(['x509', '-req', '-in', csr, '-CA', ca, '-CAkey', caKey,
+	    '-set_serial', '4096', '-days', '3650', '-sha256',
+	    '-extfile', cnf, '-extensions', 'leaf', '-out', cert], dir);
+	return { key, cert, ca };
+}
+
+/* ---------- state, behaviour, counters ---------- */
+
+const DEFAULT_STATE = {
+	session: true,		/* read-only (SSO) session: false = 401 */
+	authenticated: true,	/* brokerage session: false = "no bridge" */
+	connected: true,
+	competing: false,
+	message: '',
+	reauth_works: true,	/* ssodh/init opens the brokerage session */
+	questions: 2,		/* length of the order reply chain (0..2) */
+	accounts: ['DU123456'],
+	positions: 3,		/* positions in the account, 30 per page */
+};
+
+const DEFAULT_BEHAVIOUR = {
+	delay_ms: 0,
+	silent: false,
+	reset_mid_body: false,
+	force_status: null,
+	force_body: null,	/* body for force_status (object or string) */
+	rate_per_s: 10,		/* 0 = no limit */
+	close_after_response: false,
+	retry_after_s: 60,
+	keep_alive_ms: 30000,	/* idle kept-alive connection lifetime */
+	paths: null,
+};
+
+const STATE_TYPES = { session: 'boolean', authenticated: 'boolean',
+    connected: 'boolean', competing: 'boolean', message: 'string',
+    reauth_works: 'boolean', questions: 'integer', accounts: 'array',
+    positions: 'integer' };
+const BEHAVIOUR_TYPES = { delay_ms: 'integer', silent: 'boolean',
+    reset_mid_body: 'boolean', force_status: 'integer|null',
+    force_body: 'any', rate_per_s: 'integer', close_after_response: 'boolean',
+    retry_after_s: 'integer', keep_alive_ms: 'integer', paths: 'array|null' };
+
+const clone = (o) => JSON.parse(JSON.stringify(o));
+
+let state = clone(DEFAULT_STATE);
+let behaviour = clone(DEFAULT_BEHAVIOUR);
+let counters;
+let brokerage;		/* per brokerage session: pre-flight, suppression */
+let sess;		/* per read-only session: id and cookie */
+let window1s = [];	/* times (ms) of the requests admitted in the last 1 s */
+let inFlight = 0;
+let historyInFlight = 0;
+const replies = new Map();	/* reply id -> pending order chain */
+const cOIDs = new Set();
+const placed = [];		/* orders placed: {order_id, acct, order, status} */
+let nextOrderId = 1000000001;
+const t0 = performance.now();
+
+function resetCounters() {
+	counters = { total: 0, by_route: {}, handshakes: 0, resumed: 0,
+	    full: 0, connections: 0, rate_limited: 0, orders: [],
+	    tls_errors: 0, max_in_flight: 0, history_max_in_flight: 0,
+	    history_rejected: 0, log: [] };
+}
+
+function newSession() {
+	sess = { id: crypto.randomBytes(16).toString('hex'),
+	    cookie: `${crypto.randomBytes(4).toString('hex')}.` +
+	    `${crypto.randomBytes(4).toString('hex')}.${Date.now()}`,
+	    start: Date.now() };
+}
+
+function newBrokerageSession() {
+	brokerage = { preflight: new Map(), suppressed: new Set() };
+	replies.clear();
+}
+
+function resetAll() {
+	state = clone(DEFAULT_STATE);
+	behaviour = clone(DEFAULT_BEHAVIOUR);
+	window1s = [];
+	replies.clear();
+	cOIDs.clear();
+	placed.length = 0;
+	resetCounters();
+	newSession();
+	newBrokerageSession();
+}
+
+function typeOk(v, spec) {
+	return spec.split('|').some((t) => {
+		switch (t) {
+		case 'any': return true;
+		case 'null': return v === null;
+		case 'boolean': return typeof v === 'boolean';
+		case 'string': return typeof v === 'string';
+		case 'integer': return Number.isInteger(v) && v >= 0;
+		case 'array': return Array.isArray(v);
+		default: return false;
+		}
+	});
+}
+
+/* Partial merge with type checks; an unknown key is an error, not ignored. */
+function merge(target, patch, types) {
+	if (patch === null || typeof patch !== 'object' || Array.isArray(patch))
+		return 'body must be a JSON object';
+	for (const [k, v] of Object.entries(patch)) {
+		if (!(k in types))
+			return `unknown key: ${k}`;
+		if (!typeOk(v, types[k]))
+			return `${k} must be ${types[k]}`;
+	}
+	Object.assign(target, patch);
+	return null;
+}
+
+function setState(patch) {
+	const was = { ...state };
+	const err = merge(state, patch, STATE_TYPES);
+	if (err)
+		return err;
+	if (state.session && !was.session)
+		newSession();
+	if (isAuthed() && !(was.session && was.authenticated))
+		newBrokerageSession();
+	return null;
+}
+
+const isAuthed = () => state.session && state.authenticated;
+
+/* ---------- helpers ---------- */
+
+const JSON_TYPE = 'application/json;charset=utf-8';
+
+function json(status, obj, headers = {}) {
+	return { status, headers: { 'content-type': JSON_TYPE, ...headers },
+	    body: Buffer.from(JSON.stringify(obj)) };
+}
+
+function parseJson(buf) {
+	try {
+		return JSON.parse(buf.toString('utf8'));
+	} catch {
+		return undefined;
+	}
+}
+
+function authStatus() {
+	if (!state.session)
+		return { authenticated: false, competing: false,
+		    connected: false, message: '', MAC: '98:F2:B3:23:BF:A0',
+		    fail: '' };
+	return { authenticated: state.authenticated, competing: state.competing,
+	    connected: state.connected, message: state.message,
+	    MAC: '98:F2:B3:23:BF:A0',
+	    serverInfo: { serverName: 'JifN19053',
+	    serverVersion: 'Build 10.25.0p, Dec 5, 2023 5:48:12 PM' },
+	    hardware_info: '0e7c1ca0|98:F2:B3:23:BF:A0' };
+}
+
+function knownConid(sym) {
+	const known = { AAPL: 265598, MSFT: 272093, IBM: 8314, SPY: 756733,
+	    TSLA: 76792991, AMZN: 3691937, GOOG: 208813720 };
+	if (known[sym])
+		return known[sym];
+	const h = crypto.createHash('sha256').update(sym).digest();
+	return 100000 + (h.readUInt32BE(0) % 90000000);
+}
+
+const SYMBOLS = { 265598: 'AAPL', 272093: 'MSFT', 8314: 'IBM', 756733: 'SPY',
+    76792991: 'TSLA', 3691937: 'AMZN', 208813720: 'GOOG' };
+
+function price(conid) {
+	return 50 + (Number(conid) % 400) + (Number(conid) % 97) / 100;
+}
+
+function snapshotFields(conid, fields) {
+	const last = price(conid);
+	const values = { 31: last.toFixed(2), 84: (last - 0.01).toFixed(2),
+	    86: (last + 0.01).toFixed(2), 85: '300', 88: '200',
+	    55: SYMBOLS[conid] || `SYM${conid}`, 7295: (last - 1).toFixed(2),
+	    70: (last + 2).toFixed(2), 71: (last - 2).toFixed(2),
+	    82: '+1.00', 83: '0.87', 87: '1.2M', 7059: '100',
+	    6509: 'RpB', 6119: 'q0' };
+	const out = {};
+	for (const f of fields)
+		if (values[f] !== undefined)
+			out[f] = values[f];
+	return out;
+}
+
+const QUESTIONS = [
+	{ id: 'o163', text: 'The following order "BUY 1 @ LMT" price exceeds ' +
+	    'the Percentage constraint of 3%. Are you sure you want to ' +
+	    'submit this order?' },
+	{ id: 'o354', text: 'You are submitting an order without market ' +
+	    'data. We strongly recommend against this as it may result in ' +
+	    'erroneous and unexpected trades. Are you sure you want to ' +
+	    'submit this order?' },
+];
+
+function question(chain) {
+	const q = chain.questions.shift();
+	const id = crypto.randomUUID();
+	replies.set(id, chain);
+	return [{ id, message: [q.text], isSuppressed: false,
+	    messageIds: [q.id] }];
+}
+
+function placeOrders(chain) {
+	const out = [];
+	for (const order of chain.orders) {
+		const order_id = String(nextOrderId++);
+		placed.push({ order_id, acct: chain.acct, order,
+		    status: 'Submitted' });
+		counters.orders.push(order);
+		out.push({ order_id, order_status: 'Submitted',
+		    encrypt_message: '1' });
+	}
+	return out;
+}
+
+/* ---------- Gateway routes ---------- */
+
+function route(req, url, body) {
+	const m = req.method;
+	const p = url.pathname.slice(API.length);
+	const q = url.searchParams;
+	const seg = p.split('/').filter(Boolean);
+	const acct0 = state.accounts[0] || 'DU123456';
+
+	if (seg[seg.length - 1] === '__echo')
+		return { status: 200, headers: { 'content-type':
+		    req.headers['content-type'] || 'application/octet-stream' },
+		    body };
+	if (seg[seg.length - 1] === '__blob') {
+		const n = Number(q.get('bytes') || '0');
+		if (!Number.isInteger(n) || n < 0)
+			return json(400, { error: 'bad bytes' });
+		return { status: 200, headers: { 'content-type':
+		    'application/octet-stream' }, blob: { n,
+		    chunked: q.get('chunked') === '1' } };
+	}
+
+	if (p === '/iserver/auth/status' && (m === 'GET' || m === 'POST'))
+		return json(200, authStatus());
+	if (p === '/tickle' && (m === 'GET' || m === 'POST')) {
+		const a = authStatus();
+		const r = json(200, { session: state.session ? sess.id : '',
+		    ssoExpires: state.session ?
+		    Math.max(0, 86400000 - (Date.now() - sess.start)) : 0,
+		    collission: false, userId: 1,
+		    hmds: { error: 'no bridge' },
+		    iserver: { authStatus: a } });
+		if (state.session)
+			r.headers['set-cookie'] = `x-sess-uuid=${sess.cookie}; ` +
+			    'Path=/; Secure; HttpOnly';
+		return r;
+	}
+	if (!state.session)
+		return json(401, { error: 'not authenticated', statusCode: 401 });
+
+	if ((p === '/iserver/auth/ssodh/init' || p === '/iserver/reauthenticate')
+	    && m === 'POST') {
+		const b = parseJson(body);
+		if (p === '/iserver/auth/ssodh/init' &&
+		    !(b && b.publish === true))
+			return json(500, { error: 'Internal Server Error',
+			    statusCode: 500 });
+		if (state.connected && state.reauth_works) {
+			if (b && b.compete === true)
+				state.competing = false;
+			if (!state.authenticated) {
+				state.authenticated = true;
+				newBrokerageSession();
+			}
+		}
+		if (p === '/iserver/reauthenticate')
+			return json(200, { message: 'triggered' });
+		return json(200, { ...authStatus(),
+		    established: state.authenticated });
+	}
+	if (p === '/logout' && m === 'POST') {
+		state.session = false;
+		return json(200, { status: true });
+	}
+	if (p === '/sso/validate' && m === 'GET')
+		return json(200, { USER_ID: 1, USER_NAME: 'gwsim1',
+		    RESULT: true, AUTH_TIME: sess.start,
+		    EXPIRES: 86400000 - (Date.now() - sess.start),
+		    LOGIN_TYPE: 2, PAPER_USER_NAME: 'gwsim1' });
+
+	if (seg[0] === 'iserver' && !state.authenticated)
+		return json(400, { error: 'Bad Request: no bridge',
+		    statusCode: 400 });
+
+	if (m === 'GET' && p === '/iserver/accounts')
+		return json(200, { accounts: state.accounts,
+		    acctProps: Object.fromEntries(state.accounts.map((a) => [a,
+		    { hasChildAccounts: false, supportsCashQty: true,
+		    supportsFractions: true }])),
+		    aliases: Object.fromEntries(state.accounts.map((a) =>
+		    [a, a])), allowFeatures: { showGFIS: true },
+		    selectedAccount: acct0, isPaper: true });
+	if (m === 'POST' && p === '/iserver/account') {
+		const b = parseJson(body) || {};
+		return json(200, { set: true, acctId: b.acctId });
+	}
+	if (m === 'GET' && (p === '/portfolio/accounts' ||
+	    p === '/portfolio/subaccounts'))
+		return json(200, state.accounts.map((a) => ({ id: a,
+		    accountId: a, accountVan: a, accountTitle: 'gwsim paper',
+		    displayName: a, accountAlias: null, currency: 'USD',
+		    type: 'DEMO', tradingType: 'PMRGN', faclient: false,
+		    clearingStatus: 'O', covestor: false, parent: {},
+		    desc: a })));
+	if (m === 'GET' && seg[0] === 'portfolio' && seg.length === 4 &&
+	    seg[2] === 'positions')
+		return positions(seg[1], Number(seg[3]));
+	if (m === 'GET' && seg[0] === 'portfolio' && seg.length === 3 &&
+	    seg[2] === 'summary') {
+		const v = (amount) => ({ amount, currency: 'USD',
+		    isNull: false, timestamp: Date.now(), value: null,
+		    severity: 0 });
+		return json(200, { netliquidation: v(100000),
+		    totalcashvalue: v(40000), buyingpower: v(400000),
+		    availablefunds: v(90000), grosspositionvalue: v(60000),
+		    accountcode: { amount: 0, currency: null, isNull: false,
+		    timestamp: Date.now(), value: seg[1], severity: 0 } });
+	}
+	if (m === 'GET' && p === '/iserver/account/orders')
+		return json(200, { orders: placed.map((o) => ({
+		    acct: o.acct, conid: o.order.conid, orderId:
+		    Number(o.order_id), order_ref: o.order.cOID,
+		    ticker: SYMBOLS[o.order.conid] || `SYM${o.order.conid}`,
+		    side: o.order.side, orderType: o.order.orderType,
+		    price: o.order.price, totalSize: o.order.quantity,
+		    remainingQuantity: o.order.quantity, filledQuantity: 0,
+		    timeInForce: o.order.tif, status: o.status,
+		    secType: 'STK' })), snapshot: true });
+	if (m === 'GET' && p === '/iserver/account/trades')
+		return json(200, [{ execution_id: '0000e0d5.6576fd38.01.01',
+		    symbol: 'AAPL', side: 'B', order_description:
+		    'Bot 10 @ 190.00 on ISLAND', trade_time: '20231211-18:00:49',
+		    size: 10, price: '190.00', exchange: 'ISLAND',
+		    commission: '1.00', net_amount: 1900, account: acct0,
+		    conid: 265598, sec_type: 'STK' }]);
+	if (m === 'GET' && p === '/iserver/account/pnl/partitioned')
+		return json(200, { upnl: { [`${acct0}.Core`]: { rowType: 1,
+		    dpl: 12.5, nl: 100000, upl: 250, el: 90000, mv: 60000 } } });
+	if (m === 'GET' && seg[0] === 'iserver' && seg[1] === 'account' &&
+	    seg[2] === 'order' && seg[3] === 'status' && seg.length === 5) {
+		const o = placed.find((x) => x.order_id === seg[4]);
+		if (!o)
+			return json(400, { error: `order ${seg[4]} not found` });
+		return json(200, { order_id: Number(o.order_id),
+		    conid: o.order.conid, order_status: o.status,
+		    side: o.order.side, size: String(o.order.quantity) });
+	}
+	if (seg[0] === 'iserver' && seg[1] === 'account' && seg.length >= 4 &&
+	    seg[3] === 'orders' && m === 'POST')
+		return postOrders(seg[2], seg[4], body);
+	if (seg[0] === 'iserver' && seg[1] === 'account' && seg.length === 5 &&
+	    seg[3] === 'order')
+		return orderById(m, seg[2], seg[4], body);
+	if (m === 'POST' && seg[0] === 'iserver' && seg[1] === 'reply' &&
+	    seg.length === 3)
+		return reply(seg[2], body);
+	if (m === 'POST' && p === '/iserver/questions/suppress') {
+		const b = parseJson(body);
+		if (!b || !Array.isArray(b.messageIds))
+			return json(400, { error: 'messageIds is required' });
+		for (const id of b.messageIds)
+			brokerage.suppressed.add(String(id));
+		return json(200, { status: 'submitted' });
+	}
+	if (m === 'POST' && p === '/iserver/questions/suppress/reset') {
+		brokerage.suppressed.clear();
+		return json(200, { status: 'submitted' });
+	}
+	if (m === 'GET' && p === '/iserver/marketdata/snapshot')
+		return snapshot(q);
+	if (m === 'GET' && p === '/iserver/marketdata/history')
+		return history(q);
+	if (m === 'GET' && p === '/trsrv/stocks') {
+		const syms = (q.get('symbols') || '').split(',').filter(Boolean);
+		if (syms.length === 0)
+			return json(400, { error: 'symbols is required' });
+		const out = {};
+		for (const s of syms) {
+			const u = s.toUpperCase();
+			out[u] = [{ name: u === 'AAPL' ? 'APPLE INC' :
+			    `${u} CORP`, chineseName: u === 'AAPL' ?
+			    '&#x82F9;&#x679C;&#x516C;&#x53F8;' : null,
+			    assetClass: 'STK', contracts: [{
+			    conid: knownConid(u), exchange: 'NASDAQ',
+			    isUS: true }] }];
+		}
+		return json(200, out);
+	}
+	return json(404, { error: `no such endpoint: ${m} ${url.pathname}`,
+	    statusCode: 404 });
+}
+
+function positions(acct, page) {
+	if (!Number.isInteger(page) || page < 0)
+		return json(400, { error: 'bad page' });
+	const out = [];
+	for (let i = page * 30; i < Math.min(state.positions, page * 30 + 30);
+	    i++) {
+		const conid = i < 3 ? [265598, 272093, 8314][i] : 1000 + i;
+		const px = price(conid);
+		const qty = 10 * (i + 1);
+		out.push({ acctId: acct, conid, contractDesc:
+		    SYMBOLS[conid] || `SYM${conid}`, position: qty,
+		    mktPrice: px, mktValue: +(px * qty).toFixed(2),
+		    currency: 'USD', avgCost: px - 1, avgPrice: px - 1,
+		    realizedPnl: 0, unrealizedPnl: qty, assetClass: 'STK',
+		    ticker: SYMBOLS[conid] || `SYM${conid}` });
+	}
+	return json(200, out);
+}
+
+function postOrders(acct, sub, body) {
+	const b = parseJson(body);
+	if (sub === 'whatif') {
+		if (!b || !Array.isArray(b.orders))
+			return json(400, { error: 'orders is required' });
+		return json(200, { amount: { amount: '1,000.00 USD',
+		    commission: '1.00 USD', total: '1,001.00 USD' },
+		    equity: { current: '100,000', change: '-1', after: '99,999' },
+		    warn: null, error: null });
+	}
+	if (sub !== undefined)
+		return json(404, { error: 'no such endpoint' });
+	if (!b || !Array.isArray(b.orders) || b.orders.length === 0 ||
+	    !b.orders.every((o) => o && typeof o === 'object'))
+		return json(400, { error: 'Bad Request: body must be ' +
+		    '{"orders":[...]}' });
+	for (const o of b.orders)
+		if (o.cOID !== undefined && cOIDs.has(String(o.cOID)))
+			return json(400, { error: 'Order couldn\'t be ' +
+			    `submitted: Local order ID=${o.cOID} is already ` +
+			    'registered.' });
+	const chain = { acct, orders: b.orders, cOIDs: [],
+	    questions: QUESTIONS.slice(0, state.questions).filter((qq) =>
+	    !brokerage.suppressed.has(qq.id)) };
+	for (const o of b.orders)
+		if (o.cOID !== undefined) {
+			cOIDs.add(String(o.cOID));
+			chain.cOIDs.push(String(o.cOID));
+		}
+	if (chain.questions.length === 0)
+		return json(200, placeOrders(chain));
+	return json(200, question(chain));
+}
+
+function reply(id, body) {
+	const chain = replies.get(id);
+	if (!chain)
+		return json(400, { error: `reply id not found: '${id}'` });
+	replies.delete(id);
+	const b = parseJson(body);
+	if (!b || typeof b.confirmed !== 'boolean')
+		return json(400, { error: 'confirmed is required' });
+	if (!b.confirmed) {
+		for (const c of chain.cOIDs)
+			cOIDs.delete(c);
+		return json(200, { confirmed: false,
+		    message: 'Order discarded' });
+	}
+	if (chain.questions.length > 0)
+		return json(200, question(chain));
+	return json(200, placeOrders(chain));
+}
+
+function orderById(m, acct, id, body) {
+	const o = placed.find((x) => x.order_id === id);
+	if (m === 'DELETE') {
+		if (o)
+			o.status = 'Cancelled';
+		return json(200, { msg: 'Request was submitted',
+		    order_id: Number(id), conid: o ? o.order.conid : -1,
+		    account: acct });
+	}
+	if (m === 'POST') {
+		const b = parseJson(body);
+		if (!b || typeof b !== 'object' || Array.isArray(b))
+			return json(400, { error: 'body must be an order object' });
+		if (!o)
+			return json(400, { error: `order ${id} not found` });
+		o.order = { ...o.order, ...b };
+		return json(200, [{ order_id: id, order_status: 'PreSubmitted',
+		    encrypt_message: '1' }]);
+	}
+	return json(405, { error: 'method not allowed' });
+}
+
+function snapshot(q) {
+	const conids = (q.get('conids') || '').split(',').filter(Boolean);
+	if (conids.length === 0)
+		return json(400, { error: 'conids is required' });
+	const fields = (q.get('fields') || '').split(',').filter(Boolean);
+	const out = [];
+	for (const c of conids) {
+		const conid = Number(c);
+		if (!Number.isInteger(conid) || conid <= 0)
+			return json(400, { error: `bad conid: ${c}` });
+		const pre = brokerage.preflight.get(conid);
+		if (!pre) {
+			brokerage.preflight.set(conid, new Set(fields));
+			out.push({ conid, conidEx: String(conid) });
+			continue;
+		}
+		for (const f of fields)
+			pre.add(f);
+		out.push({ conid, conidEx: String(conid), _updated: Date.now(),
+		    server_id: 'q0', ...snapshotFields(conid, [...pre]) });
+	}
+	return json(200, out);
+}
+
+const BAR_S = { min: 60, h: 3600, d: 86400, w: 604800, m: 2592000, y: 31536000 };
+
+function duration(s, dflt) {
+	const m = /^(\d+)\s*(min|mins|h|d|w|m|y)$/i.exec(s || '');
+	if (!m)
+		return dflt;
+	const unit = m[2].toLowerCase().replace(/mins?$/, 'min');
+	return Number(m[1]) * BAR_S[unit];
+}
+
+function history(q) {
+	const conid = Number(q.get('conid'));
+	if (!Number.isInteger(conid) || conid <= 0)
+		return json(400, { error: 'conid is required' });
+	const period = duration(q.get('period'), 86400);
+	const bar = duration(q.get('bar'), 60);
+	const n = Math.max(1, Math.min(1000, Math.floor(period / bar)));
+	const base = price(conid);
+	const start = Date.UTC(2024, 0, 2, 14, 30);
+	const data = [];
+	for (let i = 0; i < n; i++) {
+		const o = base + Math.sin(i / 7);
+		const c = base + Math.sin((i + 1) / 7);
+		data.push({ o: +o.toFixed(2), c: +c.toFixed(2),
+		    h: +(Math.max(o, c) + 0.1).toFixed(2),
+		    l: +(Math.min(o, c) - 0.1).toFixed(2),
+		    v: 1000 + i, t: start + i * bar * 1000 });
+	}
+	return json(200, { serverId: '20477', symbol: SYMBOLS[conid] ||
+	    `SYM${conid}`, text: SYMBOLS[conid] || `SYM${conid}`,
+	    priceFactor: 100, startTime: '20240102-14:30:00',
+	    timePeriod: q.get('period') || '1d', barLength: bar,
+	    mdAvailability: 'S', mktDataDelay: 0, outsideRth: false,
+	    volumeFactor: 1, priceDisplayRule: 1, priceDisplayValue: '2',
+	    negativeCapable: false, messageVersion: 2, data, points: n,
+	    travelTime: 12 });
+}
+
+/* ---------- HTTPS front: pacing, framing, behaviours ---------- */
+
+function behaviourApplies(pathname) {
+	if (!Array.isArray(behaviour.paths))
+		return true;
+	const rel = pathname.startsWith(API) ? pathname.slice(API.length) : null;
+	return behaviour.paths.some((pre) => typeof pre === 'string' &&
+	    (pathname.startsWith(pre) || (rel !== null && rel.startsWith(pre))));
+}
+
+/* More than rate_per_s admitted requests in any 1 s window: 429. */
+function rateLimited(now) {
+	if (!behaviour.rate_per_s)
+		return false;
+	while (window1s.length > 0 && now - window1s[0] >= 1000)
+		window1s.shift();
+	if (window1s.length >= behaviour.rate_per_s)
+		return true;
+	window1s.push(now);
+	return false;
+}
+
+const PATTERN = Buffer.alloc(251 * 256);
+for (let i = 0; i < PATTERN.length; i++)
+	PATTERN[i] = i % 251;
+
+/* Write n pattern bytes with backpressure; done(ok) afterwards. */
+function writeBlob(res, n, done) {
+	let left = n;
+	const pump = () => {
+		while (left > 0) {
+			if (res.destroyed)
+				return done(false);
+			const len = Math.min(left, PATTERN.length);
+			left -= len;
+			if (!res.write(PATTERN.subarray(0, len))) {
+				res.once('drain', pump);
+				return;
+			}
+		}
+		done(true);
+	};
+	pump();
+}
+
+function send(req, res, ans, beh, finish) {
+	const headers = { ...ans.headers };
+	if (beh && behaviour.close_after_response)
+		headers.connection = 'close';
+	const full = ans.blob ? ans.blob.n : ans.body.length;
+	if (ans.blob && ans.blob.chunked)
+		headers['transfer-encoding'] = 'chunked';
+	else
+		headers['content-length'] = String(full);
+	res.writeHead(ans.status, headers);
+	if (beh && behaviour.reset_mid_body) {
+		res.flushHeaders();
+		const half = Math.floor(full / 2);
+		const kill = () => {
+			res.socket && res.socket.destroy();
+			finish();
+		};
+		if (ans.blob)
+			return writeBlob(res, half, () => res.write('', kill));
+		return res.write(ans.body.subarray(0, half), kill);
+	}
+	if (ans.blob)
+		return writeBlob(res, full, () => { res.end(); finish(); });
+	res.end(req.method === 'HEAD' ? undefined : ans.body);
+	finish();
+}
+
+function onRequest(req, res) {
+	const chunks = [];
+	req.on('data', (c) => chunks.push(c));
+	req.on('error', () => {});
+	req.on('end', () => handle(req, res, Buffer.concat(chunks)));
+}
+
+function handle(req, res, body) {
+	const now = performance.now();
+	const url = new URL(req.url, 'https://127.0.0.1');
+	const key = `${req.method} ${url.pathname}`;
+	const entry = { method: req.method, path: url.pathname,
+	    query: url.search.slice(1), headers: { ...req.headers },
+	    body_len: body.length, t_ms: +(now - t0).toFixed(3),
+	    conn: req.socket.gwsimId || 0, status: null };
+	counters.total++;
+	counters.by_route[key] = (counters.by_route[key] || 0) + 1;
+	counters.log.push(entry);
+	if (counters.log.length > 1000)
+		counters.log.shift();
+	inFlight++;
+	counters.max_in_flight = Math.max(counters.max_in_flight, inFlight);
+	const isHistory = url.pathname === `${API}/iserver/marketdata/history`;
+	let done = false;
+	const finish = () => {
+		if (done)
+			return;
+		done = true;
+		inFlight--;
+		if (isHistory)
+			historyInFlight--;
+	};
+	res.on('close', finish);
+	if (isHistory)
+		historyInFlight++;
+
+	let ans;
+	const hasLen = req.headers['content-length'] !== undefined ||
+	    req.headers['transfer-encoding'] !== undefined;
+	if (rateLimited(now)) {
+		counters.rate_limited++;
+		ans = json(429, { error: 'Too Many Requests', statusCode: 429 },
+		    { 'retry-after': String(behaviour.retry_after_s) });
+	} else if ((req.method === 'POST' || req.method === 'PUT') && !hasLen) {
+		ans = json(411, { error: 'Length Required', statusCode: 411 });
+	} else if (!url.pathname.startsWith(`${API}/`)) {
+		ans = json(404, { error: `no such endpoint: ${url.pathname}`,
+		    statusCode: 404 });
+	} else if (isHistory && historyInFlight > 5) {
+		counters.history_rejected++;
+		ans = json(429, { error: 'Too many requests', statusCode: 429 });
+	} else {
+		ans = route(req, url, body);
+	}
+	if (isHistory)
+		counters.history_max_in_flight = Math.max(
+		    counters.history_max_in_flight, historyInFlight);
+
+	const beh = behaviourApplies(url.pathname);
+	if (beh && behaviour.force_status !== null) {
+		const fb = behaviour.force_body;
+		ans = typeof fb === 'string' ?
+		    { status: behaviour.force_status, headers: { 'content-type':
+		    'text/plain' }, body: Buffer.from(fb) } :
+		    json(behaviour.force_status, fb !== null && fb !== undefined ?
+		    fb : { error: http.STATUS_CODES[behaviour.force_status] ||
+		    'forced', statusCode: behaviour.force_status });
+		if (behaviour.force_status === 429)
+			ans.headers['retry-after'] = String(behaviour.retry_after_s);
+	}
+	entry.status = ans.status;
+	if (beh && behaviour.silent)
+		return;		/* accepted, never answered */
+	const go = () => {
+		if (res.destroyed || req.socket.destroyed)
+			return finish();
+		send(req, res, ans, beh, finish);
+	};
+	if (beh && behaviour.delay_ms > 0)
+		setTimeout(go, behaviour.delay_ms);
+	else
+		go();
+}
+
+/* ---------- control server ---------- */
+
+function controlRequest(req, res) {
+	const chunks = [];
+	req.on('data', (c) => chunks.push(c));
+	req.on('end', () => {
+		const b = Buffer.concat(chunks);
+		const reply = (status, obj) => {
+			const body = JSON.stringify(obj);
+			res.writeHead(status, { 'content-type': 'application/json',
+			    'content-length': Buffer.byteLength(body) });
+			res.end(body);
+		};
+		const patch = () => {
+			const v = b.length ? parseJson(b) : {};
+			return v === undefined ? null : v;
+		};
+		const url = new URL(req.url, 'http://127.0.0.1');
+		const r = `${req.method} ${url.pathname}`;
+		let err;
+		switch (r) {
+		case 'GET /state':
+			return reply(200, state);
+		case 'POST /state':
+			err = setState(patch());
+			return err ? reply(400, { error: err }) : reply(200, state);
+		case 'GET /behaviour':
+			return reply(200, behaviour);
+		case 'POST /behaviour':
+			err = merge(behaviour, patch(), BEHAVIOUR_TYPES);
+			if (!err)
+				gw.keepAliveTimeout = behaviour.keep_alive_ms;
+			return err ? reply(400, { error: err }) :
+			    reply(200, behaviour);
+		case 'GET /counters':
+			return reply(200, counters);
+		case 'POST /counters/reset':
+			resetCounters();
+			return reply(200, counters);
+		case 'POST /reset':
+			resetAll();
+			gw.keepAliveTimeout = behaviour.keep_alive_ms;
+			return reply(200, { state, behaviour });
+		case 'GET /health':
+			return reply(200, { ok: true });
+		default:
+			return reply(404, { error: `no such control endpoint: ${r}` });
+		}
+	});
+}
+
+/* ---------- start-up ---------- */
+
+const opts = parseArgs(process.argv.slice(2));
+let ownDir = false;
+let dir = opts.dir;
+if (!dir) {
+	dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gwsim-'));
+	ownDir = true;
+} else {
+	fs.mkdirSync(dir, { recursive: true });
+}
+const cleanupDir = () => {
+	if (ownDir) {
+		try {
+			fs.rmSync(dir, { recursive: true, force: true });
+		} catch { /* exiting anyway */ }
+		ownDir = false;
+	}
+};
+process.on('exit', cleanupDir);
+
+let certs;
+try {
+	certs = makeCerts(opts.certMode, dir);
+} catch (e) {
+	process.stderr.write(`gwsim: ${e.message}\n`);
+	process.exit(1);
+}
+const certPem = fs.readFileSync(certs.cert);
+const fingerprint = new crypto.X509Certificate(certPem).fingerprint256;
+
+resetAll();
+
+const sessionCache = new Map();
+let connSeq = 0;
+const sockets = new Set();
+const gw = https.createServer({
+	key: fs.readFileSync(certs.key),
+	cert: certPem,
+	sessionTimeout: 3600,
+	secureOptions: opts.tickets ? 0 : crypto.constants.SSL_OP_NO_TICKET,
+}, onRequest);
+gw.keepAliveTimeout = behaviour.keep_alive_ms;
+gw.on('connection', (s) => {
+	counters.connections++;
+	sockets.add(s);
+	s.on('close', () => sockets.delete(s));
+});
+gw.on('secureConnection', (s) => {
+	s.gwsimId = ++connSeq;
+	counters.handshakes++;
+	if (s.isSessionReused())
+		counters.resumed++;
+	else
+		counters.full++;
+});
+gw.on('tlsClientError', () => { counters.tls_errors++; });
+/* Session-id resumption (TLS 1.2 clients without tickets, e.g. mbedTLS). */
+gw.on('newSession', (id, data, cb) => {
+	if (sessionCache.size > 10000)
+		sessionCache.clear();
+	sessionCache.set(id.toString('hex'), data);
+	cb();
+});
+gw.on('resumeSession', (id, cb) => {
+	cb(null, sessionCache.get(id.toString('hex')) || null);
+});
+
+const ctl = http.createServer(controlRequest);
+
+function shutdown() {
+	gw.close();
+	ctl.close();
+	for (const s of sockets)
+		s.destroy();
+	cleanupDir();
+	process.exit(0);
+}
+process.on('SIGTERM', shutdown);
+process.on('SIGINT', shutdown);
+if (opts.stdinEof) {
+	process.stdin.on('end', shutdown);
+	process.stdin.on('error', shutdown);
+	process.stdin.resume();
+}
+
+gw.listen(opts.port, '127.0.0.1', () => {
+	ctl.listen(opts.controlPort, '127.0.0.1', () => {
+		process.stdout.write(JSON.stringify({ port: gw.address().port,
+		    control: ctl.address().port, pid: process.pid, fingerprint,
+		    cert: certs.cert, ca_file: certs.ca }) + '\n');
+		if (opts.verbose)
+			process.stderr.write(`gwsim: ready in ${dir}\n`);
+	});
+});
