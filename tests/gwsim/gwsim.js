@@ -385,19 +385,6 @@ function route(req, url, body) {
 	const seg = p.split('/').filter(Boolean);
 	const acct0 = state.accounts[0] || 'DU123456';
 
-	if (seg[seg.length - 1] === '__echo')
-		return { status: 200, headers: { 'content-type':
-		    req.headers['content-type'] || 'application/octet-stream' },
-		    body };
-	if (seg[seg.length - 1] === '__blob') {
-		const n = Number(q.get('bytes') || '0');
-		if (!Number.isInteger(n) || n < 0)
-			return json(400, { error: 'bad bytes' });
-		return { status: 200, headers: { 'content-type':
-		    'application/octet-stream' }, blob: { n,
-		    chunked: q.get('chunked') === '1' } };
-	}
-
 	if (p === '/iserver/auth/status' && (m === 'GET' || m === 'POST'))
 		return json(200, authStatus());
 	if (p === '/tickle' && (m === 'GET' || m === 'POST')) {
@@ -449,6 +436,21 @@ function route(req, url, body) {
 	if (seg[0] === 'iserver' && !state.authenticated)
 		return json(400, { error: 'Bad Request: no bridge',
 		    statusCode: 400 });
+
+	/* test endpoints: after the session rules, like any other path */
+	if (seg[seg.length - 1] === '__echo')
+		return { status: 200, headers: { 'content-type':
+		    req.headers['content-type'] || 'application/octet-stream' },
+		    body };
+	if (seg[seg.length - 1] === '__blob') {
+		const n = Number(q.get('bytes') || '0');
+		if (!Number.isInteger(n) || n < 0)
+			return json(400, { error: 'bad bytes' });
+		return { status: 200, headers: { 'content-type':
+		    'application/octet-stream' }, blob: { n,
+		    chunked: q.get('chunked') === '1' } };
+	}
+
 
 	if (m === 'GET' && p === '/iserver/accounts')
 		return json(200, { accounts: state.accounts,

@@ -1,0 +1,604 @@
+/*
+ * Tests of the Gateway simulator itself (tests/gwsim/gwsim.js), through the
+ * shared harness: the other suites trust it, so it is checked against the
+ * contract in tests/gwsim/README.md with an independent client (node:https,
+ * raw node:tls sockets, the openssl command line).
+ */
+import { test, before, after, beforeEach } from 'node:test';
+import assert from 'node:assert/strict';
+import https from 'node:https';
+import tls from 'node:tls';
+import fs from 'node:fs';
+import crypto from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { startGwsim, request, sleep } from '../lib/harness.mjs';
+
+let gw;
+
+before(async () => {
+	gw = await startGwsim();
+});
+after(async () => {
+	if (gw)
+		await gw.stop();
+});
+beforeEach(async () => {
+	await gw.reset();
+});
+
+/* One request to the simulator's HTTPS port; a fresh connection each time. */
+function gwReq(p, o = {}) {
+	return request({ https: true, port: gw.port, path: `/v1/api${p}`, ...o });
+}
+
+/* Raw bytes over TLS; resolves everything the server sent until it closes. */
+function rawTls(port, bytes, { waitMs = 1500 } = {}) {
+	return new Promise((resolve, reject) => {
+		const s = tls.connect({ port, host: '127.0.0.1',
+		    rejectUnauthorized: false }, () => s.write(bytes));
+		const chunks = [];
+		s.on('data', (c) => {
+			chunks.push(c);
+			s.end();
+		});
+		s.on('error', reject);
+		s.on('close', () => resolve(Buffer.concat(chunks).toString()));
+		setTimeout(() => s.destroy(), waitMs);
+	});
+}
+
+test('start-up line: ports, pid, pin matching openssl and the live cert',
+    async () => {
+	assert.ok(gw.port > 0 && gw.control > 0 && gw.pid > 0);
+	assert.equal(gw.ca_file, null);
+	const out = execFileSync('openssl', ['x509', '-in', gw.cert, '-noout',
+	    '-fingerprint', '-sha256']).toString();
+	assert.equal(out.trim().split('=')[1], gw.fingerprint);
+	assert.match(gw.fingerprint, /^([0-9A-F]{2}:){31}[0-9A-F]{2}$/);
+	const peer = await new Promise((resolve, reject) => {
+		const s = tls.connect({ port: gw.port, host: '127.0.0.1',
+		    rejectUnauthorized: false }, () => {
+			const c = s.getPeerCertificate();
+			s.destroy();
+			resolve(c);
+		});
+		s.on('error', reject);
+	});
+	assert.equal(peer.fingerprint256, gw.fingerprint);
+});
+
+test('authenticated by default: auth status, accounts, portfolio', async () => {
+	await gw.behaviour({ rate_per_s: 0 });
+	const st = (await gwReq('/iserver/auth/status')).json();
+	assert.equal(st.authenticated, true);
+	assert.equal(st.connected, true);
+	assert.equal(st.competing, false);
+	assert.equal(typeof st.serverInfo.serverName, 'string');
+	const post = await gwReq('/iserver/auth/status', { method: 'POST',
+	    body: '' });
+	assert.equal(post.status, 200);
+	const acc = await gwReq('/iserver/accounts');
+	assert.equal(acc.status, 200);
+	assert.deepEqual(acc.json().accounts, ['DU123456']);
+	assert.match(acc.headers['content-type'], /^application\/json/);
+	const pa = await gwReq('/portfolio/accounts');
+	assert.equal(pa.json()[0].id, 'DU123456');
+	for (const p of ['/portfolio/subaccounts',
+	    '/portfolio/DU123456/summary', '/iserver/account/orders',
+	    '/iserver/account/trades', '/iserver/account/pnl/partitioned',
+	    '/trsrv/stocks?symbols=AAPL,MSFT',
+	    '/iserver/marketdata/history?conid=265598&period=1d&bar=1h']) {
+		const r = await gwReq(p);
+		assert.equal(r.status, 200, p);
+		r.json();
+	}
+	const stk = (await gwReq('/trsrv/stocks?symbols=AAPL')).json();
+	assert.equal(stk.AAPL[0].contracts[0].conid, 265598);
+	const h = (await gwReq('/iserver/marketdata/history?conid=265598' +
+	    '&period=1d&bar=1h')).json();
+	assert.equal(h.data.length, 24);
+	assert.equal((await gwReq('/no/such/thing')).status, 404);
+});
+
+test('positions are paged 30 at a time', async () => {
+	await gw.state({ positions: 45 });
+	const p0 = (await gwReq('/portfolio/DU123456/positions/0')).json();
+	const p1 = (await gwReq('/portfolio/DU123456/positions/1')).json();
+	const p2 = (await gwReq('/portfolio/DU123456/positions/2')).json();
+	assert.equal(p0.length, 30);
+	assert.equal(p1.length, 15);
+	assert.equal(p2.length, 0);
+	assert.equal(p0[0].conid, 265598);
+});
+
+test('no brokerage session: /iserver is 400 no bridge, the rest works',
+    async () => {
+	const s = await gw.state({ authenticated: false });
+	assert.equal(s.authenticated, false);
+	const st = (await gwReq('/iserver/auth/status')).json();
+	assert.equal(st.authenticated, false);
+	assert.equal(st.connected, true);
+	const r = await gwReq('/iserver/accounts');
+	assert.equal(r.status, 400);
+	assert.deepEqual(r.json().error, 'Bad Request: no bridge');
+	assert.equal((await gwReq('/iserver/__echo', { method: 'POST',
+	    body: 'x' })).status, 400);
+	assert.equal((await gwReq('/portfolio/accounts')).status, 200);
+	const t = (await gwReq('/tickle', { method: 'POST', body: '' })).json();
+	assert.equal(t.iserver.authStatus.authenticated, false);
+});
+
+test('ssodh/init: publish required, reopens the session, honours ' +
+    'reauth_works and connected', async () => {
+	await gw.state({ authenticated: false });
+	const bad = await gwReq('/iserver/auth/ssodh/init', { method: 'POST',
+	    body: { publish: false } });
+	assert.equal(bad.status, 500);
+	const nobody = await gwReq('/iserver/auth/ssodh/init', {
+	    method: 'POST', body: '' });
+	assert.equal(nobody.status, 500);
+
+	await gw.state({ reauth_works: false });
+	let r = await gwReq('/iserver/auth/ssodh/init', { method: 'POST',
+	    body: { publish: true, compete: false } });
+	assert.equal(r.status, 200);
+	assert.equal(r.json().authenticated, false);
+
+	await gw.state({ reauth_works: true, connected: false });
+	r = await gwReq('/iserver/auth/ssodh/init', { method: 'POST',
+	    body: { publish: true, compete: false } });
+	assert.equal(r.json().authenticated, false);
+	assert.equal((await gwReq('/iserver/accounts')).status, 400);
+
+	await gw.state({ connected: true });
+	r = await gwReq('/iserver/auth/ssodh/init', { method: 'POST',
+	    body: { publish: true, compete: false } });
+	assert.equal(r.json().authenticated, true);
+	assert.equal((await gw.state()).authenticated, true);
+	assert.equal((await gwReq('/iserver/accounts')).status, 200);
+});
+
+test('competing is reported and cleared by compete:true', async () => {
+	await gw.state({ competing: true, message: 'another session' });
+	const st = (await gwReq('/iserver/auth/status')).json();
+	assert.equal(st.competing, true);
+	assert.equal(st.message, 'another session');
+	await gwReq('/iserver/auth/ssodh/init', { method: 'POST',
+	    body: { publish: true, compete: true } });
+	assert.equal((await gw.state()).competing, false);
+});
+
+test('no read-only session: 401 everywhere but auth status and tickle',
+    async () => {
+	await gw.state({ session: false });
+	for (const p of ['/iserver/accounts', '/portfolio/accounts',
+	    '/trsrv/stocks?symbols=AAPL', '/portfolio/__echo'])
+		assert.equal((await gwReq(p)).status, 401, p);
+	assert.equal((await gwReq('/iserver/auth/ssodh/init', {
+	    method: 'POST', body: { publish: true } })).status, 401);
+	const st = await gwReq('/iserver/auth/status');
+	assert.equal(st.status, 200);
+	assert.equal(st.json().connected, false);
+	assert.equal(st.json().authenticated, false);
+	const t = await gwReq('/tickle', { method: 'POST', body: '' });
+	assert.equal(t.status, 200);
+	assert.equal(t.json().iserver.authStatus.connected, false);
+	assert.equal(t.headers['set-cookie'], undefined);
+	await gw.state({ session: true });
+	assert.equal((await gwReq('/portfolio/accounts')).status, 200);
+});
+
+test('tickle: session id, cookie, hmds no bridge; new session new cookie',
+    async () => {
+	const r = await gwReq('/tickle', { method: 'POST', body: '' });
+	const t = r.json();
+	assert.match(t.session, /^[0-9a-f]{32}$/);
+	assert.equal(t.collission, false);
+	assert.deepEqual(t.hmds, { error: 'no bridge' });
+	assert.equal(t.iserver.authStatus.authenticated, true);
+	assert.ok(t.ssoExpires > 0);
+	const c = r.headers['set-cookie'][0];
+	assert.match(c, /^x-sess-uuid=[^;]+; Path=\/; Secure; HttpOnly$/);
+	assert.equal((await gwReq('/tickle')).status, 200);
+	await gw.state({ session: false });
+	await gw.state({ session: true });
+	const r2 = await gwReq('/tickle', { method: 'POST', body: '' });
+	assert.notEqual(r2.json().session, t.session);
+	assert.notEqual(r2.headers['set-cookie'][0], c);
+});
+
+test('429 beyond rate_per_s in a 1 s sliding window, with Retry-After',
+    async () => {
+	const rs = await Promise.all(Array.from({ length: 15 }, () =>
+	    gwReq('/portfolio/accounts')));
+	const codes = rs.map((r) => r.status);
+	assert.equal(codes.filter((c) => c === 200).length, 10);
+	assert.equal(codes.filter((c) => c === 429).length, 5);
+	const limited = rs.find((r) => r.status === 429);
+	assert.equal(limited.headers['retry-after'], '60');
+	assert.equal((await gw.counters()).rate_limited, 5);
+
+	/* Sliding, not fixed: 3 now, 0.6 s later the 4th of the window fails. */
+	await gw.reset();
+	await gw.behaviour({ rate_per_s: 3, retry_after_s: 7 });
+	for (let i = 0; i < 3; i++)
+		assert.equal((await gwReq('/portfolio/accounts')).status, 200);
+	await sleep(600);
+	const r4 = await gwReq('/portfolio/accounts');
+	assert.equal(r4.status, 429);
+	assert.equal(r4.headers['retry-after'], '7');
+	await sleep(500);
+	assert.equal((await gwReq('/portfolio/accounts')).status, 200);
+
+	await gw.behaviour({ rate_per_s: 0 });
+	const many = await Promise.all(Array.from({ length: 20 }, () =>
+	    gwReq('/portfolio/accounts')));
+	assert.ok(many.every((r) => r.status === 200));
+});
+
+test('411 on POST without Content-Length; chunked POST is fine', async () => {
+	const noLen = await rawTls(gw.port, 'POST /v1/api/tickle HTTP/1.1\r\n' +
+	    'Host: 127.0.0.1\r\nConnection: close\r\n\r\n');
+	assert.match(noLen, /^HTTP\/1\.1 411 /);
+	const put = await rawTls(gw.port, 'PUT /v1/api/portfolio/__echo ' +
+	    'HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n');
+	assert.match(put, /^HTTP\/1\.1 411 /);
+	const chunked = await rawTls(gw.port, 'POST /v1/api/portfolio/__echo ' +
+	    'HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n' +
+	    'Connection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n');
+	assert.match(chunked, /^HTTP\/1\.1 200 /);
+	assert.match(chunked, /\r\n\r\nabc$/);
+	const get = await rawTls(gw.port, 'GET /v1/api/portfolio/accounts ' +
+	    'HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n');
+	assert.match(get, /^HTTP\/1\.1 200 /);
+});
+
+const ORDER = { conid: 265598, side: 'BUY', orderType: 'LMT', price: 1.5,
+    quantity: 1, tif: 'DAY' };
+
+test('order reply chain: two questions, then Submitted; ids single-use',
+    async () => {
+	const o = { ...ORDER, cOID: 'c-1' };
+	const q1 = await gwReq('/iserver/account/DU123456/orders',
+	    { method: 'POST', body: { orders: [o] } });
+	assert.equal(q1.status, 200);
+	const [a] = q1.json();
+	assert.match(a.id, /^[0-9a-f-]{36}$/);
+	assert.equal(a.isSuppressed, false);
+	assert.deepEqual(a.messageIds, ['o163']);
+	assert.equal(typeof a.message[0], 'string');
+	assert.equal((await gw.counters()).orders.length, 0);
+
+	const q2 = await gwReq(`/iserver/reply/${a.id}`, { method: 'POST',
+	    body: { confirmed: true } });
+	const [b] = q2.json();
+	assert.notEqual(b.id, a.id);
+	assert.deepEqual(b.messageIds, ['o354']);
+
+	const gone = await gwReq(`/iserver/reply/${a.id}`, { method: 'POST',
+	    body: { confirmed: true } });
+	assert.equal(gone.status, 400);
+	assert.equal(gone.json().error, `reply id not found: '${a.id}'`);
+
+	const done = await gwReq(`/iserver/reply/${b.id}`, { method: 'POST',
+	    body: { confirmed: true } });
+	const [c] = done.json();
+	assert.equal(c.order_status, 'Submitted');
+	assert.equal(c.encrypt_message, '1');
+	assert.match(c.order_id, /^\d+$/);
+	const cnt = await gw.counters();
+	assert.deepEqual(cnt.orders, [o]);
+
+	const live = (await gwReq('/iserver/account/orders')).json();
+	assert.equal(String(live.orders[0].orderId), c.order_id);
+
+	const dup = await gwReq('/iserver/account/DU123456/orders',
+	    { method: 'POST', body: { orders: [o] } });
+	assert.equal(dup.status, 400);
+	assert.equal(dup.json().error, 'Order couldn\'t be submitted: Local ' +
+	    'order ID=c-1 is already registered.');
+
+	const del = await gwReq(`/iserver/account/DU123456/order/${c.order_id}`,
+	    { method: 'DELETE' });
+	assert.equal(del.status, 200);
+	assert.deepEqual(del.json(), { msg: 'Request was submitted',
+	    order_id: Number(c.order_id), conid: 265598, account: 'DU123456' });
+});
+
+test('order reply chain: confirmed:false discards; unknown id is 400',
+    async () => {
+	const o = { ...ORDER, cOID: 'c-2' };
+	const [a] = (await gwReq('/iserver/account/DU123456/orders',
+	    { method: 'POST', body: { orders: [o] } })).json();
+	const no = await gwReq(`/iserver/reply/${a.id}`, { method: 'POST',
+	    body: { confirmed: false } });
+	assert.equal(no.status, 200);
+	assert.equal((await gw.counters()).orders.length, 0);
+	/* discarded: the cOID is free again */
+	const again = await gwReq('/iserver/account/DU123456/orders',
+	    { method: 'POST', body: { orders: [o] } });
+	assert.equal(again.status, 200);
+	const bogus = await gwReq('/iserver/reply/nope', { method: 'POST',
+	    body: { confirmed: true } });
+	assert.equal(bogus.status, 400);
+	assert.equal(bogus.json().error, 'reply id not found: \'nope\'');
+	const bad = await gwReq('/iserver/account/DU123456/orders',
+	    { method: 'POST', body: { nope: 1 } });
+	assert.equal(bad.status, 400);
+});
+
+test('suppressed questions and questions:0 skip the chain', async () => {
+	await gwReq('/iserver/questions/suppress', { method: 'POST',
+	    body: { messageIds: ['o163'] } });
+	const [a] = (await gwReq('/iserver/account/DU123456/orders',
+	    { method: 'POST', body: { orders: [ORDER] } })).json();
+	assert.deepEqual(a.messageIds, ['o354']);
+	await gw.state({ questions: 0 });
+	const [b] = (await gwReq('/iserver/account/DU123456/orders',
+	    { method: 'POST', body: { orders: [ORDER] } })).json();
+	assert.equal(b.order_status, 'Submitted');
+	assert.equal((await gw.counters()).orders.length, 1);
+});
+
+test('snapshot pre-flight: first call conid only, then fields; ' +
+    'reset by a new brokerage session', async () => {
+	const p = '/iserver/marketdata/snapshot?conids=265598,8314&fields=31,84';
+	const first = (await gwReq(p)).json();
+	assert.deepEqual(first, [{ conid: 265598, conidEx: '265598' },
+	    { conid: 8314, conidEx: '8314' }]);
+	const second = (await gwReq(p)).json();
+	assert.equal(second.length, 2);
+	assert.match(second[0]['31'], /^\d+\.\d\d$/);
+	assert.match(second[0]['84'], /^\d+\.\d\d$/);
+	assert.equal(second[1].conid, 8314);
+	/* a new conid in the same call is pre-flighted alone */
+	const mixed = (await gwReq('/iserver/marketdata/snapshot?' +
+	    'conids=265598,272093&fields=31')).json();
+	assert.ok('31' in mixed[0]);
+	assert.ok(!('31' in mixed[1]));
+	await gw.state({ authenticated: false });
+	await gw.state({ authenticated: true });
+	assert.deepEqual((await gwReq(p)).json()[0],
+	    { conid: 265598, conidEx: '265598' });
+});
+
+test('__echo is binary-safe and keeps Content-Type', async () => {
+	const bytes = Buffer.concat([Buffer.from(Array.from({ length: 256 },
+	    (_, i) => i)), crypto.randomBytes(70000), Buffer.from('\r\n\0')]);
+	const r = await gwReq('/iserver/__echo', { method: 'POST', body: bytes,
+	    headers: { 'content-type': 'image/x-test; q=1' } });
+	assert.equal(r.status, 200);
+	assert.equal(r.headers['content-type'], 'image/x-test; q=1');
+	assert.ok(r.body.equals(bytes));
+	const d = await gwReq('/portfolio/__echo', { method: 'PUT',
+	    body: Buffer.from([0, 255]) });
+	assert.equal(d.headers['content-type'], 'application/octet-stream');
+	assert.ok(d.body.equals(Buffer.from([0, 255])));
+	const g = await gwReq('/iserver/__echo');
+	assert.equal(g.status, 200);
+	assert.equal(g.body.length, 0);
+	const log = (await gw.counters()).log;
+	assert.equal(log[0].body_len, bytes.length);
+	assert.equal(log[0].headers['content-type'], 'image/x-test; q=1');
+});
+
+function pattern(n) {
+	const b = Buffer.alloc(n);
+	for (let i = 0; i < n; i++)
+		b[i] = i % 251;
+	return b;
+}
+
+test('__blob: N deterministic bytes, Content-Length or chunked', async () => {
+	const n = 1000003;
+	const r = await gwReq(`/portfolio/__blob?bytes=${n}`);
+	assert.equal(r.headers['content-length'], String(n));
+	assert.ok(r.body.equals(pattern(n)));
+	const c = await gwReq('/iserver/__blob?bytes=70000&chunked=1');
+	assert.equal(c.headers['transfer-encoding'], 'chunked');
+	assert.equal(c.headers['content-length'], undefined);
+	assert.ok(c.body.equals(pattern(70000)));
+	const z = await gwReq('/iserver/__blob?bytes=0');
+	assert.equal(z.body.length, 0);
+});
+
+test('silent: accepted, logged, never answered', async () => {
+	await gw.behaviour({ silent: true });
+	await assert.rejects(gwReq('/portfolio/accounts', { timeoutMs: 400 }),
+	    { code: 'ETIMEDOUT' });
+	const cnt = await gw.counters();
+	assert.equal(cnt.by_route['GET /v1/api/portfolio/accounts'], 1);
+	await gw.behaviour({ silent: false });
+	assert.equal((await gwReq('/portfolio/accounts')).status, 200);
+});
+
+test('reset_mid_body: headers and half the body, then the socket dies',
+    async () => {
+	await gw.behaviour({ reset_mid_body: true });
+	const err = await gwReq('/portfolio/__blob?bytes=10000').then(
+	    () => null, (e) => e);
+	assert.ok(err, 'the response must fail');
+	assert.equal(err.status, 200);
+	assert.equal(err.headers['content-length'], '10000');
+	assert.equal(err.partial.length, 5000);
+	assert.ok(err.partial.equals(pattern(5000)));
+	const j = await gwReq('/portfolio/accounts').then(() => null, (e) => e);
+	assert.ok(j && j.partial.length < Number(j.headers['content-length']));
+	const c = await gwReq('/portfolio/__blob?bytes=10000&chunked=1').then(
+	    () => null, (e) => e);
+	assert.ok(c && c.partial.length === 5000);
+});
+
+test('delay_ms and force_status honour paths', async () => {
+	await gw.behaviour({ delay_ms: 300, force_status: 503,
+	    paths: ['/portfolio/'] });
+	let t = Date.now();
+	const r = await gwReq('/portfolio/accounts');
+	assert.ok(Date.now() - t >= 290);
+	assert.equal(r.status, 503);
+	assert.equal(r.json().statusCode, 503);
+	t = Date.now();
+	const ok = await gwReq('/iserver/accounts');
+	assert.equal(ok.status, 200);
+	assert.ok(Date.now() - t < 290);
+	await gw.behaviour({ paths: ['/v1/api/iserver/accounts'],
+	    force_status: 500, force_body: 'boom', delay_ms: 0 });
+	const b = await gwReq('/iserver/accounts');
+	assert.equal(b.status, 500);
+	assert.equal(b.text(), 'boom');
+	await assert.rejects(gw.behaviour({ nope: 1 }), /unknown key: nope/);
+	await assert.rejects(gw.state({ session: 'yes' }), /boolean/);
+});
+
+test('counters: connections, keep-alive, full and resumed handshakes, log',
+    async () => {
+	const agent = new https.Agent({ keepAlive: true, maxSockets: 1,
+	    rejectUnauthorized: false });
+	for (let i = 0; i < 3; i++)
+		await gwReq('/portfolio/accounts', { agent, headers:
+		    { cookie: 'a=b' } });
+	let cnt = await gw.counters();
+	assert.equal(cnt.connections, 1);
+	assert.equal(cnt.handshakes, 1);
+	assert.equal(cnt.resumed, 0);
+	assert.equal(cnt.total, 3);
+	assert.equal(cnt.by_route['GET /v1/api/portfolio/accounts'], 3);
+	assert.equal(cnt.log.length, 3);
+	assert.equal(cnt.log[2].headers.cookie, 'a=b');
+	assert.equal(cnt.log[2].conn, cnt.log[0].conn);
+	assert.equal(cnt.log[2].status, 200);
+	assert.ok(cnt.log[2].t_ms >= cnt.log[0].t_ms);
+	agent.destroy();
+
+	/* close_after_response: one connection per request; the agent's
+	 * session cache resumes the TLS session on the next ones. */
+	await gw.reset();
+	await gw.behaviour({ close_after_response: true });
+	const a2 = new https.Agent({ keepAlive: true, maxSockets: 1,
+	    rejectUnauthorized: false });
+	for (let i = 0; i < 3; i++) {
+		const r = await gwReq('/portfolio/accounts', { agent: a2 });
+		assert.equal(r.headers.connection, 'close');
+	}
+	cnt = await gw.counters();
+	assert.equal(cnt.connections, 3);
+	assert.equal(cnt.handshakes, 3);
+	assert.equal(cnt.resumed, 2);
+	assert.equal(cnt.full, 1);
+	assert.equal(new Set(cnt.log.map((e) => e.conn)).size, 3);
+	a2.destroy();
+});
+
+/* Resume a TLS 1.2 session by hand, as mbedTLS does, and see it counted. */
+async function resumeTwice(port) {
+	const connect = (session) => new Promise((resolve, reject) => {
+		const s = tls.connect({ port, host: '127.0.0.1',
+		    rejectUnauthorized: false, maxVersion: 'TLSv1.2', session },
+		    () => {
+			const r = { reused: s.isSessionReused(),
+			    session: s.getSession() };
+			s.end();
+			resolve(r);
+		});
+		s.on('error', reject);
+	});
+	const a = await connect();
+	const b = await connect(a.session);
+	return [a.reused, b.reused];
+}
+
+test('TLS 1.2 resumption by ticket and, with --no-tickets, by session id',
+    async () => {
+	assert.deepEqual(await resumeTwice(gw.port), [false, true]);
+	let cnt = await gw.counters();
+	assert.equal(cnt.handshakes, 2);
+	assert.equal(cnt.resumed, 1);
+	const g2 = await startGwsim({ tickets: false });
+	try {
+		assert.deepEqual(await resumeTwice(g2.port), [false, true]);
+		cnt = await g2.counters();
+		assert.equal(cnt.resumed, 1);
+	} finally {
+		await g2.stop();
+	}
+});
+
+test('reset restores defaults and clears counters', async () => {
+	await gw.state({ authenticated: false, competing: true });
+	await gw.behaviour({ delay_ms: 5 });
+	await gwReq('/portfolio/accounts');
+	const r = await gw.reset();
+	assert.equal(r.state.authenticated, true);
+	assert.equal(r.state.competing, false);
+	assert.equal(r.behaviour.delay_ms, 0);
+	assert.equal(r.behaviour.rate_per_s, 10);
+	const cnt = await gw.counters();
+	assert.equal(cnt.total, 0);
+	assert.deepEqual(cnt.log, []);
+});
+
+test('expired mode: certificate dated 2019-02-10 to 2019-05-11', async () => {
+	const g = await startGwsim({ certMode: 'expired' });
+	try {
+		const out = execFileSync('openssl', ['x509', '-in', g.cert,
+		    '-noout', '-startdate', '-enddate']).toString();
+		assert.match(out, /notBefore=Feb 10 00:00:00 2019 GMT/);
+		assert.match(out, /notAfter=May 11 00:00:00 2019 GMT/);
+		const err = await request({ https: true, port: g.port,
+		    path: '/v1/api/tickle', ca: fs.readFileSync(g.cert) }).then(
+		    () => null, (e) => e);
+		assert.equal(err && err.code, 'CERT_HAS_EXPIRED');
+		/* pinning still reaches it */
+		const r = await request({ https: true, port: g.port,
+		    path: '/v1/api/iserver/auth/status' });
+		assert.equal(r.status, 200);
+	} finally {
+		await g.stop();
+	}
+});
+
+test('ca mode: the leaf verifies with ca_file for 127.0.0.1 and localhost',
+    async () => {
+	const g = await startGwsim({ certMode: 'ca' });
+	try {
+		assert.ok(g.ca_file && fs.existsSync(g.ca_file));
+		const ca = fs.readFileSync(g.ca_file);
+		const check = (servername) => new Promise((resolve) => {
+			const s = tls.connect({ port: g.port, host: '127.0.0.1',
+			    ca: fs.readFileSync(g.ca_file), servername,
+			    rejectUnauthorized: false }, () => {
+				const v = { ok: s.authorized,
+				    err: s.authorizationError,
+				    id: tls.checkServerIdentity(servername ||
+				    '127.0.0.1', s.getPeerCertificate()) };
+				s.destroy();
+				resolve(v);
+			});
+		});
+		const ip = await check(undefined);
+		assert.equal(ip.ok, true, String(ip.err));
+		assert.equal(ip.id, undefined);
+		const dns = await check('localhost');
+		assert.equal(dns.ok, true);
+		assert.equal(dns.id, undefined);
+		const r = await request({ https: true, port: g.port, ca,
+		    path: '/v1/api/iserver/auth/status' });
+		assert.equal(r.status, 200);
+		/* and without the CA it does not verify */
+		const err = await request({ https: true, port: g.port,
+		    ca: fs.readFileSync(gw.cert),
+		    path: '/v1/api/tickle' }).then(() => null, (e) => e);
+		assert.ok(err && /certificate/i.test(err.code + err.message));
+	} finally {
+		await g.stop();
+	}
+});
+
+test('SIGTERM: exits 0 and removes its own temp dir', async () => {
+	const g = await startGwsim();
+	const dir = g.cert.replace(/\/cert\.pem$/, '');
+	assert.ok(fs.existsSync(dir));
+	const r = await g.stop();
+	assert.equal(r.code, 0);
+	assert.equal(fs.existsSync(dir), false);
+});
