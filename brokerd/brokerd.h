@@ -372,6 +372,7 @@ struct pace_ticket {
 	struct pace_ticket *next;	/* FIFO */
 	struct pace_ticket *prev;
 	int		 queued;
+	uint64_t	 retry_after_ms;	/* set when pace_poll expires it */
 };
 
 struct pace;			/* opaque: global + per-target windows, queue */
