@@ -4,6 +4,7 @@
 set -eu
 TESTS_SHELL=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$TESTS_SHELL/../.." && pwd)
+# shellcheck disable=SC2034 # used by the tests that source this file
 CLIENTS=$ROOT/clients/shell
 T=$(mktemp -d "${TMPDIR:-/tmp}/brokerd-shell-test.XXXXXX")
 BG_PIDS=
@@ -32,6 +33,12 @@ expect_rc() {
 	if [ "$got" != "$want" ]; then
 		printf 'stdout: %s\nstderr: %s\n' "$(cat "$T/out")" "$(cat "$T/err")" >&2
 		fail "$* exited $got, wanted $want"
+	fi
+}
+
+quiet_run() {	# fail unless the last expect_rc printed nothing
+	if [ -s "$T/out" ] || [ -s "$T/err" ]; then
+		fail "printed something: $(cat "$T/out" "$T/err")"
 	fi
 }
 
@@ -100,4 +107,21 @@ process.stdout.write(typeof v === "string" ? v : JSON.stringify(v));' "$1" "$2"
 json_true() {
 	v=$(json_eval "$1" "$2") || fail "$1 is not JSON: $(cat "$1")"
 	[ "$v" = true ] || fail "not true: $2 over $(cat "$1")"
+}
+
+# echo_start: the echo server of echo-server.mjs on $T/echo.sock and a TCP
+# port; sets ECHO_SOCK, ECHO_PORT, ECHO_URL.
+echo_start() {
+	ECHO_SOCK=$T/echo.sock
+	node "$TESTS_SHELL/echo-server.mjs" "$ECHO_SOCK" >"$T/echo.out" 2>"$T/echo.err" &
+	BG_PIDS="$BG_PIDS $!"
+	i=0
+	while ! grep -q port "$T/echo.out" 2>/dev/null; do
+		i=$((i + 1))
+		[ "$i" -lt 100 ] || fail "echo server did not start: $(cat "$T/echo.err")"
+		sleep 0.05
+	done
+	ECHO_PORT=$(sed -n 's/.*"port":\([0-9]*\).*/\1/p' "$T/echo.out")
+	# shellcheck disable=SC2034
+	ECHO_URL=http://127.0.0.1:$ECHO_PORT
 }

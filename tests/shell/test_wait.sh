@@ -14,7 +14,9 @@ mkstatus "$f" unauthenticated "$t" $$ ""
 s=$(now)
 expect_rc 1 "$W" -t 2 -i 0.2 -f "$f"
 e=$(($(now) - s))
-[ "$e" -ge 1 ] && [ "$e" -le 4 ] || fail "timeout took $e s"
+if [ "$e" -lt 1 ] || [ "$e" -gt 4 ]; then
+	fail "timeout took $e s"
+fi
 contains "$T/err" "timed out"
 expect_rc 0 "$W" -t 2 -f "$f" unauthenticated
 
