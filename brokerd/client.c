@@ -1,0 +1,1220 @@
+/*
+ * One client connection: read, parse, authenticate, route, answer,
+ * keep-alive.  Pipelined requests are answered in the order they came;
+ * each request is an exchange whose answer waits in its own buffer until
+ * the ones before it are written.
+ */
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <ev.h>
+#include <jansson.h>
+
+#include "brokerd.h"
+
+#define CLIENT_READ_CHUNK	16384
+#define CLIENT_MAX_PIPELINE	32	/* exchanges queued per connection */
+
+struct client;
+
+struct exchange {
+	struct client	*c;
+	struct http_request *req;
+	struct exchange	*next;
+	int		 done;		/* out holds the whole answer */
+	int		 close;		/* close after writing it */
+	struct buf	 out;
+	int		 status;
+	size_t		 bytes;		/* body bytes */
+	double		 start;
+	char		 who[64];	/* key or peer name, never the key */
+	const char	*route;		/* metrics label */
+	struct upstream_req *ureq;	/* non-GET in flight, ours */
+	struct cache_entry *centry;	/* GET: waiting on this entry */
+	int		 trade;
+};
+
+struct client {
+	struct server	*srv;
+	int		 fd;
+	int		 is_unix;
+	uid_t		 uid;
+	gid_t		 gid;
+	int		 has_cred;
+	ev_io		 rio;
+	ev_io		 wio;
+	ev_timer	 timer;
+	struct http_reader rd;
+	struct buf	 in;
+	struct exchange	*head;		/* oldest unanswered */
+	struct exchange	*tail;
+	size_t		 nexchanges;
+	size_t		 wpos;		/* written of head->out */
+	int		 reading;	/* rio active */
+	int		 closing;	/* stop reading, close when written */
+	int		 in_request;	/* bytes of a request arrived */
+	ev_tstamp	 req_start;	/* ... since then */
+	struct client	*prev;
+	struct client	*next;
+};
+
+/* An upstream GET shared by every exchange waiting on its cache entry. */
+struct fetch {
+	struct server	*srv;
+	struct cache_entry *entry;
+	unsigned	 ttl_ms;
+	struct upstream_req req;
+};
+
+static struct client	*clients;
+static unsigned		 nclients;
+
+static void	client_read_cb(struct ev_loop *, ev_io *, int);
+static void	client_write_cb(struct ev_loop *, ev_io *, int);
+static void	client_timer_cb(struct ev_loop *, ev_timer *, int);
+static void	client_process(struct client *);
+static void	client_flush(struct client *);
+static void	client_free(struct client *);
+
+static double
+client_now(void)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ((double)ts.tv_sec + (double)ts.tv_nsec / 1e9);
+}
+
+unsigned
+client_count(void)
+{
+	return (nclients);
+}
+
+/* ------------------------------------------------------------ answers */
+
+/*
+ * Finish an exchange with a complete answer.  Answers leave in request
+ * order; a later one waits in its buffer.
+ */
+static void
+exchange_answer(struct exchange *x, int status, const char *ctype,
+    const char *body, size_t len, const char *extra)
+{
+	struct client	*c = x->c;
+	int		 keep;
+
+	if (x->done)
+		return;
+	keep = !x->close && !c->closing && x->req != NULL &&
+	    x->req->keep_alive && !c->srv->draining;
+	if (!keep)
+		x->close = 1;
+	buf_reset(&x->out);
+	if (http_response_head(&x->out, status, ctype, len, keep, extra) == -1 ||
+	    buf_append(&x->out, body, len) == -1) {
+		x->close = 1;
+		buf_reset(&x->out);
+	}
+	x->status = status;
+	x->bytes = len;
+	x->done = 1;
+	log_request(x->req != NULL ? x->req->method : "-",
+	    x->req != NULL && x->req->path != NULL ? x->req->path : "-",
+	    status, len, (client_now() - x->start) * 1000.0,
+	    x->who[0] ? x->who : "-");
+	metrics_request(c->srv->metrics, x->route,
+	    x->req != NULL ? x->req->method : "-", status,
+	    client_now() - x->start);
+	/*
+	 * Written from the write watcher, never from here: answering may
+	 * happen inside another object's callback (a shared fetch answers
+	 * many exchanges), and writing can end in freeing the client.
+	 */
+	if (x == c->head)
+		ev_io_start(c->srv->loop, &c->wio);
+}
+
+static void
+exchange_json(struct exchange *x, int status, const char *body,
+    const char *extra)
+{
+	exchange_answer(x, status, "application/json", body, strlen(body),
+	    extra);
+}
+
+/*
+ * Send a JSON error and, when the request's framing cannot be trusted,
+ * close after it: the next bytes on this connection may be a smuggled
+ * request.
+ */
+static void
+exchange_error(struct exchange *x, int status, const char *code,
+    const char *message, const char *extra)
+{
+	struct buf	 b;
+
+	buf_init(&b);
+	if (status == 400 || status == 408 || status == 413 || status == 414 ||
+	    status == 431 || status == 501)
+		x->close = 1;
+	if (buf_puts(&b, "{\"error\":") == -1 ||
+	    buf_json_string(&b, code, strlen(code)) == -1 ||
+	    buf_puts(&b, ",\"message\":") == -1 ||
+	    buf_json_string(&b, message, strlen(message)) == -1 ||
+	    buf_puts(&b, "}") == -1) {
+		buf_free(&b);
+		x->close = 1;
+		exchange_answer(x, 500, "application/json", "{}", 2, NULL);
+		return;
+	}
+	exchange_answer(x, status, "application/json", b.data, b.len, extra);
+	buf_free(&b);
+}
+
+static void
+exchange_rate_limited(struct exchange *x, uint64_t retry_ms,
+    const char *message)
+{
+	char	 extra[64];
+	uint64_t s = (retry_ms + 999) / 1000;
+
+	if (s == 0)
+		s = 1;
+	snprintf(extra, sizeof(extra), "Retry-After: %llu\r\n",
+	    (unsigned long long)s);
+	exchange_error(x, 429, "rate_limited", message, extra);
+}
+
+static struct exchange *
+exchange_new(struct client *c, struct http_request *req)
+{
+	struct exchange	*x;
+
+	if ((x = calloc(1, sizeof(*x))) == NULL)
+		return (NULL);
+	x->c = c;
+	x->req = req;
+	x->start = client_now();
+	x->route = "none";
+	buf_init(&x->out);
+	if (c->tail != NULL)
+		c->tail->next = x;
+	else
+		c->head = x;
+	c->tail = x;
+	c->nexchanges++;
+	return (x);
+}
+
+/* Detach an exchange from whatever it waits on; no answer follows. */
+static void
+exchange_abandon(struct exchange *x)
+{
+	if (x->ureq != NULL) {
+		upstream_cancel(x->c->srv->upstream, x->ureq);
+		upstream_req_free(x->ureq);
+		free(x->ureq);
+		x->ureq = NULL;
+	}
+	if (x->centry != NULL) {
+		cache_remove_waiter(x->centry, x);
+		x->centry = NULL;
+	}
+}
+
+static void
+exchange_free(struct exchange *x)
+{
+	exchange_abandon(x);
+	if (x->req != NULL) {
+		http_request_free(x->req);
+		free(x->req);
+	}
+	buf_free(&x->out);
+	free(x);
+}
+
+/* ------------------------------------------------------------ upstream */
+
+static const char *
+client_upstream_error(enum upstream_error e, int *status, const char **msg)
+{
+	switch (e) {
+	case UPSTREAM_UNREACHABLE:
+		*status = 502;
+		*msg = "the Gateway cannot be reached";
+		return ("gateway_unreachable");
+	case UPSTREAM_TOO_LARGE:
+		*status = 502;
+		*msg = "the Gateway's answer is larger than "
+		    "limits.max_response_bytes";
+		return ("gateway_bad_response");
+	case UPSTREAM_TIMEOUT:
+		*status = 504;
+		*msg = "the Gateway did not answer in time";
+		return ("gateway_timeout");
+	case UPSTREAM_OUTCOME_UNKNOWN:
+		*status = 502;
+		*msg = "the connection to the Gateway was lost after the "
+		    "request was sent; its outcome is unknown: check before "
+		    "sending it again";
+		return ("gateway_outcome_unknown");
+	case UPSTREAM_RATE_LIMITED:
+		*status = 429;
+		*msg = "rate limited: the Gateway's pacing limit is reached";
+		return ("rate_limited");
+	case UPSTREAM_BAD_RESPONSE:
+	default:
+		*status = 502;
+		*msg = "the Gateway's answer is malformed";
+		return ("gateway_bad_response");
+	}
+}
+
+/* Give one exchange what the Gateway (or the cache) said. */
+static void
+exchange_from_upstream(struct exchange *x, enum upstream_error e,
+    const char *errmsg, uint64_t retry_ms, int status, const char *ctype,
+    const char *body, size_t len, unsigned retry_after_s, uint64_t age_ms)
+{
+	const char	*code, *msg;
+	char		 extra[64], text[512];
+	int		 st;
+
+	if (e != UPSTREAM_OK) {
+		code = client_upstream_error(e, &st, &msg);
+		if (st == 429) {
+			exchange_rate_limited(x, retry_ms, msg);
+			return;
+		}
+		if (errmsg != NULL && errmsg[0] != '\0') {
+			snprintf(text, sizeof(text), "%s: %s", msg, errmsg);
+			msg = text;
+		}
+		exchange_error(x, st, code, msg, NULL);
+		return;
+	}
+	if (status == 429) {
+		exchange_rate_limited(x, (uint64_t)(retry_after_s ?
+		    retry_after_s : 60) * 1000, "the Gateway answered 429: "
+		    "brokerd holds client calls back until its Retry-After "
+		    "passes");
+		return;
+	}
+	extra[0] = '\0';
+	if (age_ms != UINT64_MAX)
+		snprintf(extra, sizeof(extra), "Age: %llu\r\n",
+		    (unsigned long long)(age_ms / 1000));
+	exchange_answer(x, status, ctype != NULL ? ctype :
+	    "application/octet-stream", body, len, extra[0] ? extra : NULL);
+}
+
+static void
+client_fetch_cb(struct upstream_req *req, enum upstream_error e,
+    struct http_response *resp, void *arg)
+{
+	struct fetch		*f = arg;
+	struct server		*srv = f->srv;
+	struct cache_entry	*ce = f->entry;
+	size_t			 i;
+
+	(void)req;
+	if (e == UPSTREAM_OK) {
+		session_observe(srv->session, resp->status, resp->body.data,
+		    resp->body.len);
+		cache_complete(srv->cache, ce, resp->status,
+		    resp->content_type, resp->body.data, resp->body.len,
+		    f->ttl_ms, now_ms());
+	} else
+		cache_complete(srv->cache, ce, 0, NULL, NULL, 0, 0, now_ms());
+	/* Each waiter is answered once; answering may not touch the list. */
+	for (i = 0; i < ce->nwaiters; i++) {
+		struct exchange *x = ce->waiters[i];
+
+		x->centry = NULL;
+		if (e == UPSTREAM_OK)
+			exchange_from_upstream(x, e, NULL, 0, resp->status,
+			    resp->content_type, resp->body.data,
+			    resp->body.len, resp->retry_after_s, UINT64_MAX);
+		else
+			exchange_from_upstream(x, e, f->req.errmsg,
+			    f->req.retry_after_ms, 0, NULL, NULL, 0, 0,
+			    UINT64_MAX);
+	}
+	ce->nwaiters = 0;
+	cache_finish(srv->cache, ce);
+	if (resp != NULL) {
+		http_response_free(resp);
+		free(resp);
+	}
+	upstream_req_free(&f->req);
+	free(f);
+}
+
+static void
+client_forward_cb(struct upstream_req *req, enum upstream_error e,
+    struct http_response *resp, void *arg)
+{
+	struct exchange	*x = arg;
+
+	if (e == UPSTREAM_OK) {
+		session_observe(x->c->srv->session, resp->status,
+		    resp->body.data, resp->body.len);
+		exchange_from_upstream(x, e, NULL, 0, resp->status,
+		    resp->content_type, resp->body.data, resp->body.len,
+		    resp->retry_after_s, UINT64_MAX);
+		http_response_free(resp);
+		free(resp);
+	} else
+		exchange_from_upstream(x, e, req->errmsg, req->retry_after_ms,
+		    0, NULL, NULL, 0, 0, UINT64_MAX);
+	x->ureq = NULL;
+	upstream_req_free(req);
+	free(req);
+}
+
+static int
+client_fill_req(struct upstream_req *u, const struct http_request *r,
+    const struct route *rt, const struct route *policy)
+{
+	const char	*v;
+
+	snprintf(u->method, sizeof(u->method), "%s", r->method);
+	if (route_target(rt, r->path, strlen(r->path), r->query,
+	    &u->target) == -1)
+		return (-1);
+	if ((v = http_request_header(r, "Content-Type")) != NULL &&
+	    (u->content_type = strdup(v)) == NULL)
+		return (-1);
+	if ((v = http_request_header(r, "Accept")) != NULL &&
+	    (u->accept = strdup(v)) == NULL)
+		return (-1);
+	if (r->body.len > 0 &&
+	    buf_append(&u->body, r->body.data, r->body.len) == -1)
+		return (-1);
+	u->policy = policy;
+	return (0);
+}
+
+static int
+client_no_cache(const struct http_request *r)
+{
+	const char	*v;
+
+	if ((v = http_request_header(r, "Cache-Control")) != NULL &&
+	    strcasestr(v, "no-cache") != NULL)
+		return (1);
+	if ((v = http_request_header(r, "Pragma")) != NULL &&
+	    strcasestr(v, "no-cache") != NULL)
+		return (1);
+	return (0);
+}
+
+static void
+client_forward(struct exchange *x, const struct route *rt)
+{
+	struct server		*srv = x->c->srv;
+	const struct http_request *r = x->req;
+	const struct route	*policy;
+	struct cache_entry	*ce;
+	struct upstream_req	*u;
+	struct fetch		*f;
+	struct buf		 target, key;
+	uint64_t		 now = now_ms();
+
+	buf_init(&target);
+	buf_init(&key);
+	if (route_target(rt, r->path, strlen(r->path), NULL, &target) == -1)
+		goto oom;
+	policy = route_policy(srv->conf->routes, srv->conf->nroutes,
+	    target.data, target.len);
+	if (policy != NULL)
+		x->route = policy->prefix;
+	else
+		x->route = rt->prefix;
+
+	if (strcmp(r->method, "GET") != 0 || client_no_cache(r)) {
+		if ((u = calloc(1, sizeof(*u))) == NULL)
+			goto oom;
+		upstream_req_init(u);
+		if (client_fill_req(u, r, rt, policy) == -1) {
+			upstream_req_free(u);
+			free(u);
+			goto oom;
+		}
+		u->cb = client_forward_cb;
+		u->arg = x;
+		x->ureq = u;
+		upstream_submit(srv->upstream, u);
+		goto done;
+	}
+
+	/* GET: share one upstream request, or serve a fresh copy. */
+	if (buf_printf(&key, "GET %s", target.data) == -1 ||
+	    (r->query != NULL && buf_printf(&key, "?%s", r->query) == -1))
+		goto oom;
+	if ((ce = cache_find(srv->cache, key.data, now)) != NULL) {
+		if (!ce->inflight) {
+			metrics_cache(srv->metrics, 1);
+			exchange_from_upstream(x, UPSTREAM_OK, NULL, 0,
+			    ce->status, ce->content_type, ce->body.data,
+			    ce->body.len, 0, now - ce->stored_ms);
+			goto done;
+		}
+		if (cache_add_waiter(ce, x) == -1)
+			goto oom;
+		x->centry = ce;
+		metrics_cache(srv->metrics, 1);
+		goto done;
+	}
+	metrics_cache(srv->metrics, 0);
+	if ((f = calloc(1, sizeof(*f))) == NULL)
+		goto oom;
+	upstream_req_init(&f->req);
+	if (client_fill_req(&f->req, r, rt, policy) == -1 ||
+	    (ce = cache_begin(srv->cache, key.data)) == NULL) {
+		upstream_req_free(&f->req);
+		free(f);
+		goto oom;
+	}
+	if (cache_add_waiter(ce, x) == -1) {
+		cache_finish(srv->cache, ce);
+		upstream_req_free(&f->req);
+		free(f);
+		goto oom;
+	}
+	x->centry = ce;
+	f->srv = srv;
+	f->entry = ce;
+	f->ttl_ms = policy != NULL ? policy->cache_ms : 0;
+	f->req.cb = client_fetch_cb;
+	f->req.arg = f;
+	upstream_submit(srv->upstream, &f->req);
+ done:
+	buf_free(&target);
+	buf_free(&key);
+	return;
+ oom:
+	buf_free(&target);
+	buf_free(&key);
+	exchange_error(x, 500, "internal_error", "out of memory", NULL);
+}
+
+/* ------------------------------------------------------------ built-ins */
+
+static void
+client_json_time(struct buf *b, const char *name, time_t t)
+{
+	char	 ts[40];
+
+	if (t == 0) {
+		buf_printf(b, "\"%s\":null", name);
+		return;
+	}
+	status_time(t, ts, sizeof(ts));
+	buf_printf(b, "\"%s\":\"%s\"", name, ts);
+}
+
+static void
+client_auth_status(struct exchange *x)
+{
+	const struct gw_status *st = session_status(x->c->srv->session);
+	struct buf	 b;
+
+	buf_init(&b);
+	buf_printf(&b, "{\"authenticated\":%s,\"connected\":%s,"
+	    "\"competing\":%s,\"state\":\"%s\",",
+	    st->state == GW_AUTHENTICATED ? "true" : "false",
+	    st->connected ? "true" : "false",
+	    st->competing ? "true" : "false", status_state_name(st->state));
+	client_json_time(&b, "since", st->since);
+	buf_puts(&b, ",");
+	client_json_time(&b, "checked_at", st->checked);
+	buf_puts(&b, ",\"message\":");
+	buf_json_string(&b, st->message, strlen(st->message));
+	buf_puts(&b, "}");
+	exchange_answer(x, 200, "application/json", b.data, b.len, NULL);
+	buf_free(&b);
+}
+
+static void
+client_gateway_status(struct exchange *x)
+{
+	struct server		*srv = x->c->srv;
+	const struct config	*conf = srv->conf;
+	const struct gw_status	*st = session_status(srv->session);
+	struct upstream_stats	 us;
+	struct pace_stats	 ps;
+	struct buf		 b;
+	uint64_t		 now = now_ms();
+
+	upstream_stats(srv->upstream, &us);
+	pace_stats(upstream_pace(srv->upstream), now, &ps);
+	buf_init(&b);
+	buf_printf(&b, "{\"state\":\"%s\",\"authenticated\":%s,"
+	    "\"connected\":%s,\"competing\":%s,",
+	    status_state_name(st->state),
+	    st->state == GW_AUTHENTICATED ? "true" : "false",
+	    st->connected ? "true" : "false", st->competing ? "true" : "false");
+	client_json_time(&b, "since", st->since);
+	buf_puts(&b, ",");
+	client_json_time(&b, "checked_at", st->checked);
+	buf_puts(&b, ",\"message\":");
+	buf_json_string(&b, st->message, strlen(st->message));
+	buf_puts(&b, ",\"transitions\":");
+	session_history_json(srv->session, &b);
+	buf_puts(&b, ",\"gateway\":{\"url\":");
+	buf_json_string(&b, conf->gw_url, strlen(conf->gw_url));
+	buf_printf(&b, ",\"verify\":\"%s\",\"fingerprint\":",
+	    conf->gw_has_pin ? "pin" : conf->gw_ca_file != NULL ? "ca" :
+	    "insecure");
+	if (us.fingerprint[0] != '\0')
+		buf_json_string(&b, us.fingerprint, strlen(us.fingerprint));
+	else
+		buf_puts(&b, "null");
+	buf_printf(&b, "},\"pool\":{\"size\":%u,\"idle\":%u,\"busy\":%u,"
+	    "\"handshakes\":%llu,\"resumed\":%llu,\"requests\":%llu,"
+	    "\"errors\":%llu},", conf->gw_pool, us.idle, us.busy,
+	    (unsigned long long)us.handshakes, (unsigned long long)us.resumed,
+	    (unsigned long long)us.requests, (unsigned long long)us.errors);
+	buf_printf(&b, "\"rate\":{\"limit\":%u,\"window_ms\":%llu,\"used\":%u,"
+	    "\"queued\":%u,\"granted\":%llu,\"waited\":%llu,"
+	    "\"rejected\":%llu,\"breaker_s\":%.1f,\"breaker_opened\":%llu},",
+	    ps.global_n, (unsigned long long)ps.global_window_ms,
+	    ps.global_used, ps.queued, (unsigned long long)ps.granted,
+	    (unsigned long long)ps.waited, (unsigned long long)ps.rejected,
+	    (double)pace_breaker_remaining(upstream_pace(srv->upstream),
+	    now) / 1000.0, (unsigned long long)ps.breaker_opened);
+	buf_printf(&b, "\"cache\":{\"entries\":%zu},\"clients\":%u,"
+	    "\"version\":\"%s\",\"pid\":%ld,\"uptime_s\":%llu}",
+	    cache_count(srv->cache), nclients, BROKERD_VERSION,
+	    (long)getpid(),
+	    (unsigned long long)((now - srv->started_ms) / 1000));
+	exchange_answer(x, 200, "application/json", b.data, b.len, NULL);
+	buf_free(&b);
+}
+
+static void
+client_metrics(struct exchange *x)
+{
+	struct server		*srv = x->c->srv;
+	struct metrics_gauges	 g;
+	struct upstream_stats	 us;
+	struct pace_stats	 ps;
+	struct buf		 b;
+	uint64_t		 now = now_ms();
+
+	upstream_stats(srv->upstream, &us);
+	pace_stats(upstream_pace(srv->upstream), now, &ps);
+	memset(&g, 0, sizeof(g));
+	g.state = status_state_name(session_status(srv->session)->state);
+	g.queue_len = ps.queued;
+	g.pool_idle = us.idle;
+	g.pool_busy = us.busy;
+	g.connections = nclients;
+	g.breaker_s = (double)pace_breaker_remaining(
+	    upstream_pace(srv->upstream), now) / 1000.0;
+	g.global_used = ps.global_used;
+	g.global_n = ps.global_n;
+	buf_init(&b);
+	if (metrics_render(srv->metrics, &g, &b) == -1)
+		exchange_error(x, 500, "internal_error", "metrics", NULL);
+	else
+		exchange_answer(x, 200, "text/plain; version=0.0.4; "
+		    "charset=utf-8", b.data, b.len, NULL);
+	buf_free(&b);
+}
+
+/* The kill switch: {"enabled": false} halts every trade-scope request. */
+static void
+client_trading(struct exchange *x)
+{
+	const char	*halt = x->c->srv->conf->halt_file;
+	json_t		*j, *v;
+	json_error_t	 je;
+	struct stat	 st;
+	int		 fd;
+
+	if (halt == NULL) {
+		exchange_error(x, 404, "no_route", "trading.halt_file is not "
+		    "configured", NULL);
+		return;
+	}
+	if (strcmp(x->req->method, "POST") == 0) {
+		j = json_loadb(x->req->body.data, x->req->body.len, 0, &je);
+		v = j != NULL ? json_object_get(j, "enabled") : NULL;
+		if (v == NULL || !json_is_boolean(v)) {
+			json_decref(j);
+			exchange_error(x, 400, "bad_request", "expected "
+			    "{\"enabled\": true|false}", NULL);
+			return;
+		}
+		if (json_is_false(v)) {
+			fd = open(halt, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+			if (fd != -1)
+				close(fd);
+			log_warn("trading halted by %s (%s)", x->who, halt);
+		} else if (unlink(halt) == 0)
+			log_warn("trading resumed by %s", x->who);
+		json_decref(j);
+	}
+	if (stat(halt, &st) == 0)
+		exchange_json(x, 200, "{\"trading\":\"halted\","
+		    "\"enabled\":false}", NULL);
+	else
+		exchange_json(x, 200, "{\"trading\":\"enabled\","
+		    "\"enabled\":true}", NULL);
+}
+
+/* ------------------------------------------------------------ dispatch */
+
+/*
+ * On TCP any page in a local browser can reach us: a Host that is not a
+ * loopback name is DNS rebinding.
+ */
+static int
+client_host_ok(const char *host)
+{
+	static const char *const names[] = { "127.0.0.1", "localhost",
+	    "[::1]" };
+	size_t	 i, n;
+
+	if (host == NULL)
+		return (1);		/* HTTP/1.0 */
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		n = strlen(names[i]);
+		if (strncasecmp(host, names[i], n) != 0)
+			continue;
+		if (host[n] == '\0')
+			return (1);
+		if (host[n] == ':' && host[n + 1] != '\0' &&
+		    strspn(host + n + 1, "0123456789") == strlen(host + n + 1))
+			return (1);
+	}
+	return (0);
+}
+
+/* Who is asking and what they may do; -1 after answering 401. */
+static int
+client_authenticate(struct exchange *x, unsigned *scopes)
+{
+	struct client		*c = x->c;
+	const struct config	*conf = c->srv->conf;
+	const struct key	*k;
+	const char		*key, *name = NULL;
+
+	*scopes = 0;
+	key = http_request_header(x->req, "X-Bridge-Key");
+	if (key == NULL &&
+	    (key = http_request_header(x->req, "Authorization")) != NULL) {
+		if (strncasecmp(key, "Bearer ", 7) != 0) {
+			exchange_error(x, 401, "unauthorized", "Authorization "
+			    "must be 'Bearer <key>'", "WWW-Authenticate: "
+			    "Bearer\r\n");
+			return (-1);
+		}
+		key += 7;
+		while (*key == ' ')
+			key++;
+	}
+	if (key != NULL) {
+		if ((k = auth_key_find(conf, key, strlen(key))) == NULL) {
+			snprintf(x->who, sizeof(x->who), "bad-key");
+			exchange_error(x, 401, "unauthorized", "unknown key",
+			    "WWW-Authenticate: Bearer\r\n");
+			return (-1);
+		}
+		*scopes = k->scopes;
+		snprintf(x->who, sizeof(x->who), "key:%s", k->name);
+		return (0);
+	}
+	if (c->is_unix && c->has_cred &&
+	    (*scopes = auth_peer_scopes(conf, c->uid, c->gid, &name)) != 0) {
+		snprintf(x->who, sizeof(x->who), "peer:%s", name);
+		return (0);
+	}
+	if (!c->is_unix && conf->tcp_anonymous != 0) {
+		*scopes = conf->tcp_anonymous;
+		snprintf(x->who, sizeof(x->who), "anonymous");
+		return (0);
+	}
+	exchange_error(x, 401, "unauthorized", "a key is needed: send "
+	    "X-Bridge-Key or Authorization: Bearer", "WWW-Authenticate: "
+	    "Bearer\r\n");
+	return (-1);
+}
+
+static int
+client_need(struct exchange *x, unsigned have, unsigned need)
+{
+	char	 msg[128];
+
+	if ((have & need) == need)
+		return (0);
+	snprintf(msg, sizeof(msg), "this needs the %s scope",
+	    auth_scope_name(need));
+	exchange_error(x, 403, "forbidden", msg, NULL);
+	return (-1);
+}
+
+static void
+client_method_not_allowed(struct exchange *x, const char *allow)
+{
+	char	 extra[128];
+
+	snprintf(extra, sizeof(extra), "Allow: %s\r\n", allow);
+	exchange_error(x, 405, "method_not_allowed", "method not allowed here",
+	    extra);
+}
+
+/* brokerd's own paths; 1 when handled. */
+static int
+client_builtin(struct exchange *x, const char *path, unsigned scopes)
+{
+	const char	*m = x->req->method;
+
+	if (strcmp(path, "/gateway/status") == 0) {
+		x->route = "/gateway/status";
+		if (strcmp(m, "GET") != 0)
+			client_method_not_allowed(x, "GET");
+		else if (client_need(x, scopes, SCOPE_READ) == 0)
+			client_gateway_status(x);
+		return (1);
+	}
+	if (strcmp(path, "/metrics") == 0) {
+		x->route = "/metrics";
+		if (strcmp(m, "GET") != 0)
+			client_method_not_allowed(x, "GET");
+		else if (client_need(x, scopes, SCOPE_READ) == 0)
+			client_metrics(x);
+		return (1);
+	}
+	if (strcmp(path, "/gateway/reauthenticate") == 0) {
+		x->route = "/gateway/reauthenticate";
+		if (strcmp(m, "POST") != 0)
+			client_method_not_allowed(x, "POST");
+		else if (client_need(x, scopes, SCOPE_TRADE) == 0) {
+			session_reauthenticate(x->c->srv->session);
+			exchange_json(x, 202, "{\"status\":\"requested\"}",
+			    NULL);
+		}
+		return (1);
+	}
+	if (strcmp(path, "/gateway/trading") == 0) {
+		x->route = "/gateway/trading";
+		if (strcmp(m, "GET") == 0) {
+			if (client_need(x, scopes, SCOPE_READ) == 0)
+				client_trading(x);
+		} else if (strcmp(m, "POST") == 0) {
+			if (client_need(x, scopes, SCOPE_ADMIN) == 0)
+				client_trading(x);
+		} else
+			client_method_not_allowed(x, "GET, POST");
+		return (1);
+	}
+	return (0);
+}
+
+static void
+client_dispatch(struct exchange *x)
+{
+	struct client		*c = x->c;
+	struct server		*srv = c->srv;
+	const struct config	*conf = srv->conf;
+	const struct http_request *r = x->req;
+	const struct route	*rt;
+	const char		*path;
+	size_t			 len;
+	unsigned		 scopes, need;
+	struct stat		 st;
+	enum gw_state		 state;
+
+	if (!c->is_unix && !client_host_ok(http_request_header(r, "Host"))) {
+		exchange_error(x, 421, "misdirected_request", "Host must be "
+		    "127.0.0.1, localhost or [::1]", NULL);
+		return;
+	}
+	len = strlen(r->path);
+	path = route_strip_v1(r->path, &len);
+	if (len == 7 && strncmp(path, "/health", 7) == 0) {
+		x->route = "/health";
+		if (strcmp(r->method, "GET") != 0)
+			client_method_not_allowed(x, "GET");
+		else
+			exchange_json(x, 200,
+			    "{\"status\":\"ok\",\"bridge\":\"running\"}", NULL);
+		return;
+	}
+	if (len == 20 && strncmp(path, "/gateway/auth-status", 20) == 0) {
+		x->route = "/gateway/auth-status";
+		if (strcmp(r->method, "GET") != 0)
+			client_method_not_allowed(x, "GET");
+		else
+			client_auth_status(x);
+		return;
+	}
+	if (client_authenticate(x, &scopes) == -1)
+		return;
+	if (path[len] == '\0' && client_builtin(x, path, scopes))
+		return;
+	if ((rt = route_match(conf->routes, conf->nroutes, path, len)) ==
+	    NULL) {
+		exchange_error(x, 404, "no_route", "no route for this path",
+		    NULL);
+		return;
+	}
+	x->route = rt->prefix;
+	if (route_method_scope(rt, r->method, &need) == -1) {
+		struct buf	 allow;
+		size_t		 i;
+
+		buf_init(&allow);
+		for (i = 0; i < rt->nmethods; i++)
+			buf_printf(&allow, "%s%s", i ? ", " : "",
+			    rt->methods[i].method);
+		client_method_not_allowed(x, allow.data ? allow.data : "");
+		buf_free(&allow);
+		return;
+	}
+	if (client_need(x, scopes, need) == -1)
+		return;
+	if ((need & SCOPE_TRADE) && conf->halt_file != NULL &&
+	    stat(conf->halt_file, &st) == 0) {
+		exchange_error(x, 423, "trading_halted", "trading is halted "
+		    "(trading.halt_file exists)", NULL);
+		return;
+	}
+	/* Fail fast rather than queue for a session that is not there. */
+	state = session_status(srv->session)->state;
+	if (strncmp(rt->to, "/v1/api/iserver/", 16) == 0 &&
+	    strncmp(path, "/iserver/auth/", 14) != 0) {
+		if (state == GW_DOWN) {
+			exchange_error(x, 502, "gateway_unreachable", "the "
+			    "Gateway is down (see /gateway/auth-status)", NULL);
+			return;
+		}
+		if (state == GW_UNAUTHENTICATED || state == GW_COMPETING) {
+			exchange_error(x, 503, "not_authenticated", state ==
+			    GW_COMPETING ? "the brokerage session is taken "
+			    "by another login (competing)" : "the Gateway "
+			    "has no authenticated brokerage session",
+			    "Retry-After: 10\r\n");
+			return;
+		}
+	}
+	x->trade = (need & SCOPE_TRADE) != 0;
+	/* The route maps the client path; forward the stripped form. */
+	if (path != r->path) {
+		memmove(x->req->path, path, len + 1);
+	}
+	client_forward(x, rt);
+}
+
+/* ------------------------------------------------------------ I/O */
+
+static void
+client_arm_timer(struct client *c)
+{
+	const struct config	*conf = c->srv->conf;
+	double			 t;
+
+	ev_timer_stop(c->srv->loop, &c->timer);
+	if (c->in_request || c->in.len > 0) {
+		/* A deadline from the first byte: slow drips do not extend it. */
+		t = conf->header_timeout_ms / 1000.0 -
+		    (ev_now(c->srv->loop) - c->req_start);
+		if (t < 0.001)
+			t = 0.001;
+	} else if (c->head == NULL)
+		t = conf->idle_timeout_ms / 1000.0;
+	else
+		return;		/* waiting on the Gateway: its own timeout */
+	ev_timer_set(&c->timer, t, 0.);
+	ev_timer_start(c->srv->loop, &c->timer);
+}
+
+static void
+client_reading(struct client *c, int on)
+{
+	if (on && !c->reading && !c->closing) {
+		ev_io_start(c->srv->loop, &c->rio);
+		c->reading = 1;
+	} else if (!on && c->reading) {
+		ev_io_stop(c->srv->loop, &c->rio);
+		c->reading = 0;
+	}
+}
+
+static void
+client_free(struct client *c)
+{
+	struct exchange	*x, *nx;
+
+	ev_io_stop(c->srv->loop, &c->rio);
+	ev_io_stop(c->srv->loop, &c->wio);
+	ev_timer_stop(c->srv->loop, &c->timer);
+	for (x = c->head; x != NULL; x = nx) {
+		nx = x->next;
+		exchange_free(x);
+	}
+	http_reader_free(&c->rd);
+	buf_free(&c->in);
+	close(c->fd);
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		clients = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	nclients--;
+	free(c);
+}
+
+/* Write what is ready, in order; close when an answer said so. */
+static void
+client_flush(struct client *c)
+{
+	struct exchange	*x;
+	ssize_t		 n;
+
+	while ((x = c->head) != NULL && x->done) {
+		while (c->wpos < x->out.len) {
+			n = send(c->fd, x->out.data + c->wpos,
+			    x->out.len - c->wpos, MSG_NOSIGNAL);
+			if (n == -1 && errno == EINTR)
+				continue;
+			if (n == -1 && (errno == EAGAIN ||
+			    errno == EWOULDBLOCK)) {
+				ev_io_start(c->srv->loop, &c->wio);
+				return;
+			}
+			if (n <= 0) {
+				client_free(c);
+				return;
+			}
+			c->wpos += (size_t)n;
+		}
+		c->wpos = 0;
+		c->head = x->next;
+		if (c->head == NULL)
+			c->tail = NULL;
+		c->nexchanges--;
+		if (x->close) {
+			exchange_free(x);
+			shutdown(c->fd, SHUT_WR);
+			client_free(c);
+			return;
+		}
+		exchange_free(x);
+	}
+	ev_io_stop(c->srv->loop, &c->wio);
+	if (c->head == NULL && c->srv->draining) {
+		client_free(c);
+		return;
+	}
+	if (c->nexchanges < CLIENT_MAX_PIPELINE) {
+		client_reading(c, 1);
+		if (c->in.len > 0 && c->head == NULL) {
+			client_process(c);
+			return;
+		}
+	}
+	client_arm_timer(c);
+}
+
+static void
+client_write_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	client_flush(w->data);
+}
+
+/* Parse what arrived into exchanges. */
+static void
+client_process(struct client *c)
+{
+	struct exchange		*x;
+	struct http_request	*req;
+	enum http_feed		 rc;
+	size_t			 used;
+	static const char	 cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+	while (c->in.len > 0 && !c->closing &&
+	    c->nexchanges < CLIENT_MAX_PIPELINE) {
+		if (!c->in_request) {
+			c->in_request = 1;
+			c->req_start = ev_now(c->srv->loop);
+		}
+		rc = http_reader_feed(&c->rd, c->in.data, c->in.len, &used);
+		buf_consume(&c->in, used);
+		if (rc == HTTP_FEED_ERROR) {
+			c->closing = 1;
+			client_reading(c, 0);
+			if ((x = exchange_new(c, NULL)) == NULL) {
+				client_free(c);
+				return;
+			}
+			x->close = 1;
+			buf_reset(&c->in);
+			exchange_error(x, c->rd.err_status, c->rd.err_code,
+			    c->rd.err_msg ? c->rd.err_msg : "bad request",
+			    NULL);
+			return;
+		}
+		if (rc == HTTP_FEED_MORE) {
+			if (http_reader_wants_continue(&c->rd) &&
+			    c->head == NULL) {
+				send(c->fd, cont, sizeof(cont) - 1,
+				    MSG_NOSIGNAL);
+				c->rd.continue_sent = 1;
+			} else if (http_reader_wants_continue(&c->rd))
+				c->rd.continue_sent = 1;
+			break;
+		}
+		c->in_request = 0;
+		if ((req = http_reader_take(&c->rd)) == NULL ||
+		    (x = exchange_new(c, req)) == NULL) {
+			if (req != NULL) {
+				http_request_free(req);
+				free(req);
+			}
+			client_free(c);
+			return;
+		}
+		if (c->srv->draining)
+			x->close = 1;
+		client_dispatch(x);
+	}
+	if (c->nexchanges >= CLIENT_MAX_PIPELINE)
+		client_reading(c, 0);
+	client_arm_timer(c);
+}
+
+static void
+client_read_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct client	*c = w->data;
+	ssize_t		 n;
+
+	(void)loop;
+	(void)revents;
+	if (buf_reserve(&c->in, CLIENT_READ_CHUNK) == -1) {
+		client_free(c);
+		return;
+	}
+	n = recv(c->fd, c->in.data + c->in.len, CLIENT_READ_CHUNK, 0);
+	if (n == -1 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		/* The peer is gone (or half-closed): nothing more to do. */
+		client_free(c);
+		return;
+	}
+	c->in.len += (size_t)n;
+	c->in.data[c->in.len] = '\0';
+	client_process(c);
+}
+
+static void
+client_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct client	*c = w->data;
+	struct exchange	*x;
+
+	(void)loop;
+	(void)revents;
+	if (!c->in_request && c->in.len == 0) {
+		client_free(c);		/* idle */
+		return;
+	}
+	c->closing = 1;
+	client_reading(c, 0);
+	buf_reset(&c->in);
+	if ((x = exchange_new(c, NULL)) == NULL) {
+		client_free(c);
+		return;
+	}
+	x->close = 1;
+	exchange_error(x, 408, "request_timeout", "the request did not "
+	    "arrive within limits.header_timeout_ms", NULL);
+}
+
+void
+client_accept(struct server *srv, struct listener *l, int fd)
+{
+	struct client	*c;
+	struct ucred	 cred;
+	socklen_t	 len = sizeof(cred);
+	static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\n"
+	    "Content-Type: application/json\r\nContent-Length: 79\r\n"
+	    "Connection: close\r\n\r\n{\"error\":\"too_many_connections\","
+	    "\"message\":\"limits.max_connections reached\"}";
+
+	if (nclients >= srv->conf->max_connections) {
+		send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL);
+		close(fd);
+		log_warn("refused a connection on %s: max_connections (%u) "
+		    "reached", l->name, srv->conf->max_connections);
+		return;
+	}
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		close(fd);
+		return;
+	}
+	c->srv = srv;
+	c->fd = fd;
+	c->is_unix = l->is_unix;
+	if (c->is_unix &&
+	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
+		c->uid = cred.uid;
+		c->gid = cred.gid;
+		c->has_cred = 1;
+	}
+	buf_init(&c->in);
+	http_reader_init(&c->rd, srv->conf->max_header_bytes,
+	    srv->conf->max_body_bytes);
+	ev_io_init(&c->rio, client_read_cb, fd, EV_READ);
+	ev_io_init(&c->wio, client_write_cb, fd, EV_WRITE);
+	ev_timer_init(&c->timer, client_timer_cb, 0., 0.);
+	c->rio.data = c;
+	c->wio.data = c;
+	c->timer.data = c;
+	c->next = clients;
+	if (clients != NULL)
+		clients->prev = c;
+	clients = c;
+	nclients++;
+	client_reading(c, 1);
+	client_arm_timer(c);
+}
+
+/*
+ * Draining: idle connections go now, the others after their answers
+ * (exchange_answer marks them close while draining).
+ */
+void
+client_close_all(struct server *srv)
+{
+	struct client	*c, *nc;
+
+	for (c = clients; c != NULL; c = nc) {
+		nc = c->next;
+		if (srv->draining && c->head != NULL) {
+			client_reading(c, 0);
+			c->closing = 1;
+			continue;
+		}
+		client_free(c);
+	}
+}

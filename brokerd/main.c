@@ -1,0 +1,329 @@
+/*
+ * Command line, start-up, signals, reload and shutdown.  brokerd never
+ * forks itself: under systemd it is Type=notify, elsewhere it simply runs
+ * in the foreground.
+ */
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <errno.h>
+#include <stddef.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <ev.h>
+
+#include "brokerd.h"
+
+static struct server	 server;
+static const char	*conf_file;
+static struct config	**retired;	/* old configs: routes may be in use */
+static size_t		 nretired;
+static ev_timer		 drain_timer;
+static ev_io		*accept_io;
+
+uint64_t
+now_ms(void)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000);
+}
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: brokerd [-ftvV] [-c file]\n"
+	    "       brokerd gateway-fingerprint [url]\n");
+	exit(1);
+}
+
+/* sd_notify(3) without libsystemd: one datagram to $NOTIFY_SOCKET. */
+static void
+main_notify(const char *msg)
+{
+	struct sockaddr_un	 sun;
+	const char		*path;
+	socklen_t		 len;
+	int			 fd;
+
+	if ((path = getenv("NOTIFY_SOCKET")) == NULL || path[0] == '\0')
+		return;
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sun.sun_path))
+		return;
+	memcpy(sun.sun_path, path, strlen(path));
+	if (sun.sun_path[0] == '@')
+		sun.sun_path[0] = '\0';
+	len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) +
+	    strlen(path));
+	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) == -1)
+		return;
+	if (sendto(fd, msg, strlen(msg), MSG_NOSIGNAL,
+	    (struct sockaddr *)&sun, len) == -1)
+		log_debug("sd_notify: %s", strerror(errno));
+	close(fd);
+}
+
+static void
+main_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct listener	*l = w->data;
+	int		 fd, i;
+
+	(void)loop;
+	(void)revents;
+	/* A few at a time: do not starve the connections we have. */
+	for (i = 0; i < 64; i++) {
+		fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd == -1) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK &&
+			    errno != EINTR && errno != ECONNABORTED)
+				log_warn("accept on %s: %s", l->name,
+				    strerror(errno));
+			return;
+		}
+		client_accept(&server, l, fd);
+	}
+}
+
+static void
+main_reload(void)
+{
+	struct config	*nc, *oc = server.conf, **p;
+	char		 err[1024];
+
+	main_notify("RELOADING=1");
+	if ((nc = config_load(conf_file, err, sizeof(err))) == NULL) {
+		log_error("reload failed, keeping the running configuration: "
+		    "%s", err);
+		main_notify("READY=1");
+		return;
+	}
+	if (upstream_reconfigure(server.upstream, nc, err, sizeof(err)) ==
+	    -1) {
+		log_error("reload failed, keeping the running configuration: "
+		    "%s", err);
+		config_free(nc);
+		main_notify("READY=1");
+		return;
+	}
+	if ((oc->unix_path == NULL) != (nc->unix_path == NULL) ||
+	    (oc->unix_path != NULL && strcmp(oc->unix_path,
+	    nc->unix_path) != 0) || (oc->tcp == NULL) != (nc->tcp == NULL) ||
+	    (oc->tcp != NULL && strcmp(oc->tcp, nc->tcp) != 0))
+		log_warn("reload: listen addresses changed; they take effect "
+		    "at the next restart");
+	config_warnings(nc);
+	server.conf = nc;
+	session_reconfigure(server.session, nc);
+	log_init(nc->log_level, nc->log_json);
+	/* Queued requests may still point into the old route table. */
+	if ((p = reallocarray(retired, nretired + 1, sizeof(*p))) != NULL) {
+		retired = p;
+		retired[nretired++] = oc;
+	}
+	log_info("configuration reloaded (%zu keys, %zu routes)", nc->nkeys,
+	    nc->nroutes);
+	main_notify("READY=1");
+}
+
+static void
+main_drain_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)revents;
+	if (client_count() == 0 || ev_now(loop) >= *(ev_tstamp *)w->data) {
+		if (client_count() > 0)
+			log_warn("drain time over: closing %u connections",
+			    client_count());
+		ev_break(loop, EVBREAK_ALL);
+	}
+}
+
+static ev_tstamp drain_deadline;
+
+static void
+main_stop(struct ev_loop *loop, int sig)
+{
+	size_t	 i;
+
+	if (server.draining)
+		return;
+	main_notify("STOPPING=1");
+	log_info("signal %d: stopping (draining up to %u ms)", sig,
+	    server.conf->drain_ms);
+	server.draining = 1;
+	for (i = 0; i < server.nlisteners; i++)
+		ev_io_stop(loop, &accept_io[i]);
+	listen_close(server.listeners, server.nlisteners, server.conf);
+	server.listeners = NULL;
+	server.nlisteners = 0;
+	client_close_all(&server);
+	drain_deadline = ev_now(loop) + server.conf->drain_ms / 1000.0;
+	drain_timer.data = &drain_deadline;
+	ev_timer_init(&drain_timer, main_drain_cb, 0., 0.05);
+	ev_timer_start(loop, &drain_timer);
+}
+
+static void
+main_signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	(void)revents;
+	if (w->signum == SIGHUP)
+		main_reload();
+	else
+		main_stop(loop, w->signum);
+}
+
+static int
+main_check(const char *file)
+{
+	struct config	*conf;
+	char		 err[1024];
+
+	if ((conf = config_load(file, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "brokerd: %s\n", err);
+		fprintf(stderr, "brokerd: configuration %s test failed\n",
+		    file != NULL ? file : "(built-in defaults)");
+		return (1);
+	}
+	log_init(LOG_LEVEL_WARN, 0);
+	config_warnings(conf);
+	printf("brokerd: configuration %s is ok\n",
+	    file != NULL ? file : "(built-in defaults)");
+	config_free(conf);
+	return (0);
+}
+
+static int
+main_fingerprint(int argc, char *argv[], const char *file)
+{
+	struct config	*conf;
+	char		 err[1024];
+	const char	*url = "https://127.0.0.1:5000";
+	int		 rc;
+
+	if (argc > 2) {
+		fprintf(stderr, "usage: brokerd gateway-fingerprint [url]\n");
+		return (1);
+	}
+	if (argc == 2)
+		return (upstream_fingerprint_cmd(argv[1], 5000));
+	if ((conf = config_load(file, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "brokerd: %s\n", err);
+		return (1);
+	}
+	rc = upstream_fingerprint_cmd(conf->gw_url != NULL ? conf->gw_url : url,
+	    conf->gw_connect_timeout_ms);
+	config_free(conf);
+	return (rc);
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct config	*conf;
+	struct stat	 st;
+	ev_signal	 sigs[4];
+	static const int signums[] = { SIGHUP, SIGTERM, SIGINT };
+	char		 err[1024];
+	int		 ch, check = 0, verbose = 0;
+	size_t		 i;
+
+	while ((ch = getopt(argc, argv, "+c:ftvVh")) != -1) {
+		switch (ch) {
+		case 'c':
+			conf_file = optarg;
+			break;
+		case 'f':
+			break;		/* always in the foreground */
+		case 't':
+			check = 1;
+			break;
+		case 'v':
+			verbose = 1;
+			break;
+		case 'V':
+			printf("brokerd %s\n", BROKERD_VERSION);
+			return (0);
+		default:
+			usage();
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (conf_file == NULL && stat(BROKERD_CONF, &st) == 0)
+		conf_file = BROKERD_CONF;
+	if (argc > 0 && strcmp(argv[0], "gateway-fingerprint") == 0)
+		return (main_fingerprint(argc, argv, conf_file));
+	if (argc > 0) {
+		fprintf(stderr, "brokerd: unknown argument '%s'\n", argv[0]);
+		usage();
+	}
+	if (check)
+		return (main_check(conf_file));
+
+	log_init(LOG_LEVEL_INFO, 0);
+	if ((conf = config_load(conf_file, err, sizeof(err))) == NULL)
+		fatalx("%s", err);
+	log_init(verbose ? LOG_LEVEL_DEBUG : conf->log_level, conf->log_json);
+	config_warnings(conf);
+	signal(SIGPIPE, SIG_IGN);
+
+	server.loop = ev_default_loop(EVFLAG_AUTO);
+	server.conf = conf;
+	server.started_ms = now_ms();
+	if ((server.metrics = metrics_new()) == NULL ||
+	    (server.cache = cache_new()) == NULL)
+		fatalx("out of memory");
+	if ((server.upstream = upstream_new(server.loop, conf, server.metrics,
+	    err, sizeof(err))) == NULL)
+		fatalx("%s", err);
+	if ((server.session = session_new(server.loop, conf,
+	    server.upstream)) == NULL)
+		fatalx("out of memory");
+	if (listen_open(conf, &server.listeners, &server.nlisteners, err,
+	    sizeof(err)) == -1)
+		fatalx("%s", err);
+	if ((accept_io = calloc(server.nlisteners, sizeof(*accept_io))) ==
+	    NULL)
+		fatalx("out of memory");
+	for (i = 0; i < server.nlisteners; i++) {
+		ev_io_init(&accept_io[i], main_accept_cb,
+		    server.listeners[i].fd, EV_READ);
+		accept_io[i].data = &server.listeners[i];
+		ev_io_start(server.loop, &accept_io[i]);
+	}
+	for (i = 0; i < sizeof(signums) / sizeof(signums[0]); i++) {
+		ev_signal_init(&sigs[i], main_signal_cb, signums[i]);
+		ev_signal_start(server.loop, &sigs[i]);
+	}
+	session_start(server.session);
+	log_info("brokerd: ready (version %s, pid %ld, gateway %s)",
+	    BROKERD_VERSION, (long)getpid(), conf->gw_url);
+	main_notify("READY=1");
+
+	ev_run(server.loop, 0);
+
+	server.draining = 0;		/* now every connection goes */
+	client_close_all(&server);
+	session_stop(server.session);
+	session_free(server.session);
+	upstream_free(server.upstream);
+	cache_free(server.cache);
+	metrics_free(server.metrics);
+	free(accept_io);
+	for (i = 0; i < nretired; i++)
+		config_free(retired[i]);
+	free(retired);
+	log_info("stopped");
+	config_free(server.conf);
+	return (0);
+}
