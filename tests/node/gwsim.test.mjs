@@ -10,8 +10,10 @@ import https from 'node:https';
 import tls from 'node:tls';
 import fs from 'node:fs';
 import crypto from 'node:crypto';
+import os from 'node:os';
 import { execFileSync } from 'node:child_process';
-import { startGwsim, request, sleep } from '../lib/harness.mjs';
+import { startGwsim, startBrokerd, request, sleep, waitFor, brokerdBuilt,
+    ROOT } from '../lib/harness.mjs';
 
 let gw;
 
@@ -601,4 +603,156 @@ test('SIGTERM: exits 0 and removes its own temp dir', async () => {
 	const r = await g.stop();
 	assert.equal(r.code, 0);
 	assert.equal(fs.existsSync(dir), false);
+});
+
+/* ---------- the harness itself ---------- */
+
+/*
+ * A stand-in for build/brokerd with the same start-up contract (config on
+ * -c, ready line on stderr, Unix socket + TCP), so the harness is checked
+ * whether or not the daemon is built yet.  It answers with what it saw.
+ */
+const FAKE_BROKERD = `#!/usr/bin/env node
+const fs = require('fs'), http = require('http');
+const file = process.argv[process.argv.indexOf('-c') + 1];
+const cfg = fs.readFileSync(file, 'utf8');
+if (/fail: yes/.test(cfg)) {
+	process.stderr.write('brokerd: ' + file + ':1:1: bad config\\n');
+	process.exit(1);
+}
+const sock = /path: "([^"]+)"/.exec(cfg)[1];
+const h = (q, s) => {
+	s.setHeader('content-type', 'application/json');
+	s.end(JSON.stringify({ status: 'ok', path: q.url,
+	    key: q.headers['x-bridge-key'] || null,
+	    env: process.env.IBKR_GATEWAY_URL || null }));
+};
+const u = http.createServer(h), t = http.createServer(h);
+u.listen(sock, () => t.listen(0, '127.0.0.1', () => process.stderr.write(
+    'listening on unix ' + sock + '\\nlistening on tcp 127.0.0.1:' +
+    t.address().port + '\\nbrokerd: ready\\n')));
+process.on('SIGHUP', () => process.stderr.write('configuration reloaded\\n'));
+process.on('SIGTERM', () => { fs.rmSync(sock, { force: true });
+    process.exit(0); });
+`;
+
+function fakeBrokerd() {
+	const d = fs.mkdtempSync(`${os.tmpdir()}/fakebd-`);
+	const bin = `${d}/brokerd.cjs`;
+	fs.writeFileSync(bin, FAKE_BROKERD, { mode: 0o755 });
+	return { bin, dir: d, rm: () => fs.rmSync(d, { recursive: true,
+	    force: true }) };
+}
+
+test('harness.mjs startBrokerd: config, ready line, ports, key, stop',
+    async () => {
+	const fake = fakeBrokerd();
+	process.env.IBKR_GATEWAY_URL = 'https://example.invalid';
+	try {
+		const bd = await startBrokerd({ gwsim: gw, bin: fake.bin,
+		    config: { session: { tickle_interval_s: 5 },
+		    limits: { gateway_rate: 'off' } } });
+		const cfg = fs.readFileSync(bd.configFile, 'utf8');
+		assert.equal(fs.statSync(bd.configFile).mode & 0o777, 0o600);
+		assert.match(cfg, new RegExp(`url: "https://127.0.0.1:${gw.port}"`));
+		assert.ok(cfg.includes(`pin_sha256: "${gw.fingerprint}"`));
+		assert.ok(cfg.includes(`key: "${bd.key}"`));
+		assert.match(cfg, /tickle_interval_s: 5\n/);
+		assert.match(cfg, /check_interval_s: 1\n/);
+		assert.match(cfg, /gateway_rate: "off"\n/);
+		assert.match(cfg, /scopes: \["read", "trade", "admin"\]/);
+		assert.match(bd.key, /^[0-9a-f]{32}$/);
+		assert.ok(bd.tcpPort > 0);
+		const r = await bd.request({ path: '/health' });
+		assert.equal(r.json().key, bd.key);
+		assert.equal(r.json().env, null, 'IBKR_* must not leak in');
+		const t = await bd.request({ tcp: true, path: '/x', key: false });
+		assert.equal(t.json().key, null);
+		assert.equal(t.json().path, '/x');
+		await bd.reload(/reloaded/);
+		assert.match(bd.log(), /brokerd: ready/);
+		const st = await bd.stop();
+		assert.equal(st.code, 0);
+		assert.equal(fs.existsSync(bd.dir), false);
+
+		const txt = await startBrokerd({ gwsim: gw, bin: fake.bin,
+		    config: 'session:\n  status_file: "/nonexistent/s"\n' });
+		const c2 = fs.readFileSync(txt.configFile, 'utf8');
+		assert.equal(c2.match(/^session:/gm).length, 1);
+		assert.match(c2, /status_file: "\/nonexistent\/s"/);
+		await txt.stop();
+
+		await assert.rejects(startBrokerd({ gwsim: gw, bin: fake.bin,
+		    config: 'fail: yes\n' }), /bad config/);
+		const f = await startBrokerd({ gwsim: gw, bin: fake.bin,
+		    config: 'fail: yes\n', expectFail: true });
+		assert.equal(f.code, 1);
+		assert.match(f.log(), /bad config/);
+	} finally {
+		delete process.env.IBKR_GATEWAY_URL;
+		fake.rm();
+	}
+});
+
+test('harness.sh: gwsim_start, control helpers, brokerd_start, cleanup',
+    () => {
+	const fake = fakeBrokerd();
+	const script = `set -eu
+. tests/lib/harness.sh
+trap cleanup EXIT
+gwsim_start
+echo "tmp=$HARNESS_TMP"
+echo "port=$GWSIM_PORT fp=$GWSIM_FINGERPRINT ca=[$GWSIM_CA_FILE]"
+gwsim_state '{"authenticated":false}' | json_get authenticated
+gwsim_gw GET /v1/api/iserver/accounts | json_get error
+gwsim_counters | json_get by_route "GET /v1/api/iserver/accounts"
+brokerd_start
+echo "bdport=$BROKERD_PORT"
+bd_curl "$(bd_url /health)" | json_get key
+grep -c "$GWSIM_FINGERPRINT" "$BROKERD_CONFIG"
+echo "key=$BROKERD_KEY"
+brokerd_stop
+echo "exit=$BROKERD_EXIT"
+`;
+	try {
+		const out = execFileSync('sh', ['-c', script], { cwd: ROOT,
+		    env: { ...process.env, BROKERD_BIN: fake.bin },
+		    encoding: 'utf8' });
+		const tmp = /tmp=(\S+)/.exec(out)[1];
+		assert.match(out,
+		    /port=\d+ fp=([0-9A-F]{2}:){31}[0-9A-F]{2} ca=\[\]/);
+		const lines = out.split('\n');
+		assert.equal(lines[2], 'false');
+		assert.equal(lines[3], 'Bad Request: no bridge');
+		assert.equal(lines[4], '1');
+		assert.match(lines[5], /^bdport=\d+$/);
+		const key = /key=([0-9a-f]{32})/.exec(out)[1];
+		assert.equal(lines[6], key);
+		assert.equal(lines[7], '1');
+		assert.match(out, /exit=0/);
+		assert.equal(fs.existsSync(tmp), false, 'cleanup removes it');
+	} finally {
+		fake.rm();
+	}
+});
+
+test('startBrokerd with the real build/brokerd', { skip: !brokerdBuilt() &&
+    'build/brokerd is not built yet' }, async () => {
+	const bd = await startBrokerd({ gwsim: gw });
+	try {
+		const h = await bd.request({ path: '/health', key: false });
+		assert.equal(h.status, 200);
+		assert.equal(h.json().status, 'ok');
+		assert.ok(bd.tcpPort > 0);
+		const t = await bd.request({ tcp: true, path: '/health',
+		    key: false });
+		assert.equal(t.status, 200);
+		await waitFor(async () => (await gw.counters()).by_route[
+		    'GET /v1/api/iserver/auth/status'] ||
+		    (await gw.counters()).by_route[
+		    'POST /v1/api/iserver/auth/status'], { what: 'a status check' });
+	} finally {
+		const st = await bd.stop();
+		assert.equal(st.code, 0);
+	}
 });
