@@ -1,0 +1,552 @@
+/*
+ * Pacing: IBKR's limits as sliding windows (at most n in ANY window, the
+ * strictest reading of "n per second"), per Gateway path and for the whole
+ * Gateway, concurrency caps, a FIFO queue with deadlines, and the breaker
+ * an upstream 429 opens.  Pure: no sockets, no globals, the time comes in.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "brokerd.h"
+
+/* Waiting for a slot that only a pace_release can free: come back then. */
+#define PACE_MIN_RETRY_MS	1000
+
+/* One Gateway path (a policy route's `to`): its window and its busy count. */
+struct pace_target {
+	char		*key;		/* copy of policy->to */
+	struct pace_window win;
+	unsigned	 concurrency;	/* 0 = no cap */
+	unsigned	 busy;		/* granted, not yet released */
+	struct pace_target *next;
+};
+
+struct pace {
+	struct pace_window global;
+	unsigned	 reserve;	/* global slots only the watcher uses */
+	unsigned	 queue_ms;
+	unsigned	 max_queue;
+	struct pace_target *targets;
+	struct pace_ticket *head;	/* FIFO, oldest first */
+	struct pace_ticket *tail;
+	unsigned	 nqueued;
+	uint64_t	 breaker_until_ms;
+	uint64_t	 granted;
+	uint64_t	 waited;
+	uint64_t	 rejected;
+	uint64_t	 breaker_opened;
+};
+
+int
+pace_window_init(struct pace_window *w, struct rate r)
+{
+	memset(w, 0, sizeof(*w));
+	if (r.window_ms == 0)
+		r.n = 0;
+	w->rate = r;
+	if (r.n == 0)
+		return (0);
+	if ((w->stamps = calloc(r.n, sizeof(*w->stamps))) == NULL)
+		return (-1);
+	return (0);
+}
+
+void
+pace_window_free(struct pace_window *w)
+{
+	free(w->stamps);
+	w->stamps = NULL;
+	w->count = 0;
+	w->head = 0;
+}
+
+/* The i-th oldest grant time still kept (0 <= i < count). */
+static uint64_t
+window_stamp(const struct pace_window *w, unsigned i)
+{
+	return (w->stamps[(w->head + i) % w->rate.n]);
+}
+
+/*
+ * Grants stay in the window for window_ms: a grant at t blocks [t, t +
+ * window_ms).  Counting from the newest, a request needs fewer than
+ * `limit` of them still inside; the one that must leave is the limit-th
+ * newest.
+ */
+static uint64_t
+window_wait_limit(const struct pace_window *w, uint64_t now_ms,
+    unsigned limit)
+{
+	uint64_t	 t, free_ms;
+
+	if (w->rate.n == 0)
+		return (0);
+	if (limit == 0)
+		return (w->rate.window_ms);	/* never: a caller's mistake */
+	if (w->count < limit)
+		return (0);
+	t = window_stamp(w, w->count - limit);
+	free_ms = t + w->rate.window_ms;
+	return (free_ms > now_ms ? free_ms - now_ms : 0);
+}
+
+uint64_t
+pace_window_wait(const struct pace_window *w, uint64_t now_ms)
+{
+	return (window_wait_limit(w, now_ms, w->rate.n));
+}
+
+uint64_t
+pace_window_wait_reserve(const struct pace_window *w, uint64_t now_ms,
+    unsigned reserve)
+{
+	if (w->rate.n == 0)
+		return (0);
+	if (reserve >= w->rate.n)
+		return (window_wait_limit(w, now_ms, 0));
+	return (window_wait_limit(w, now_ms, w->rate.n - reserve));
+}
+
+void
+pace_window_take(struct pace_window *w, uint64_t now_ms)
+{
+	if (w->rate.n == 0)
+		return;
+	if (w->count < w->rate.n) {
+		w->stamps[(w->head + w->count) % w->rate.n] = now_ms;
+		w->count++;
+		return;
+	}
+	w->stamps[w->head] = now_ms;
+	w->head = (w->head + 1) % w->rate.n;
+}
+
+unsigned
+pace_window_used(const struct pace_window *w, uint64_t now_ms)
+{
+	unsigned	 i, used = 0;
+	uint64_t	 t;
+
+	for (i = 0; i < w->count; i++) {
+		t = window_stamp(w, i);
+		if (t > now_ms || now_ms - t < w->rate.window_ms)
+			used++;
+	}
+	return (used);
+}
+
+/* IBKR counts every call; 1 in 10 global slots stays the watcher's. */
+static unsigned
+pace_reserve_of(unsigned n)
+{
+	if (n < 2)
+		return (0);
+	return ((n + 9) / 10);
+}
+
+struct pace *
+pace_new(struct rate global, unsigned queue_ms, unsigned max_queue)
+{
+	struct pace	*p;
+
+	if ((p = calloc(1, sizeof(*p))) == NULL)
+		return (NULL);
+	if (pace_window_init(&p->global, global) == -1) {
+		free(p);
+		return (NULL);
+	}
+	p->reserve = pace_reserve_of(p->global.rate.n);
+	p->queue_ms = queue_ms;
+	p->max_queue = max_queue;
+	return (p);
+}
+
+void
+pace_free(struct pace *p)
+{
+	struct pace_target	*t, *next;
+	struct pace_ticket	*k, *knext;
+
+	if (p == NULL)
+		return;
+	for (k = p->head; k != NULL; k = knext) {
+		knext = k->next;
+		k->next = k->prev = NULL;
+		k->queued = 0;
+	}
+	for (t = p->targets; t != NULL; t = next) {
+		next = t->next;
+		pace_window_free(&t->win);
+		free(t->key);
+		free(t);
+	}
+	pace_window_free(&p->global);
+	free(p);
+}
+
+static struct pace_target *
+pace_target_find(const struct pace *p, const struct route *policy)
+{
+	struct pace_target	*t;
+
+	if (policy == NULL || policy->to == NULL)
+		return (NULL);
+	for (t = p->targets; t != NULL; t = t->next)
+		if (strcmp(t->key, policy->to) == 0)
+			return (t);
+	return (NULL);
+}
+
+/*
+ * The target of a policy route, made on first use.  Aliases (routes with
+ * the same `to`) share it: IBKR counts Gateway paths.  The first policy
+ * seen sets the limits; config.c gives aliases the same ones.
+ */
+static int
+pace_target_get(struct pace *p, const struct route *policy,
+    struct pace_target **out)
+{
+	struct pace_target	*t;
+
+	*out = NULL;
+	if (policy == NULL || policy->to == NULL)
+		return (0);
+	if ((*out = pace_target_find(p, policy)) != NULL)
+		return (0);
+	if ((t = calloc(1, sizeof(*t))) == NULL)
+		return (-1);
+	if ((t->key = strdup(policy->to)) == NULL)
+		goto fail;
+	if (pace_window_init(&t->win, policy->rate) == -1)
+		goto fail;
+	t->concurrency = policy->concurrency;
+	t->next = p->targets;
+	p->targets = t;
+	*out = t;
+	return (0);
+fail:
+	free(t->key);
+	free(t);
+	return (-1);
+}
+
+static uint64_t
+pace_global_wait(const struct pace *p, const struct pace_ticket *k,
+    uint64_t now_ms)
+{
+	if (k->watcher)
+		return (pace_window_wait(&p->global, now_ms));
+	return (pace_window_wait_reserve(&p->global, now_ms, p->reserve));
+}
+
+/* Blocked by its own target: window or concurrency. */
+static int
+pace_target_blocked(const struct pace_target *t, uint64_t now_ms)
+{
+	if (t == NULL)
+		return (0);
+	if (t->concurrency > 0 && t->busy >= t->concurrency)
+		return (1);
+	return (pace_window_wait(&t->win, now_ms) > 0);
+}
+
+/* ms until this ticket could go, as far as the clock can tell. */
+static uint64_t
+pace_ticket_wait(const struct pace *p, const struct pace_ticket *k,
+    uint64_t now_ms)
+{
+	const struct pace_target *t;
+	uint64_t		 w, tw;
+
+	w = pace_global_wait(p, k, now_ms);
+	if ((t = pace_target_find(p, k->policy)) != NULL) {
+		tw = pace_window_wait(&t->win, now_ms);
+		if (tw > w)
+			w = tw;
+	}
+	return (w);
+}
+
+/* What a refused client is told: the wait, but at least a second. */
+static uint64_t
+pace_retry_after(const struct pace *p, const struct pace_ticket *k,
+    uint64_t now_ms)
+{
+	uint64_t	 w;
+
+	w = pace_ticket_wait(p, k, now_ms);
+	return (w < PACE_MIN_RETRY_MS ? PACE_MIN_RETRY_MS : w);
+}
+
+static int
+pace_grantable(const struct pace *p, const struct pace_ticket *k,
+    uint64_t now_ms)
+{
+	if (pace_global_wait(p, k, now_ms) > 0)
+		return (0);
+	return (!pace_target_blocked(pace_target_find(p, k->policy), now_ms));
+}
+
+static void
+pace_unlink(struct pace *p, struct pace_ticket *k)
+{
+	if (k->prev != NULL)
+		k->prev->next = k->next;
+	else
+		p->head = k->next;
+	if (k->next != NULL)
+		k->next->prev = k->prev;
+	else
+		p->tail = k->prev;
+	k->next = k->prev = NULL;
+	k->queued = 0;
+	p->nqueued--;
+}
+
+static void
+pace_grant(struct pace *p, struct pace_ticket *k, uint64_t now_ms)
+{
+	struct pace_target	*t;
+
+	if (k->queued) {
+		pace_unlink(p, k);
+		p->waited++;
+	}
+	pace_window_take(&p->global, now_ms);
+	if ((t = pace_target_find(p, k->policy)) != NULL) {
+		pace_window_take(&t->win, now_ms);
+		t->busy++;
+	}
+	p->granted++;
+}
+
+/*
+ * A new ticket may not overtake the queue: it waits when a ticket served
+ * before it (the watcher's before clients', else older) could be granted
+ * now.  Older tickets for its own target that are blocked block it too,
+ * as they share the window and the cap, so order within a target holds.
+ */
+static int
+pace_queue_ahead(const struct pace *p, const struct pace_ticket *k,
+    uint64_t now_ms)
+{
+	const struct pace_ticket *q;
+
+	for (q = p->head; q != NULL; q = q->next) {
+		if (k->watcher && !q->watcher)
+			continue;
+		if (!q->watcher && pace_breaker_remaining(p, now_ms) > 0)
+			continue;
+		if (pace_grantable(p, q, now_ms))
+			return (1);
+	}
+	return (0);
+}
+
+/*
+ * Link a ticket at the tail.  The watcher's tickets do not count against
+ * max_queue: it has a handful at most and must never be starved.
+ */
+static int
+pace_link(struct pace *p, struct pace_ticket *k, uint64_t now_ms,
+    uint64_t *retry_after_ms)
+{
+	if (!k->watcher && p->nqueued >= p->max_queue) {
+		*retry_after_ms = pace_retry_after(p, k, now_ms);
+		p->rejected++;
+		return (-1);
+	}
+	k->enqueued_ms = now_ms;
+	k->deadline_ms = now_ms + p->queue_ms;
+	k->retry_after_ms = 0;
+	k->next = NULL;
+	k->prev = p->tail;
+	if (p->tail != NULL)
+		p->tail->next = k;
+	else
+		p->head = k;
+	p->tail = k;
+	k->queued = 1;
+	p->nqueued++;
+	return (1);
+}
+
+/* The checks both ways into the queue share: breaker, memory. */
+static int
+pace_admit(struct pace *p, struct pace_ticket *k, uint64_t now_ms,
+    uint64_t *retry_after_ms)
+{
+	struct pace_target	*t;
+	uint64_t		 rem;
+
+	*retry_after_ms = 0;
+	k->queued = 0;
+	k->next = k->prev = NULL;
+	if (!k->watcher && (rem = pace_breaker_remaining(p, now_ms)) > 0) {
+		*retry_after_ms = rem;
+		p->rejected++;
+		return (-1);
+	}
+	if (pace_target_get(p, k->policy, &t) == -1) {
+		*retry_after_ms = PACE_MIN_RETRY_MS;
+		p->rejected++;
+		return (-1);
+	}
+	return (0);
+}
+
+/*
+ * Call when a connection is free.  On 1 the ticket waits in the queue:
+ * call pace_poll (at once too: an older ticket may be grantable).
+ */
+int
+pace_acquire(struct pace *p, struct pace_ticket *k, uint64_t now_ms,
+    uint64_t *retry_after_ms)
+{
+	if (pace_admit(p, k, now_ms, retry_after_ms) == -1)
+		return (-1);
+	if (pace_grantable(p, k, now_ms) && !pace_queue_ahead(p, k, now_ms)) {
+		pace_grant(p, k, now_ms);
+		return (0);
+	}
+	if (p->queue_ms == 0) {
+		*retry_after_ms = pace_retry_after(p, k, now_ms);
+		p->rejected++;
+		return (-1);
+	}
+	return (pace_link(p, k, now_ms, retry_after_ms));
+}
+
+int
+pace_enqueue(struct pace *p, struct pace_ticket *k, uint64_t now_ms,
+    uint64_t *retry_after_ms)
+{
+	if (pace_admit(p, k, now_ms, retry_after_ms) == -1)
+		return (-1);
+	return (pace_link(p, k, now_ms, retry_after_ms));
+}
+
+void
+pace_release(struct pace *p, struct pace_ticket *k)
+{
+	struct pace_target	*t;
+
+	if ((t = pace_target_find(p, k->policy)) != NULL && t->busy > 0)
+		t->busy--;
+}
+
+void
+pace_cancel(struct pace *p, struct pace_ticket *k)
+{
+	if (k->queued)
+		pace_unlink(p, k);
+}
+
+/*
+ * One pass over one class (watcher or clients) in FIFO order.  A ticket
+ * blocked by its own target lets later ones for other targets go; tickets
+ * for one target share its window and cap, so their order holds.  The
+ * global window blocks the whole class, but expiries are still found.
+ */
+static struct pace_ticket *
+pace_poll_class(struct pace *p, int watcher, uint64_t now_ms, int can_grant,
+    int *expired)
+{
+	struct pace_ticket	*k;
+	uint64_t		 rem;
+	int			 global_free;
+
+	rem = pace_breaker_remaining(p, now_ms);
+	global_free = -1;
+	for (k = p->head; k != NULL; k = k->next) {
+		if ((k->watcher != 0) != (watcher != 0))
+			continue;
+		if (!k->watcher && rem > 0) {
+			k->retry_after_ms = rem;
+			goto expire;
+		}
+		if (global_free == -1)
+			global_free = pace_global_wait(p, k, now_ms) == 0;
+		if (can_grant && global_free && !pace_target_blocked(
+		    pace_target_find(p, k->policy), now_ms)) {
+			pace_grant(p, k, now_ms);
+			return (k);
+		}
+		if (now_ms >= k->deadline_ms) {
+			k->retry_after_ms = pace_retry_after(p, k, now_ms);
+			goto expire;
+		}
+	}
+	return (NULL);
+expire:
+	pace_unlink(p, k);
+	p->rejected++;
+	*expired = 1;
+	return (k);
+}
+
+/* The earliest time something queued could change: a window or deadline. */
+static uint64_t
+pace_next(const struct pace *p, uint64_t now_ms)
+{
+	const struct pace_ticket *k;
+	uint64_t		 best = UINT64_MAX, w;
+
+	for (k = p->head; k != NULL; k = k->next) {
+		w = k->deadline_ms > now_ms ? k->deadline_ms - now_ms : 0;
+		if (w < best)
+			best = w;
+		w = pace_ticket_wait(p, k, now_ms);
+		if (w > 0 && w < best)
+			best = w;
+	}
+	if (best == UINT64_MAX)
+		return (0);
+	return (best == 0 ? 1 : best);
+}
+
+struct pace_ticket *
+pace_poll(struct pace *p, uint64_t now_ms, int can_grant, int *expired,
+    uint64_t *next_ms)
+{
+	struct pace_ticket	*k;
+
+	*expired = 0;
+	*next_ms = 0;
+	if ((k = pace_poll_class(p, 1, now_ms, can_grant, expired)) != NULL)
+		return (k);
+	if ((k = pace_poll_class(p, 0, now_ms, can_grant, expired)) != NULL)
+		return (k);
+	*next_ms = pace_next(p, now_ms);
+	return (NULL);
+}
+
+void
+pace_breaker_open(struct pace *p, uint64_t now_ms, uint64_t ms)
+{
+	if (now_ms + ms > p->breaker_until_ms)
+		p->breaker_until_ms = now_ms + ms;
+	p->breaker_opened++;
+}
+
+uint64_t
+pace_breaker_remaining(const struct pace *p, uint64_t now_ms)
+{
+	if (p->breaker_until_ms > now_ms)
+		return (p->breaker_until_ms - now_ms);
+	return (0);
+}
+
+void
+pace_stats(const struct pace *p, uint64_t now_ms, struct pace_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->queued = p->nqueued;
+	st->granted = p->granted;
+	st->waited = p->waited;
+	st->rejected = p->rejected;
+	st->breaker_opened = p->breaker_opened;
+	st->global_used = pace_window_used(&p->global, now_ms);
+	st->global_n = p->global.rate.n;
+	st->global_window_ms = p->global.rate.window_ms;
+}
