@@ -377,3 +377,25 @@ test("an answer cut mid-body is unreachable, not a truncated value", async () =>
 });
 
 void send;
+
+test("a kept-alive socket closed before the answer: GET goes again once, POST never", async () => {
+	const seen = new WeakMap();
+	fake.handler = (r, req) => {
+		const n = (seen.get(req.socket) ?? 0) + 1;
+		seen.set(req.socket, n);
+		if (n === 2) {
+			req.socket.destroy();	// the idle connection brokerd closed
+			return undefined;
+		}
+		return [200, { n }];
+	};
+	const b = new Bridge({ socketPath: fake.socketPath, key: KEY });
+	assert.deepEqual(await b.orders(), { n: 1 });
+	assert.deepEqual(await b.orders(), { n: 1 }, "answered on a new connection");
+	assert.equal(fake.requests.length, 3);
+	fake.requests = [];
+	const e = await b.request("POST", "/iserver/account/DU1/orders", { body: { orders: [] } }).catch((x) => x);
+	assert.equal(e.code, "unreachable");
+	assert.equal(fake.requests.length, 1, "a POST is sent once");
+	b.close();
+});
