@@ -200,8 +200,14 @@ export class Bridge {
 		}
 		if (payload !== null)
 			headers["content-length"] = String(payload.length);
-		for (const [k, v] of Object.entries(opts.headers ?? {}))
-			headers[k.toLowerCase()] = v;
+		// Framing is the client's job: a caller's length or Host could
+		// desynchronise the kept-alive connection.
+		for (const [k, v] of Object.entries(opts.headers ?? {})) {
+			const lk = k.toLowerCase();
+			if (lk !== "content-length" && lk !== "transfer-encoding" && lk !== "host" &&
+			    lk !== "connection")
+				headers[lk] = v;
+		}
 		if (this._key)
 			headers["x-bridge-key"] = this._key;
 
