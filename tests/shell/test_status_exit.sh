@@ -41,9 +41,12 @@ mkstatus "$f" authenticated $((t - 10)) $$ "" BROKERD_CHECK_INTERVAL=1
 expect_rc 2 "$S" -f "$f"
 mkstatus "$f" authenticated $((t - 100)) $$ "" BROKERD_CHECK_INTERVAL=60
 expect_rc 0 "$S" -f "$f"
-# no check time at all cannot be trusted
+# no check time at all cannot be trusted, except before the first check
 mkstatus "$f" authenticated "" $$ ""
 expect_rc 2 "$S" -f "$f"
+mkstatus "$f" starting "''" $$ ""
+expect_rc 1 "$S" -f "$f"
+contains "$T/out" starting
 
 rm -f "$f"
 expect_rc 3 "$S" -f "$f"

@@ -62,6 +62,13 @@ while kill -0 "$wp" 2>/dev/null; do
 done
 wait "$wp" || fail "-t 0 exited $?"
 
+# before the first check: starting, not stopped
+mkstatus "$f" starting "''" $$ ""
+expect_rc 0 "$W" -t 1 -f "$f" starting
+expect_rc 1 "$W" -t 1 -i 0.2 -f "$f" stopped
+mkstatus "$f" unauthenticated "''" $$ ""
+expect_rc 0 "$W" -t 1 -f "$f" stopped
+
 # usage
 expect_rc 2 "$W" -f "$f" bogus_state
 expect_rc 2 "$W" -t abc -f "$f"
