@@ -28,13 +28,15 @@ function usage(msg) {
 	if (msg)
 		process.stderr.write(`gwsim: ${msg}\n`);
 	process.stderr.write('usage: gwsim.js [--cert-mode self|expired|ca] ' +
-	    '[--port N] [--control-port N] [--dir DIR] [--no-tickets] ' +
+	    '[--port N] [--control-port N] [--dir DIR] [--san LIST] ' +
+	    '[--no-tickets] ' +
 	    '[--exit-on-stdin-eof] [--verbose]\n');
 	process.exit(msg ? 2 : 0);
 }
 
 function parseArgs(argv) {
 	const o = { certMode: 'self', port: 0, controlPort: 0, dir: null,
+	    san: 'IP:127.0.0.1,DNS:localhost',
 	    tickets: true, stdinEof: false, verbose: false };
 	for (let i = 0; i < argv.length; i++) {
 		let a = argv[i], v = null;
@@ -55,6 +57,7 @@ function parseArgs(argv) {
 		case '--port': o.port = Number(val()); break;
 		case '--control-port': o.controlPort = Number(val()); break;
 		case '--dir': o.dir = val(); break;
+		case '--san': o.san = val(); break;
 		case '--no-tickets': o.tickets = false; break;
 		case '--exit-on-stdin-eof': o.stdinEof = true; break;
 		case '--verbose': o.verbose = true; break;
@@ -64,6 +67,8 @@ function parseArgs(argv) {
 	}
 	if (!['self', 'expired', 'ca'].includes(o.certMode))
 		usage(`bad --cert-mode ${o.certMode}`);
+	if (!/^(IP|DNS):[A-Za-z0-9.:*-]+(,(IP|DNS):[A-Za-z0-9.:*-]+)*$/.test(o.san))
+		usage(`bad --san ${o.san}`);
 	for (const p of [o.port, o.controlPort])
 		if (!Number.isInteger(p) || p < 0 || p > 65535)
 			usage('bad port');
@@ -72,20 +77,20 @@ function parseArgs(argv) {
 
 /* ---------- certificates (openssl command line) ---------- */
 
-const OPENSSL_CNF = `
+const opensslCnf = (san) => `
 [req]
 distinguished_name = dn
 prompt = no
 [dn]
 CN = localhost
 [self]
-subjectAltName = IP:127.0.0.1,DNS:localhost
+subjectAltName = ${san}
 subjectKeyIdentifier = hash
 [leaf]
 basicConstraints = critical,CA:FALSE
 keyUsage = critical,digitalSignature,keyEncipherment
 extendedKeyUsage = serverAuth
-subjectAltName = IP:127.0.0.1,DNS:localhost
+subjectAltName = ${san}
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid
 [ca_ext]
@@ -122,13 +127,13 @@ function openssl(args, cwd) {
  * valid 2019-02-10 to 2019-05-11 like the one the real Gateway ships
  * (vertx.jks); ca: a CA and a leaf it signed, SAN IP:127.0.0.1, DNS:localhost.
  */
-function makeCerts(mode, dir) {
+function makeCerts(mode, dir, san) {
 	const cnf = path.join(dir, 'openssl.cnf');
 	const key = path.join(dir, 'key.pem');
 	const cert = path.join(dir, 'cert.pem');
 	const csr = path.join(dir, 'req.csr');
 	const cfg = ['-config', cnf];
-	fs.writeFileSync(cnf, OPENSSL_CNF);
+	fs.writeFileSync(cnf, opensslCnf(san));
 	if (mode === 'self') {
 		openssl(['req', '-x509', ...cfg, '-extensions', 'self',
 		    '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert,
@@ -946,7 +951,7 @@ process.on('exit', cleanupDir);
 
 let certs;
 try {
-	certs = makeCerts(opts.certMode, dir);
+	certs = makeCerts(opts.certMode, dir, opts.san);
 } catch (e) {
 	process.stderr.write(`gwsim: ${e.message}\n`);
 	process.exit(1);

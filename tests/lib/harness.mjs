@@ -186,7 +186,8 @@ function firstLine(child, timeoutMs, errText) {
 
 /*
  * Start tests/gwsim/gwsim.js.  opts: certMode ('self'|'expired'|'ca'),
- * port, controlPort, dir, tickets (false = --no-tickets), args (extra).
+ * port, controlPort, dir, tickets (false = --no-tickets), san (e.g.
+ * 'IP:127.0.0.1,DNS:localhost,DNS:127.0.0.1'), args (extra).
  * Returns {port, control, pid, fingerprint, cert, ca_file, url, proc,
  * stop(), state(obj?), behaviour(obj?), counters(), resetCounters(),
  * reset(), log()}.  state/behaviour without an argument read; with one,
@@ -204,6 +205,8 @@ export async function startGwsim(opts = {}) {
 		args.push('--dir', opts.dir);
 	if (opts.tickets === false)
 		args.push('--no-tickets');
+	if (opts.san)
+		args.push('--san', opts.san);
 	args.push(...(opts.args || []));
 	const proc = track(spawn(process.execPath, args,
 	    { stdio: ['pipe', 'pipe', 'pipe'] }));

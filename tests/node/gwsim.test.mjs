@@ -596,6 +596,18 @@ test('ca mode: the leaf verifies with ca_file for 127.0.0.1 and localhost',
 	}
 });
 
+test('--san sets the subjectAltName', async () => {
+	const g = await startGwsim({ certMode: 'ca',
+	    san: 'IP:127.0.0.1,DNS:localhost,DNS:127.0.0.1' });
+	try {
+		const out = execFileSync('openssl', ['x509', '-in', g.cert,
+		    '-noout', '-ext', 'subjectAltName']).toString();
+		assert.match(out, /IP Address:127\.0\.0\.1, DNS:localhost, DNS:127\.0\.0\.1/);
+	} finally {
+		await g.stop();
+	}
+});
+
 test('SIGTERM: exits 0 and removes its own temp dir', async () => {
 	const g = await startGwsim();
 	const dir = g.cert.replace(/\/cert\.pem$/, '');
