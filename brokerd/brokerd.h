@@ -575,6 +575,10 @@ struct upstream_req {
 	char		 errmsg[256];	/* reason for errors (TLS ...) */
 	int		 retried;
 	struct upstream_req *next;
+	struct pace	*pace;		/* the pace it is queued in or granted
+					   by; NULL when not in upstream.c */
+	int		 granted;	/* holds a pace grant */
+	int		 deferred;	/* error to report from the loop */
 };
 
 struct upstream	*upstream_new(struct ev_loop *, const struct config *,
@@ -591,14 +595,15 @@ void		 upstream_submit(struct upstream *, struct upstream_req *);
 /* The client went away; no callback follows. */
 void		 upstream_cancel(struct upstream *, struct upstream_req *);
 void		 upstream_req_init(struct upstream_req *);
-void		 upstream_req_free(struct upstream_req *);	/* buffers */
+/* Frees target, body, and content_type and accept (malloc'd or NULL). */
+void		 upstream_req_free(struct upstream_req *);
 /* Cookie jar: forget (after a lost session). */
 void		 upstream_jar_clear(struct upstream *);
 struct pace	*upstream_pace(struct upstream *);
 struct upstream_stats {
 	unsigned	 idle;
 	unsigned	 busy;
-	uint64_t	 handshakes;
+	uint64_t	 handshakes;	/* all completed, resumed included */
 	uint64_t	 resumed;
 	uint64_t	 requests;
 	uint64_t	 errors;
@@ -610,6 +615,36 @@ int		 upstream_fingerprint_cmd(const char *url, unsigned timeout_ms);
 /* Colon hex of 32 bytes, upper case: "AB:CD:..." (96 bytes with NUL). */
 void		 upstream_hex_colon(const unsigned char *, size_t, char *,
 		    size_t);
+
+/* Pure pieces, exposed for tests/unit/test_upstream.c. */
+struct upstream_cookie {
+	char		*name;
+	char		*value;
+};
+struct upstream_jar {
+	struct upstream_cookie *v;
+	size_t		 n;
+	size_t		 cap;
+};
+void		 upstream_jar_init(struct upstream_jar *);
+void		 upstream_jar_free(struct upstream_jar *);
+/*
+ * Absorb one Set-Cookie value: name=value kept, replaced by name, removed
+ * on Max-Age <= 0 or an Expires before now.  -1: malformed, ignored.
+ */
+int		 upstream_jar_absorb(struct upstream_jar *, const char *,
+		    time_t now);
+/* Append "a=1; b=2" (nothing when empty). */
+int		 upstream_jar_format(const struct upstream_jar *, struct buf *);
+/*
+ * The bytes written to the Gateway: request line, Host (host:port,
+ * brackets for IPv6), User-Agent, Accept, Content-Type, Content-Length,
+ * Cookie (when cookie is non-empty), Connection: keep-alive, body.
+ * -1 when a field would break the head (CR, LF, NUL, space in target).
+ */
+int		 upstream_format_request(struct buf *,
+		    const struct upstream_req *, const char *host,
+		    const char *port, const char *cookie);
 
 /* ------------------------------------------------------------- session.c */
 
