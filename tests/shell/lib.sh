@@ -8,16 +8,21 @@ ROOT=$(cd "$TESTS_SHELL/../.." && pwd)
 CLIENTS=$ROOT/clients/shell
 T=$(mktemp -d "${TMPDIR:-/tmp}/brokerd-shell-test.XXXXXX")
 BG_PIDS=
-cleanup() {
+lib_cleanup() {
 	for p in $BG_PIDS; do
 		kill "$p" 2>/dev/null || :
 		wait "$p" 2>/dev/null || :
 	done
 	rm -rf "$T"
 }
-trap cleanup EXIT
+trap lib_cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+
+skip() {
+	printf 'skip: %s\n' "$*"
+	exit 77
+}
 
 fail() {
 	printf 'FAIL: %s\n' "$*" >&2

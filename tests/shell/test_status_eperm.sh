@@ -8,7 +8,7 @@ chmod 755 "$T"
 mkstatus "$f" authenticated "$(now)" 1 ""
 chmod 644 "$f"
 if [ "$(id -u)" -ne 0 ]; then
-	kill -0 1 2>/dev/null && { echo "skip: may signal pid 1"; exit 0; }
+	kill -0 1 2>/dev/null && skip "this user may signal pid 1"
 	expect_rc 0 "$S" -f "$f"
 elif command -v setpriv >/dev/null; then
 	setpriv --reuid=65534 --regid=65534 --clear-groups sh -c 'kill -0 1' 2>/dev/null &&
@@ -18,5 +18,5 @@ elif command -v setpriv >/dev/null; then
 	chmod 644 "$f"
 	expect_rc 2 setpriv --reuid=65534 --regid=65534 --clear-groups "$S" -f "$f"
 else
-	echo "skip: root without setpriv"
+	skip "root without setpriv(1)"
 fi
