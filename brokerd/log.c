@@ -53,7 +53,7 @@ log_stamp(char *out, size_t len)
 static void
 log_emit(int level, const char *msg)
 {
-	char		 ts[40];
+	char		 ts[64];
 	struct buf	 b;
 
 	log_stamp(ts, sizeof(ts));
@@ -155,7 +155,7 @@ log_request(const char *method, const char *path, int status, size_t bytes,
     double ms, const char *who)
 {
 	struct buf	 b;
-	char		 ts[40];
+	char		 ts[64];
 
 	if (log_lvl < LOG_LEVEL_INFO)
 		return;
