@@ -188,6 +188,8 @@ const DEFAULT_BEHAVIOUR = {
 	close_after_response: false,
 	retry_after_s: 60,
 	keep_alive_ms: 30000,	/* idle kept-alive connection lifetime */
+	window_slack_ms: 50,	/* arrival jitter forgiven by the windows */
+	endpoint_limits: false,	/* answer 429 past IBKR's per-endpoint limits */
 	paths: null,
 };
 
@@ -198,7 +200,9 @@ const STATE_TYPES = { session: 'boolean', authenticated: 'boolean',
 const BEHAVIOUR_TYPES = { delay_ms: 'integer', silent: 'boolean',
     reset_mid_body: 'boolean', force_status: 'integer|null',
     force_body: 'any', rate_per_s: 'integer', close_after_response: 'boolean',
-    retry_after_s: 'integer', keep_alive_ms: 'integer', paths: 'array|null' };
+    retry_after_s: 'integer', keep_alive_ms: 'integer',
+    window_slack_ms: 'integer', endpoint_limits: 'boolean',
+    paths: 'array|null' };
 
 const clone = (o) => JSON.parse(JSON.stringify(o));
 
@@ -208,6 +212,7 @@ let counters;
 let brokerage;		/* per brokerage session: pre-flight, suppression */
 let sess;		/* per read-only session: id and cookie */
 let window1s = [];	/* times (ms) of the requests admitted in the last 1 s */
+let endpointWindows;	/* pacing rule -> times of its requests */
 let inFlight = 0;
 let historyInFlight = 0;
 const replies = new Map();	/* reply id -> pending order chain */
@@ -220,7 +225,8 @@ function resetCounters() {
 	counters = { total: 0, by_route: {}, handshakes: 0, resumed: 0,
 	    full: 0, connections: 0, rate_limited: 0, orders: [],
 	    tls_errors: 0, max_in_flight: 0, history_max_in_flight: 0,
-	    history_rejected: 0, log: [] };
+	    history_rejected: 0, pacing_violations: {}, log: [] };
+	endpointWindows = new Map();
 }
 
 function newSession() {
@@ -731,15 +737,69 @@ function behaviourApplies(pathname) {
 	    (pathname.startsWith(pre) || (rel !== null && rel.startsWith(pre))));
 }
 
+/*
+ * Sliding windows, the strictest reading of IBKR's limits: a request is over
+ * when the window already holds N requests younger than the window minus
+ * window_slack_ms (the slack forgives arrival jitter: a client that spaced
+ * its sends exactly may see them land a few ms closer together).
+ */
+function windowFull(times, n, len_ms, now) {
+	const span = Math.max(1, len_ms - behaviour.window_slack_ms);
+	while (times.length > 0 && now - times[0] >= span)
+		times.shift();
+	return times.length >= n;
+}
+
 /* More than rate_per_s admitted requests in any 1 s window: 429. */
 function rateLimited(now) {
 	if (!behaviour.rate_per_s)
 		return false;
-	while (window1s.length > 0 && now - window1s[0] >= 1000)
-		window1s.shift();
-	if (window1s.length >= behaviour.rate_per_s)
+	if (windowFull(window1s, behaviour.rate_per_s, 1000, now))
 		return true;
 	window1s.push(now);
+	return false;
+}
+
+/* IBKR's published per-endpoint limits (shared/IBKR.md section 2). */
+const PACING = [
+	{ m: 'GET', p: '/iserver/marketdata/snapshot', n: 10, ms: 1000 },
+	{ m: 'GET', p: '/iserver/scanner/params', n: 1, ms: 900000 },
+	{ m: 'POST', p: '/iserver/scanner/run', n: 1, ms: 1000 },
+	{ m: 'GET', p: '/iserver/account/trades', n: 1, ms: 5000 },
+	{ m: 'GET', p: '/iserver/account/orders', n: 1, ms: 5000 },
+	{ m: 'GET', p: '/iserver/account/pnl/partitioned', n: 1, ms: 5000 },
+	{ m: 'GET', p: '/portfolio/accounts', n: 1, ms: 5000 },
+	{ m: 'GET', p: '/portfolio/subaccounts', n: 1, ms: 5000 },
+	{ m: 'POST', p: '/pa/performance', n: 1, ms: 900000 },
+	{ m: 'POST', p: '/pa/summary', n: 1, ms: 900000 },
+	{ m: 'POST', p: '/pa/transactions', n: 1, ms: 900000 },
+	{ m: null, p: '/fyi/', prefix: true, n: 1, ms: 1000 },
+	{ m: null, p: '/tickle', n: 1, ms: 1000 },
+	{ m: 'GET', p: '/sso/validate', n: 1, ms: 60000 },
+];
+
+/*
+ * Count (always) and refuse (with endpoint_limits) a request past its
+ * endpoint's limit.  Only admitted requests enter the endpoint's window.
+ */
+function endpointOver(method, pathname, now) {
+	if (!pathname.startsWith(`${API}/`))
+		return false;
+	const rel = pathname.slice(API.length);
+	const rule = PACING.find((r) => (r.m === null || r.m === method) &&
+	    (r.prefix ? rel.startsWith(r.p) : rel === r.p));
+	if (!rule)
+		return false;
+	const key = `${rule.m || 'ANY'} ${API}${rule.p}`;
+	if (!endpointWindows.has(key))
+		endpointWindows.set(key, []);
+	const times = endpointWindows.get(key);
+	if (windowFull(times, rule.n, rule.ms, now)) {
+		counters.pacing_violations[key] =
+		    (counters.pacing_violations[key] || 0) + 1;
+		return behaviour.endpoint_limits;
+	}
+	times.push(now);
 	return false;
 }
 
@@ -832,7 +892,7 @@ function handle(req, res, body) {
 	let ans;
 	const hasLen = req.headers['content-length'] !== undefined ||
 	    req.headers['transfer-encoding'] !== undefined;
-	if (rateLimited(now)) {
+	if (rateLimited(now) || endpointOver(req.method, url.pathname, now)) {
 		counters.rate_limited++;
 		ans = json(429, { error: 'Too Many Requests', statusCode: 429 },
 		    { 'retry-after': String(behaviour.retry_after_s) });

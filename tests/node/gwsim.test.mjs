@@ -238,6 +238,26 @@ test('429 beyond rate_per_s in a 1 s sliding window, with Retry-After',
 	assert.ok(many.every((r) => r.status === 200));
 });
 
+test('per-endpoint limits: counted always, refused with endpoint_limits',
+    async () => {
+	for (let i = 0; i < 2; i++)
+		assert.equal((await gwReq('/tickle', { method: 'POST',
+		    body: '' })).status, 200);
+	assert.equal((await gwReq('/iserver/account/orders')).status, 200);
+	let cnt = await gw.counters();
+	assert.deepEqual(cnt.pacing_violations, { 'ANY /v1/api/tickle': 1 });
+	assert.equal(cnt.rate_limited, 0);
+	await gw.behaviour({ endpoint_limits: true });
+	const r = await gwReq('/iserver/account/orders');
+	assert.equal(r.status, 429);
+	assert.equal(r.headers['retry-after'], '60');
+	assert.equal((await gwReq('/iserver/account/trades')).status, 200);
+	cnt = await gw.counters();
+	assert.equal(cnt.rate_limited, 1);
+	assert.equal(cnt.pacing_violations[
+	    'GET /v1/api/iserver/account/orders'], 1);
+});
+
 test('411 on POST without Content-Length; chunked POST is fine', async () => {
 	const noLen = await rawTls(gw.port, 'POST /v1/api/tickle HTTP/1.1\r\n' +
 	    'Host: 127.0.0.1\r\nConnection: close\r\n\r\n');
@@ -432,17 +452,17 @@ test('reset_mid_body: headers and half the body, then the socket dies',
 });
 
 test('delay_ms and force_status honour paths', async () => {
-	await gw.behaviour({ delay_ms: 300, force_status: 503,
+	await gw.behaviour({ delay_ms: 800, force_status: 503,
 	    paths: ['/portfolio/'] });
 	let t = Date.now();
 	const r = await gwReq('/portfolio/accounts');
-	assert.ok(Date.now() - t >= 290);
+	assert.ok(Date.now() - t >= 790);
 	assert.equal(r.status, 503);
 	assert.equal(r.json().statusCode, 503);
 	t = Date.now();
 	const ok = await gwReq('/iserver/accounts');
 	assert.equal(ok.status, 200);
-	assert.ok(Date.now() - t < 290);
+	assert.ok(Date.now() - t < 700);
 	await gw.behaviour({ paths: ['/v1/api/iserver/accounts'],
 	    force_status: 500, force_body: 'boom', delay_ms: 0 });
 	const b = await gwReq('/iserver/accounts');
@@ -534,6 +554,7 @@ test('reset restores defaults and clears counters', async () => {
 	assert.equal(r.state.competing, false);
 	assert.equal(r.behaviour.delay_ms, 0);
 	assert.equal(r.behaviour.rate_per_s, 10);
+	assert.equal(r.behaviour.endpoint_limits, false);
 	const cnt = await gw.counters();
 	assert.equal(cnt.total, 0);
 	assert.deepEqual(cnt.log, []);
