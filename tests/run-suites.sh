@@ -117,6 +117,18 @@ else
 	cat "$log/conf.log"
 	f=$((f + 1))
 fi
+# The unit's hardening, scored without a running systemd (lower is better).
+if command -v systemd-analyze >/dev/null 2>&1; then
+	score=$(systemd-analyze security --offline=yes config/brokerd.service \
+	    2>/dev/null | sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p')
+	if [ -n "$score" ] && awk -v s="$score" 'BEGIN { exit !(s < 2.0) }'; then
+		echo "config/brokerd.service: exposure $score"
+		p=$((p + 1))
+	else
+		echo "config/brokerd.service: exposure '$score' (want < 2.0)"
+		f=$((f + 1))
+	fi
+fi
 add config $p $f
 
 echo "== Summary$summary"
