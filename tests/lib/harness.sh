@@ -42,6 +42,8 @@ harness_tmp() {
 	if [ -z "$HARNESS_TMP" ]; then
 		HARNESS_TMP=$(mktemp -d "${TMPDIR:-/tmp}/harness.XXXXXX") ||
 		    return 1
+	else
+		mkdir -p "$HARNESS_TMP" || return 1
 	fi
 }
 
