@@ -513,7 +513,7 @@ Test(pace, queue_bound_and_cancel)
 Test(pace, no_free_connection_grants_nothing)
 {
 	struct pace	*p;
-	struct pace_ticket c;
+	struct pace_ticket c, d;
 	uint64_t	 ra, next;
 	int		 exp;
 
@@ -523,8 +523,29 @@ Test(pace, no_free_connection_grants_nothing)
 	cr_assert_null(pace_poll(p, 0, 0, &exp, &next));
 	/* only the deadline: a freed connection makes the caller poll */
 	cr_assert_eq(next, 2000);
+	/* a new arrival does not overtake it */
+	ticket_init(&d, NULL, 0);
+	cr_assert_eq(pace_acquire(p, &d, 5, &ra), 1);
 	cr_assert_eq(pace_poll(p, 5, 1, &exp, &next), &c);
 	cr_assert_eq(exp, 0);
+	cr_assert_eq(pace_poll(p, 5, 1, &exp, &next), &d);
+	cr_assert_eq(exp, 0);
+	pace_free(p);
+}
+
+Test(pace, queue_ms_zero_refuses)
+{
+	struct pace	*p;
+	struct pace_ticket c, d;
+	uint64_t	 ra;
+
+	cr_assert_not_null(p = pace_new(rate_of(1, 1000), 0, 10));
+	ticket_init(&c, NULL, 0);
+	ticket_init(&d, NULL, 0);
+	cr_assert_eq(pace_acquire(p, &c, 100, &ra), 0);
+	cr_assert_eq(pace_acquire(p, &d, 400, &ra), -1);
+	cr_assert_eq(ra, 1000, "700 ms, but at least a second");
+	cr_assert_eq(d.queued, 0);
 	pace_free(p);
 }
 
