@@ -25,12 +25,22 @@ export const GWSIM = path.join(ROOT, 'tests', 'gwsim', 'gwsim.js');
 export const BROKERD = process.env.BROKERD_BIN ||
     path.join(ROOT, 'build', 'brokerd');
 
+/*
+ * Children still running when the test process exits: gwsim gets SIGTERM
+ * (it removes its own temp dir at once), brokerd SIGKILL; brokerd's temp
+ * dirs are removed here.
+ */
 const children = new Set();
+const tempDirs = new Set();
 process.on('exit', () => {
 	for (const c of children)
 		try {
-			process.kill(c.pid, 'SIGKILL');
+			process.kill(c.pid, c.gwsim ? 'SIGTERM' : 'SIGKILL');
 		} catch { /* already gone */ }
+	for (const d of tempDirs)
+		try {
+			fs.rmSync(d, { recursive: true, force: true });
+		} catch { /* best effort */ }
 });
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -210,6 +220,7 @@ export async function startGwsim(opts = {}) {
 	args.push(...(opts.args || []));
 	const proc = track(spawn(process.execPath, args,
 	    { stdio: ['pipe', 'pipe', 'pipe'] }));
+	proc.gwsim = true;
 	let stderr = '';
 	proc.stderr.setEncoding('utf8');
 	proc.stderr.on('data', (d) => { stderr += d; });
@@ -315,6 +326,7 @@ export async function startBrokerd(opts = {}) {
 	if (!dir) {
 		dir = fs.mkdtempSync(path.join(os.tmpdir(), 'brokerd-'));
 		ownDir = true;
+		tempDirs.add(dir);
 	}
 	const key = opts.key || crypto.randomBytes(16).toString('hex');
 	const socket = path.join(dir, 'brokerd.sock');
@@ -404,6 +416,7 @@ export async function startBrokerd(opts = {}) {
 	const cleanup = () => {
 		if (ownDir && !opts.keepDir) {
 			fs.rmSync(dir, { recursive: true, force: true });
+			tempDirs.delete(dir);
 			ownDir = false;
 		}
 	};
