@@ -252,7 +252,8 @@ metrics_gauges(const struct metrics_gauges *g, struct buf *b)
 		return (-1);
 	for (i = 0; i < sizeof(metrics_states) / sizeof(metrics_states[0]);
 	    i++) {
-		cur = g->state != NULL && strcmp(g->state, metrics_states[i]) == 0;
+		cur = g->state != NULL &&
+		    strcmp(g->state, metrics_states[i]) == 0;
 		if (buf_printf(b, "brokerd_state{state=\"%s\"} %d\n",
 		    metrics_states[i], cur) == -1)
 			return (-1);
