@@ -487,10 +487,7 @@ session_done(struct upstream_req *req, enum upstream_error err,
 		break;
 	}
 done:
-	if (resp != NULL) {
-		http_response_free(resp);
-		free(resp);
-	}
+	http_response_free(resp);	/* frees the struct too (http.c) */
 }
 
 static void
@@ -547,7 +544,7 @@ session_new(struct ev_loop *loop, const struct config *conf,
 	s->st.state = GW_STARTING;
 	s->st.pid = getpid();
 	s->st.check_interval_s = conf->check_interval_s;
-	s->st.since = time(NULL);
+	s->st.since = 0;		/* brokerd-status(5): empty until a check */
 	for (i = 0; i < SK_COUNT; i++) {
 		s->calls[i].s = s;
 		s->calls[i].kind = (enum session_kind)i;
@@ -621,7 +618,7 @@ session_start(struct session *s)
 	s->st.state = GW_STARTING;
 	s->st.pid = getpid();
 	s->st.check_interval_s = s->conf->check_interval_s;
-	s->st.since = time(NULL);
+	s->st.since = 0;
 	s->st.checked = 0;
 	s->st.message[0] = '\0';
 	session_write(s, 1);
