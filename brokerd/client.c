@@ -238,7 +238,6 @@ exchange_free(struct exchange *x)
 	exchange_abandon(x);
 	if (x->req != NULL) {
 		http_request_free(x->req);
-		free(x->req);
 	}
 	buf_free(&x->out);
 	free(x);
@@ -1085,10 +1084,7 @@ client_process(struct client *c)
 		c->in_request = 0;
 		if ((req = http_reader_take(&c->rd)) == NULL ||
 		    (x = exchange_new(c, req)) == NULL) {
-			if (req != NULL) {
-				http_request_free(req);
-				free(req);
-			}
+			http_request_free(req);
 			client_free(c);
 			return;
 		}

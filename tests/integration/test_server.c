@@ -2,6 +2,7 @@
  * The daemon's front door, black-box: a real brokerd on a temporary Unix
  * socket and TCP port, driven with libcurl and raw sockets.
  */
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include <criterion/criterion.h>
+#include <curl/curl.h>
 
 #include "harness.h"
 
