@@ -533,6 +533,20 @@ int		 status_write(const char *path, const struct gw_status *,
 int		 status_history(const char *path, const struct gw_status *,
 		    enum gw_state from);
 
+/* ------------------------------------------------------------- journal.c */
+
+struct journal;
+
+struct journal	*journal_open(const char *path, size_t max_bytes, unsigned keep,
+		    char *err, size_t errlen);
+void		 journal_close(struct journal *);
+/* Written and fsync'd before the request is sent; -1: do not send it. */
+int		 journal_intent(struct journal *, const char *who,
+		    const char *method, const char *target, const char *body,
+		    size_t len, uint64_t *id);
+int		 journal_outcome(struct journal *, uint64_t id, int status,
+		    const char *error, const char *body, size_t len);
+
 /* ------------------------------------------------------------ upstream.c */
 
 struct ev_loop;
@@ -709,6 +723,7 @@ struct server {
 	struct session	*session;
 	struct cache	*cache;
 	struct metrics	*metrics;
+	struct journal	*journal;	/* NULL unless journal.file */
 	int		 draining;
 	uint64_t	 started_ms;
 };

@@ -41,6 +41,8 @@ struct exchange {
 	struct upstream_req *ureq;	/* non-GET in flight, ours */
 	struct cache_entry *centry;	/* GET: waiting on this entry */
 	int		 trade;
+	int		 journaled;	/* an intent line awaits its outcome */
+	uint64_t	 journal_id;
 };
 
 struct client {
@@ -220,6 +222,12 @@ exchange_new(struct client *c, struct http_request *req)
 static void
 exchange_abandon(struct exchange *x)
 {
+	if (x->journaled && x->c->srv->journal != NULL) {
+		journal_outcome(x->c->srv->journal, x->journal_id, 0,
+		    "client_gone: the client left before the answer; the "
+		    "outcome is unknown", NULL, 0);
+		x->journaled = 0;
+	}
 	if (x->ureq != NULL) {
 		upstream_cancel(x->c->srv->upstream, x->ureq);
 		upstream_req_free(x->ureq);
@@ -365,7 +373,19 @@ client_forward_cb(struct upstream_req *req, enum upstream_error e,
     struct http_response *resp, void *arg)
 {
 	struct exchange	*x = arg;
+	struct journal	*jn = x->c->srv->journal;
+	const char	*msg;
+	int		 st;
 
+	if (x->journaled && jn != NULL) {
+		if (e == UPSTREAM_OK)
+			journal_outcome(jn, x->journal_id, resp->status, NULL,
+			    resp->body.data, resp->body.len);
+		else
+			journal_outcome(jn, x->journal_id, 0,
+			    client_upstream_error(e, &st, &msg), NULL, 0);
+		x->journaled = 0;
+	}
 	if (e == UPSTREAM_OK) {
 		session_observe(x->c->srv->session, resp->status,
 		    resp->body.data, resp->body.len);
@@ -453,6 +473,21 @@ client_forward(struct exchange *x, const struct route *rt)
 		}
 		u->cb = client_forward_cb;
 		u->arg = x;
+		/* Trades are written down before a byte leaves. */
+		if (x->trade && srv->journal != NULL) {
+			if (journal_intent(srv->journal, x->who, r->method,
+			    u->target.data, u->body.data, u->body.len,
+			    &x->journal_id) == -1) {
+				log_error("journal: %s", strerror(errno));
+				upstream_req_free(u);
+				free(u);
+				exchange_error(x, 500, "journal_unavailable",
+				    "the trade journal cannot be written; the "
+				    "request was not sent", NULL);
+				goto done;
+			}
+			x->journaled = 1;
+		}
 		x->ureq = u;
 		upstream_submit(srv->upstream, u);
 		goto done;

@@ -107,6 +107,23 @@ main_reload(void)
 		main_notify("READY=1");
 		return;
 	}
+	if ((nc->journal_file == NULL) != (oc->journal_file == NULL) ||
+	    (nc->journal_file != NULL && strcmp(nc->journal_file,
+	    oc->journal_file) != 0)) {
+		struct journal *nj = NULL;
+
+		if (nc->journal_file != NULL && (nj = journal_open(
+		    nc->journal_file, nc->journal_max_bytes, nc->journal_keep,
+		    err, sizeof(err))) == NULL) {
+			log_error("reload failed, keeping the running "
+			    "configuration: %s", err);
+			config_free(nc);
+			main_notify("READY=1");
+			return;
+		}
+		journal_close(server.journal);
+		server.journal = nj;
+	}
 	if (upstream_reconfigure(server.upstream, nc, err, sizeof(err)) ==
 	    -1) {
 		log_error("reload failed, keeping the running configuration: "
@@ -286,6 +303,10 @@ main(int argc, char *argv[])
 	if ((server.upstream = upstream_new(server.loop, conf, server.metrics,
 	    err, sizeof(err))) == NULL)
 		fatalx("%s", err);
+	if (conf->journal_file != NULL && (server.journal = journal_open(
+	    conf->journal_file, conf->journal_max_bytes, conf->journal_keep,
+	    err, sizeof(err))) == NULL)
+		fatalx("%s", err);
 	if ((server.session = session_new(server.loop, conf,
 	    server.upstream)) == NULL)
 		fatalx("out of memory");
@@ -319,6 +340,7 @@ main(int argc, char *argv[])
 	upstream_free(server.upstream);
 	cache_free(server.cache);
 	metrics_free(server.metrics);
+	journal_close(server.journal);
 	free(accept_io);
 	for (i = 0; i < nretired; i++)
 		config_free(retired[i]);
