@@ -566,7 +566,8 @@ enum upstream_error {
 
 /*
  * Called once per request, with resp NULL unless error == UPSTREAM_OK; the
- * callback owns resp (http_response_free, then free).
+ * callback owns resp: http_response_free(resp) frees it, struct included
+ * (http.c), so no free() after it.
  */
 typedef void	 (*upstream_cb)(struct upstream_req *, enum upstream_error,
 		    struct http_response *resp, void *arg);
