@@ -662,7 +662,7 @@ cfg_key_file(const char *path, char **key, size_t *keylen, char *why,
 	size_t		 len = 0;
 	int		 fd;
 
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) == -1) {
 		snprintf(why, whylen, "key file %s: %s", path,
 		    strerror(errno));
 		return (-1);
@@ -972,7 +972,7 @@ cfg_gateway_tls(struct cfg *c, yaml_node_t *n, const char *path)
 		if (cfg_string(c, v[1], p, 1, &conf->gw_ca_file) == -1)
 			return (-1);
 		if (conf->gw_ca_file != NULL) {
-			if ((fd = open(conf->gw_ca_file, O_RDONLY |
+			if ((fd = open(conf->gw_ca_file, O_RDONLY | O_NONBLOCK |
 			    O_CLOEXEC)) == -1)
 				return (cfg_errorf(c, v[1], p, "%s: %s",
 				    conf->gw_ca_file, strerror(errno)));
