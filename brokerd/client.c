@@ -360,10 +360,7 @@ client_fetch_cb(struct upstream_req *req, enum upstream_error e,
 	}
 	ce->nwaiters = 0;
 	cache_finish(srv->cache, ce);
-	if (resp != NULL) {
-		http_response_free(resp);
-		free(resp);
-	}
+	http_response_free(resp);	/* the struct too */
 	upstream_req_free(&f->req);
 	free(f);
 }
@@ -393,7 +390,6 @@ client_forward_cb(struct upstream_req *req, enum upstream_error e,
 		    resp->content_type, resp->body.data, resp->body.len,
 		    resp->retry_after_s, UINT64_MAX);
 		http_response_free(resp);
-		free(resp);
 	} else
 		exchange_from_upstream(x, e, req->errmsg, req->retry_after_ms,
 		    0, NULL, NULL, 0, 0, UINT64_MAX);
