@@ -865,7 +865,7 @@ cfg_listen_unix(struct cfg *c, yaml_node_t *n, const char *path)
 		conf->unix_group_default = 0;
 		if (conf->unix_group != NULL &&
 		    strcmp(conf->unix_group, CFG_DEF_GROUP) == 0)
-			/* the default, written out: only a warning if missing */
+			/* the default written out: a warning if missing */
 			conf->unix_group_default = 1;
 		else if (conf->unix_group != NULL &&
 		    getgrnam(conf->unix_group) == NULL) {
@@ -1633,7 +1633,8 @@ cfg_wipe_parser(yaml_parser_t *parser)
 		    (size_t)(parser->buffer.end - parser->buffer.start));
 	if (parser->raw_buffer.start != NULL)
 		explicit_bzero(parser->raw_buffer.start,
-		    (size_t)(parser->raw_buffer.end - parser->raw_buffer.start));
+		    (size_t)(parser->raw_buffer.end -
+		    parser->raw_buffer.start));
 }
 
 /* Read the whole file (bounded); *text is wiped and freed by the caller. */
@@ -1653,13 +1654,14 @@ cfg_read_file(const char *file, char **text, size_t *len, char *err,
 	for (;;) {
 		if (n == cap) {
 			if (cap >= CFG_MAX_FILE) {
-				snprintf(err, errlen, "%s: larger than %d bytes",
-				    file, CFG_MAX_FILE);
+				snprintf(err, errlen, "%s: larger than %d "
+				    "bytes", file, CFG_MAX_FILE);
 				goto fail;
 			}
 			cap = cap == 0 ? 8192 : cap * 2;
 			if ((p = malloc(cap + 1)) == NULL) {
-				snprintf(err, errlen, "%s: out of memory", file);
+				snprintf(err, errlen, "%s: out of memory",
+				    file);
 				goto fail;
 			}
 			if (data != NULL) {
