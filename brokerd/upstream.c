@@ -1632,6 +1632,7 @@ conn_read(struct conn *c)
 static void
 conn_idle_event(struct conn *c)
 {
+	struct upstream	*up = c->up;
 	unsigned char	 b;
 	int		 ret;
 
@@ -1642,7 +1643,7 @@ conn_idle_event(struct conn *c)
 	log_debug("gateway %s: idle connection closed (%d)",
 	    c->tls->hostport, ret);
 	conn_close(c);
-	kick(c->up);
+	kick(up);
 }
 
 static void

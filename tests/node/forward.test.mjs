@@ -1,0 +1,331 @@
+/*
+ * Forwarding through brokerd to the Gateway simulator (upstream.c): bodies
+ * and headers both ways, pinning, expired and CA certificates, the pool,
+ * TLS resumption, the cookie jar, timeouts, a killed Gateway, a reset in
+ * the middle of an answer, a POST never sent twice, 200 clients at once.
+ * BROKERD_BIN overrides build/brokerd.
+ */
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import { startGwsim, startBrokerd, brokerdBuilt, waitFor, sleep }
+    from '../lib/harness.mjs';
+
+const skip = brokerdBuilt() ? false : 'build/brokerd is not built';
+const ACCT = 'DU123456';
+const blob = (n) => Buffer.from(Array.from({ length: n }, (_, i) => i % 251));
+const routeCount = async (gw, key) => (await gw.counters()).by_route[key] ?? 0;
+/*
+ * No pacing in the way: these tests are about the connection, not limits.
+ * Elsewhere /trsrv/ is used: no per-route limit, no fail-fast on state.
+ */
+const FAST = { limits: { gateway_rate: 'off', queue_ms: 5000 } };
+
+describe('forwarding to the Gateway (pinned, self-signed)', { skip }, () => {
+	let gw, bd;
+
+	before(async () => {
+		gw = await startGwsim();
+		await gw.behaviour({ rate_per_s: 0 });
+		bd = await startBrokerd({ gwsim: gw, config: {
+		    limits: { ...FAST.limits, max_response_bytes: 2097152 },
+		    gateway: { pool: 4, timeout_ms: 1000 },
+		    session: { tickle_interval_s: 1 } } });
+		await waitFor(() => fs.existsSync(bd.statusFile) &&
+		    /STATE=authenticated/.test(fs.readFileSync(bd.statusFile,
+		    'utf8')), { what: 'authenticated' });
+	});
+	after(async () => {
+		await bd?.stop();
+		await gw?.stop();
+	});
+
+	test('binary bodies pass both ways, 0 B and 1 MiB, Content-Type kept',
+	    async () => {
+		for (const n of [0, 1, 4096, 1 << 20]) {
+			const body = crypto.randomBytes(n);
+			const r = await bd.request({ method: 'POST',
+			    path: '/iserver/__echo', body,
+			    headers: { 'content-type': 'application/x-test' } });
+			assert.equal(r.status, 200, `${n} bytes`);
+			assert.equal(r.headers['content-type'], 'application/x-test');
+			assert.ok(r.body.equals(body), `${n} bytes echoed`);
+		}
+	});
+
+	test('answers with Content-Length and chunked, 1 MiB', async () => {
+		for (const q of ['bytes=1048576', 'bytes=1048576&chunked=1',
+		    'bytes=0&chunked=1']) {
+			const r = await bd.request({ path: `/iserver/__blob?${q}` });
+			assert.equal(r.status, 200, q);
+			const n = Number(/bytes=(\d+)/.exec(q)[1]);
+			assert.ok(r.body.equals(blob(n)), `${q}: the bytes`);
+		}
+	});
+
+	test('only brokerd\'s headers reach the Gateway', async () => {
+		await bd.request({ method: 'POST', path: '/iserver/__echo',
+		    body: 'x', headers: { cookie: 'evil=1', 'x-custom': 'no',
+		    authorization: 'Bearer nope', 'content-type': 'text/plain' } });
+		await bd.request({ method: 'POST', path: '/iserver/account/' +
+		    `${ACCT}/orders/whatif`, body: '' });
+		const log = (await gw.counters()).log;
+		const echo = log.filter((l) => l.path === '/v1/api/iserver/__echo')
+		    .at(-1);
+		assert.ok(echo, 'the echo call reached the Gateway');
+		const h = echo.headers;
+		assert.equal(h['user-agent'], 'brokerd/0.1.0');
+		assert.match(h.host, /^127\.0\.0\.1:\d+$/);
+		assert.equal(h['x-bridge-key'], undefined);
+		assert.equal(h.authorization, undefined);
+		assert.equal(h['x-custom'], undefined);
+		assert.doesNotMatch(h.cookie ?? '', /evil/);
+		for (const l of log)
+			assert.equal(l.headers['x-bridge-key'], undefined);
+		/* An empty POST still says Content-Length: 0 (else 411). */
+		const w = log.filter((l) => l.path.endsWith('/orders/whatif')).at(-1);
+		assert.equal(w.headers['content-length'], '0');
+		assert.notEqual(w.status, 411);
+	});
+
+	test('the cookie jar replays the /tickle cookie', async () => {
+		const seen = await waitFor(async () => {
+			await bd.request({ path: '/iserver/accounts' });
+			const l = (await gw.counters()).log.filter((x) =>
+			    x.path === '/v1/api/iserver/accounts').at(-1);
+			return /x-sess-uuid=/.test(l?.headers.cookie ?? '') &&
+			    l.headers.cookie;
+		}, { timeoutMs: 5000, intervalMs: 200, what: 'the cookie' });
+		assert.match(seen, /^x-sess-uuid=[^;\s]+$/);
+	});
+
+	test('kept-alive connections are reused, new ones resume TLS',
+	    async () => {
+		const before_ = await gw.counters();
+		for (let i = 0; i < 30; i++)
+			assert.equal((await bd.request({ path: '/iserver/accounts' }))
+			    .status, 200);
+		const mid = await gw.counters();
+		assert.ok(mid.handshakes - before_.handshakes <= 1,
+		    `30 calls, ${mid.handshakes - before_.handshakes} handshakes`);
+		await gw.behaviour({ close_after_response: true,
+		    paths: ['/iserver/accounts'] });
+		/* Up to 4 idle connections go first, then each call needs a
+		 * new one. */
+		for (let i = 0; i < 10; i++)
+			assert.equal((await bd.request({ path: '/iserver/accounts' }))
+			    .status, 200);
+		await gw.behaviour({ close_after_response: false, paths: null });
+		const end = await gw.counters();
+		assert.ok(end.handshakes - mid.handshakes >= 5, 'new connections');
+		assert.ok(end.resumed - mid.resumed >= 5,
+		    `resumed ${end.resumed - mid.resumed} of ` +
+		    `${end.handshakes - mid.handshakes}`);
+		const m = await bd.request({ path: '/metrics' });
+		assert.match(m.text(), /handshakes/);
+	});
+
+	test('GETs survive the Gateway closing idle connections', async () => {
+		await gw.behaviour({ keep_alive_ms: 40 });
+		try {
+			for (let i = 0; i < 20; i++) {
+				const r = await bd.request({ path: '/iserver/accounts' });
+				assert.equal(r.status, 200, `call ${i}`);
+				await sleep(i % 2 ? 40 : 30);
+			}
+		} finally {
+			await gw.behaviour({ keep_alive_ms: 30000 });
+		}
+	});
+
+	test('silence: 504 gateway_timeout within timeout_ms + 10%', async () => {
+		await gw.behaviour({ silent: true, paths: ['/iserver/__echo'] });
+		try {
+			const t0 = performance.now();
+			const r = await bd.request({ method: 'POST',
+			    path: '/iserver/__echo', body: 'x' });
+			const ms = performance.now() - t0;
+			assert.equal(r.status, 504);
+			assert.equal(r.json().error, 'gateway_timeout');
+			assert.ok(ms >= 950 && ms <= 1100, `${ms} ms`);
+		} finally {
+			await gw.behaviour({ silent: false, paths: null });
+		}
+		assert.equal((await bd.request({ path: '/iserver/accounts' })).status,
+		    200, 'the pool recovers');
+	});
+
+	test('reset mid-body: 502 gateway_bad_response for a GET', async () => {
+		await gw.behaviour({ reset_mid_body: true,
+		    paths: ['/iserver/__blob'] });
+		try {
+			const r = await bd.request({
+			    path: '/iserver/__blob?bytes=200000' });
+			assert.equal(r.status, 502);
+			assert.equal(r.json().error, 'gateway_bad_response');
+		} finally {
+			await gw.behaviour({ reset_mid_body: false, paths: null });
+		}
+		const r = await bd.request({ path: '/iserver/__blob?bytes=1000' });
+		assert.ok(r.body.equals(blob(1000)));
+	});
+
+	test('a POST order lost after sending is never sent again', async () => {
+		const key = `POST /v1/api/iserver/account/${ACCT}/orders`;
+		const n0 = await routeCount(gw, key);
+		await gw.behaviour({ reset_mid_body: true,
+		    paths: [`/iserver/account/${ACCT}/orders`] });
+		try {
+			const r = await bd.request({ method: 'POST',
+			    path: `/iserver/account/${ACCT}/orders`,
+			    body: { orders: [{ conid: 265598, side: 'BUY',
+			    orderType: 'MKT', quantity: 1, tif: 'DAY',
+			    cOID: `t-${crypto.randomUUID()}` }] } });
+			assert.equal(r.status, 502);
+			assert.equal(r.json().error, 'gateway_outcome_unknown');
+		} finally {
+			await gw.behaviour({ reset_mid_body: false, paths: null });
+		}
+		await sleep(200);
+		assert.equal(await routeCount(gw, key) - n0, 1, 'sent exactly once');
+	});
+
+	test('an answer over max_response_bytes: 502', async () => {
+		const r = await bd.request({ path: '/iserver/__blob?bytes=2097152' });
+		assert.equal(r.status, 200, 'exactly the cap');
+		for (const q of ['bytes=2097153', 'bytes=2097153&chunked=1']) {
+			const big = await bd.request({ path: `/iserver/__blob?${q}` });
+			assert.equal(big.status, 502, q);
+			assert.equal(big.json().error, 'gateway_bad_response', q);
+		}
+		assert.equal((await bd.request({ path: '/iserver/accounts' }))
+		    .status, 200);
+	});
+
+	test('200 concurrent clients over 4 pooled connections', async () => {
+		const c0 = await gw.counters();
+		const bodies = Array.from({ length: 200 },
+		    (_, i) => crypto.randomBytes(64 + i));
+		const rs = await Promise.all(bodies.map((b) => bd.request({
+		    method: 'POST', path: '/iserver/__echo', body: b,
+		    timeoutMs: 15000 })));
+		rs.forEach((r, i) => {
+			assert.equal(r.status, 200, `client ${i}`);
+			assert.ok(r.body.equals(bodies[i]), `client ${i} body`);
+		});
+		const c1 = await gw.counters();
+		assert.ok(c1.connections - c0.connections <= 4,
+		    `${c1.connections - c0.connections} new connections`);
+		const ids = new Set(c1.log.filter((l) =>
+		    l.path === '/v1/api/iserver/__echo').slice(-200)
+		    .map((l) => l.conn));
+		assert.ok(ids.size <= 4, `${ids.size} connections used`);
+	});
+});
+
+describe('Gateway certificates', { skip }, () => {
+	test('an expired pinned certificate is accepted', async () => {
+		const gw = await startGwsim({ certMode: 'expired' });
+		const bd = await startBrokerd({ gwsim: gw });
+		try {
+			const r = await bd.request({ path: '/iserver/accounts' });
+			assert.equal(r.status, 200);
+		} finally {
+			await bd.stop();
+			await gw.stop();
+		}
+	});
+
+	test('a wrong pin is refused, with both fingerprints in the log',
+	    async () => {
+		const gw = await startGwsim();
+		const wrong = Array.from(crypto.randomBytes(32), (b) =>
+		    b.toString(16).padStart(2, '0').toUpperCase()).join(':');
+		const bd = await startBrokerd({ gwsim: gw,
+		    config: { gateway: { tls: { pin_sha256: wrong } } } });
+		try {
+			const r = await bd.request({ path: '/iserver/accounts' });
+			assert.ok(r.status === 502 || r.status === 503,
+			    `status ${r.status}`);
+			if (r.status === 502) {
+				assert.equal(r.json().error, 'gateway_unreachable');
+			}
+			await bd.waitForLog(new RegExp(gw.fingerprint));
+			assert.match(bd.log(), new RegExp(wrong));
+			assert.equal((await gw.counters()).total, 0,
+			    'no request reached the Gateway');
+		} finally {
+			await bd.stop();
+			await gw.stop();
+		}
+	});
+
+	test('ca_file: the right CA passes (IP host), a wrong CA is refused',
+	    async () => {
+		const gw = await startGwsim({ certMode: 'ca' });
+		const other = await startGwsim({ certMode: 'ca' });
+		const ok = await startBrokerd({ gwsim: gw, config: { gateway: {
+		    tls: { pin_sha256: null, ca_file: gw.ca_file } } } });
+		const bad = await startBrokerd({ gwsim: gw, config: { gateway: {
+		    tls: { pin_sha256: null, ca_file: other.ca_file } } } });
+		try {
+			const r = await ok.request({ path: '/trsrv/stocks?symbols=AAPL' });
+			assert.equal(r.status, 200);
+			const b = await bad.request({ path: '/trsrv/stocks?symbols=AAPL' });
+			assert.equal(b.status, 502);
+			assert.equal(b.json().error, 'gateway_unreachable');
+			await bad.waitForLog(/not correctly signed|not trusted/i);
+		} finally {
+			await ok.stop();
+			await bad.stop();
+			await other.stop();
+			await gw.stop();
+		}
+	});
+
+	test('no pin, CA or insecure: brokerd refuses to start', async () => {
+		const gw = await startGwsim();
+		try {
+			const r = await startBrokerd({ gwsim: gw, expectFail: true,
+			    config: { gateway: { tls: { pin_sha256: null } } } });
+			assert.equal(r.code, 1);
+			assert.match(r.log(), /gateway-fingerprint/);
+			assert.match(r.log(), /pin_sha256/);
+		} finally {
+			await gw.stop();
+		}
+	});
+});
+
+describe('a Gateway that goes away', { skip }, () => {
+	test('killed: 502 in under 100 ms, then recovery on its return',
+	    async () => {
+		let gw = await startGwsim();
+		const port = gw.port;
+		const bd = await startBrokerd({ gwsim: gw, config: {
+		    gateway: { tls: { pin_sha256: null, insecure: true } } } });
+		try {
+			assert.equal((await bd.request({ path: '/iserver/accounts' }))
+			    .status, 200);
+			await gw.stop();
+			gw = null;
+			await sleep(50);
+			const t0 = performance.now();
+			const r = await bd.request({ path: '/trsrv/stocks?symbols=AAPL' });
+			const ms = performance.now() - t0;
+			assert.equal(r.status, 502);
+			assert.equal(r.json().error, 'gateway_unreachable');
+			assert.ok(ms < 100, `${ms} ms`);
+			gw = await startGwsim({ port });
+			const back = await waitFor(async () => (await bd.request({
+			    path: '/trsrv/stocks?symbols=AAPL' })).status === 200,
+			    { timeoutMs: 8000, intervalMs: 200,
+			    what: 'a 200 after the Gateway came back' });
+			assert.ok(back);
+		} finally {
+			await bd.stop();
+			await gw?.stop();
+		}
+	});
+});
