@@ -27,6 +27,10 @@ struct rate {
 	uint64_t	 window_ms;	/* ... in any window this long */
 };
 
+/* -------------------------------------------------------------- clock.c */
+
+uint64_t	 now_ms(void);		/* monotonic milliseconds */
+
 /* ---------------------------------------------------------------- buf.c */
 
 /* A growable byte buffer; data is always NUL-terminated for convenience. */
@@ -729,6 +733,6 @@ struct server {
 	uint64_t	 started_ms;
 };
 
-uint64_t	 now_ms(void);		/* monotonic */
+
 
 #endif /* BROKERD_H */

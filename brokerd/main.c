@@ -27,15 +27,6 @@ static size_t		 nretired;
 static ev_timer		 drain_timer;
 static ev_io		*accept_io;
 
-uint64_t
-now_ms(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000);
-}
-
 static void
 usage(void)
 {
