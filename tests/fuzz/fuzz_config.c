@@ -15,16 +15,6 @@
 static char	 path[] = "/tmp/fuzz_config.XXXXXX";
 static int	 fd = -1;
 
-/*
- * The fuzz build links every module, and upstream.c calls main.c's clock;
- * weak, so a real definition in the library wins.
- */
-__attribute__((weak)) uint64_t
-now_ms(void)
-{
-	return (0);
-}
-
 static void
 cleanup(void)
 {
