@@ -42,7 +42,7 @@ json_eval "$T/out" 'JSON.stringify(j)' >/dev/null || fail "accounts: not JSON"
 body='{"orders":[{"cOID":"shell-1","side":"BUY"}],"s":"it'"'"'s"}'
 expect_rc 0 "$C" -s "$BROKERD_SOCK" -k "$T/key" -d "$body" /iserver/__echo
 [ "$(cat "$T/out")" = "$body" ] || fail "echo: $(cat "$T/out")"
-expect_rc 0 "$C" -s "$BROKERD_SOCK" -k "$T/key" /v1/api/portfolio/accounts
+expect_rc 0 "$C" -s "$BROKERD_SOCK" -k "$T/key" "/v1/api/trsrv/stocks?symbols=AAPL"
 if [ -n "$BROKERD_URL" ]; then
 	expect_rc 0 "$C" -u "$BROKERD_URL" -k "$T/key" /iserver/accounts
 	IBKR_BRIDGE_URL=$BROKERD_URL expect_rc 0 "$C" -k "$T/key" /gateway/auth-status
