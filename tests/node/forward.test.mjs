@@ -329,3 +329,109 @@ describe('a Gateway that goes away', { skip }, () => {
 		}
 	});
 });
+
+/*
+ * A Gateway that drops a kept-alive connection the moment a request for
+ * a path ending in /drop arrives on it (not the first on the connection),
+ * as one does that closed an idle connection just before brokerd reused it.
+ */
+async function startDropper({ key, cert }) {
+	const https = await import('node:https');
+	const seen = { drop: 0, conns: 0, methods: [] };
+	const srv = https.createServer({ key, cert, keepAliveTimeout: 60000 },
+	    (req, res) => {
+		req.socket.n = (req.socket.n || 0) + 1;
+		req.resume();
+		req.on('end', () => {
+			if (req.url.endsWith('/drop')) {
+				seen.drop++;
+				seen.methods.push(`${req.method} ${req.socket.n}`);
+				if (req.socket.n > 1) {
+					req.socket.destroy();
+					return;
+				}
+			}
+			const body = JSON.stringify({ authenticated: true,
+			    connected: true, competing: false, message: '' });
+			res.writeHead(200, { 'content-type': 'application/json',
+			    'content-length': Buffer.byteLength(body) });
+			res.end(body);
+		});
+	});
+	srv.on('secureConnection', () => seen.conns++);
+	await new Promise((r) => srv.listen(0, '127.0.0.1', r));
+	return { port: srv.address().port, seen,
+	    stop: () => { srv.closeAllConnections(); srv.close(); } };
+}
+
+describe('a kept-alive connection that turns out closed', { skip }, () => {
+	test('a GET is sent once more on a new connection; a POST is not',
+	    async () => {
+		/* Only the simulator's certificate and key are needed. */
+		const gw = await startGwsim();
+		const pair = { cert: fs.readFileSync(gw.cert),
+		    key: fs.readFileSync(gw.cert.replace(/cert\.pem$/, 'key.pem')) };
+		await gw.stop();
+		const drop = await startDropper(pair);
+		const bd = await startBrokerd({ gwsim: { ...gw, port: drop.port },
+		    config: { gateway: { pool: 1 } } });
+		try {
+			assert.equal((await bd.request({ path: '/trsrv/ok' })).status,
+			    200);
+			const c0 = drop.seen.conns;
+			const r = await bd.request({ path: '/trsrv/drop' });
+			assert.equal(r.status, 200, 'the GET was retried');
+			/* Dropped on a reused connection, answered on a new one. */
+			assert.equal(drop.seen.methods.length, 2);
+			assert.match(drop.seen.methods[0], /^GET ([2-9]|\d\d+)$/);
+			assert.equal(drop.seen.methods[1], 'GET 1');
+			assert.equal(drop.seen.conns - c0, 1, 'on one new connection');
+			await bd.waitForLog(/once more on a new connection/);
+
+			assert.equal((await bd.request({ path: '/trsrv/ok' })).status,
+			    200);
+			const p = await bd.request({ method: 'POST',
+			    path: '/iserver/drop', body: '{}' });
+			assert.equal(p.status, 502);
+			assert.equal(p.json().error, 'gateway_outcome_unknown');
+			await sleep(100);
+			assert.equal(drop.seen.methods.length, 3,
+			    'the POST reached the Gateway once');
+			assert.match(drop.seen.methods[2], /^POST ([2-9]|\d\d+)$/);
+		} finally {
+			await bd.stop();
+			drop?.stop();
+		}
+	});
+});
+
+describe('reload (SIGHUP)', { skip }, () => {
+	test('new TLS settings apply to new connections, idle ones close',
+	    async () => {
+		const gw = await startGwsim();
+		const bd = await startBrokerd({ gwsim: gw });
+		const path = '/trsrv/stocks?symbols=AAPL';
+		try {
+			assert.equal((await bd.request({ path })).status, 200);
+			const text = fs.readFileSync(bd.configFile, 'utf8');
+			const wrong = '00:'.repeat(31) + '00';
+			fs.writeFileSync(bd.configFile,
+			    text.replace(gw.fingerprint, wrong));
+			await bd.reload(/configuration reloaded/);
+			const r = await bd.request({ path });
+			assert.equal(r.status, 502, 'the idle connection closed, ' +
+			    'the new one checks the new pin');
+			fs.writeFileSync(bd.configFile, text.replace(gw.fingerprint,
+			    'bad pin'));
+			await bd.reload(/reload failed/);
+			assert.equal((await bd.request({ path })).status, 502,
+			    'an invalid file changes nothing');
+			fs.writeFileSync(bd.configFile, text);
+			await bd.reload(/configuration reloaded/);
+			assert.equal((await bd.request({ path })).status, 200);
+		} finally {
+			await bd.stop();
+			await gw.stop();
+		}
+	});
+});
