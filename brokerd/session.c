@@ -52,6 +52,7 @@ struct session_call {
 	enum session_kind	 kind;
 	int			 inflight;
 	int			 used;		/* req was initialised */
+	double			 sent_s;	/* monotonic, when submitted */
 };
 
 struct session_event {
@@ -264,6 +265,28 @@ session_call_reset(struct session_call *c)
 static void	session_done(struct upstream_req *, enum upstream_error,
 		    struct http_response *, void *);
 
+/*
+ * A call that outlived every timeout upstream.c applies (queue, connect,
+ * answer) lost its callback somewhere: cancel it rather than stop
+ * watching, since one stuck check would freeze the status file forever.
+ */
+static int
+session_stuck(struct session *s, struct session_call *c)
+{
+	const struct config	*conf = s->conf;
+	double			 limit_s;
+
+	limit_s = (conf->queue_ms + conf->gw_connect_timeout_ms +
+	    conf->gw_timeout_ms) / 1000.0 + 5;
+	if (session_mono() - c->sent_s < limit_s)
+		return (0);
+	log_warn("gateway session: %s got no answer in %.0f s; cancelled",
+	    session_kind_names[c->kind], limit_s);
+	upstream_cancel(s->up, &c->req);
+	c->inflight = 0;
+	return (1);
+}
+
 /* One watcher call of this kind, unless one is already in flight. */
 static int
 session_submit(struct session *s, enum session_kind kind, const char *method,
@@ -273,7 +296,9 @@ session_submit(struct session *s, enum session_kind kind, const char *method,
 	const struct config	*conf = s->conf;
 	int			 n;
 
-	if (!s->running || c->inflight || s->up == NULL)
+	if (!s->running || s->up == NULL)
+		return (-1);
+	if (c->inflight && !session_stuck(s, c))
 		return (-1);
 	session_call_reset(c);
 	upstream_req_init(&c->req);
@@ -294,6 +319,7 @@ session_submit(struct session *s, enum session_kind kind, const char *method,
 	c->req.cb = session_done;
 	c->req.arg = c;
 	c->inflight = 1;
+	c->sent_s = session_mono();
 	upstream_submit(s->up, &c->req);
 	return (0);
 }
@@ -309,7 +335,8 @@ session_reauth_try(struct session *s, int forced)
 	double	 now = session_mono();
 	double	 gap = forced ? SESSION_FORCED_GAP_S : SESSION_REAUTH_GAP_S;
 
-	if (s->calls[SK_REAUTH].inflight)
+	if (s->calls[SK_REAUTH].inflight &&
+	    !session_stuck(s, &s->calls[SK_REAUTH]))
 		return;
 	if (s->last_reauth_s >= 0 && now - s->last_reauth_s < gap)
 		return;
@@ -623,7 +650,6 @@ session_start(struct session *s)
 	s->st.message[0] = '\0';
 	session_write(s, 1);
 	session_timers_start(s);
-	s->last_now_s = session_mono();
 	session_check(s, "start");
 }
 
@@ -698,7 +724,8 @@ session_check_now(struct session *s)
 {
 	double	 now, wait;
 
-	if (s == NULL || !s->running || s->calls[SK_CHECK].inflight)
+	if (s == NULL || !s->running || (s->calls[SK_CHECK].inflight &&
+	    !session_stuck(s, &s->calls[SK_CHECK])))
 		return;
 	now = session_mono();
 	wait = s->last_now_s + SESSION_NOW_GAP_S - now;

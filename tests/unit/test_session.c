@@ -491,6 +491,7 @@ Test(watcher, reauth_gaps_observe_and_stop)
 	answer(r, UPSTREAM_OK, 200, AUTH_NO);
 	cr_expect_null(find("POST", "/v1/api/iserver/auth/ssodh/init"));
 	/* a forced one may go once the second is over */
+	usleep(300000);
 	session_reauthenticate(sess);
 	r = find("POST", "/v1/api/iserver/auth/ssodh/init");
 	cr_assert_not_null(r, "POST /gateway/reauthenticate is not held 30 s");
