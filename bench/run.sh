@@ -15,7 +15,7 @@
 #
 # Environment: BENCH_DURATION (5s), BENCH_WARMUP (1s), BENCH_THREADS (2),
 # BENCH_CONNECTIONS (32), BENCH_CURLS (50), NGINX_WORKERS (1),
-# BROKERD_BIN (build/brokerd), BENCH_RESULTS (bench/results.md; "-": none).
+# BROKERD_POOL (4), BROKERD_BIN (build/brokerd), BENCH_RESULTS (bench/results.md; "-": none).
 # Keys are never on a command line: wrk reads its headers from a Lua
 # script, curl from a header file, both mode 0600 in the temporary folder.
 set -eu
@@ -28,6 +28,7 @@ THREADS=${BENCH_THREADS:-2}
 CONNS=${BENCH_CONNECTIONS:-32}
 CURLS=${BENCH_CURLS:-50}
 WORKERS=${NGINX_WORKERS:-1}
+POOL=${BROKERD_POOL:-4}
 BIN=${BROKERD_BIN:-$ROOT/build/brokerd}
 RESULTS=${BENCH_RESULTS:-$ROOT/bench/results.md}
 BLOB_BYTES=65536
@@ -119,6 +120,11 @@ wait_until() {
 }
 has_line() { [ -s "$1" ] && grep -q "$2" "$1"; }
 json_field() { sed -n "s/.*\"$1\": *\"\{0,1\}\([^\",}]*\).*/\1/p" "$2" | head -n 1; }
+# gw_counter NAME: a top-level number from the simulator's GET /counters.
+gw_counter() {
+	curl -sS "http://127.0.0.1:$GW_CTL/counters" | python3 -c \
+	    'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"
+}
 free_port() {
 	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
@@ -129,6 +135,7 @@ KEY=$(od -An -tx1 -N24 /dev/urandom | tr -d ' \n')
 printf '%s\n' "$KEY" >"$T/key"
 printf 'X-Bridge-Key: %s\n' "$KEY" >"$T/key.header"
 START=$(date +%s)
+LOAD=$(cut -d ' ' -f 1-3 /proc/loadavg 2>/dev/null || echo unknown)
 
 # --- the Gateway simulator, pacing off ---------------------------------------
 node "$ROOT/tests/gwsim/gwsim.js" --dir "$T/gw/dir" \
@@ -168,20 +175,28 @@ probe() {
 # --- 1. brokerd ----------------------------------------------------------------
 BD_OK=0
 BD_WHY=
+BD_PORT=
+bd_up() {
+	kill -0 "$BD_PID" 2>/dev/null &&
+	    curl -sf -o /dev/null "http://127.0.0.1:$BD_PORT/health"
+}
 start_brokerd() {
 	if ! [ -x "$BIN" ]; then
 		BD_WHY="$BIN is not built"
 		return 1
 	fi
 	cp "$T/key" "$T/bd/key"
+	BD_PORT=$(free_port)
+	# Log level warn: at info brokerd writes an access-log line for each
+	# request, and nginx and bridge.py keep no access log here either.
 	cat >"$T/bd/brokerd.yaml" <<EOF
 listen:
   unix: { path: "$T/bd/brokerd.sock", mode: "0600", group: null }
-  tcp: 127.0.0.1:0
+  tcp: 127.0.0.1:$BD_PORT
 gateway:
   url: https://127.0.0.1:$GW_PORT
   tls: { pin_sha256: "$GW_FP" }
-  pool: 4
+  pool: $POOL
 session:
   status_file: "$T/bd/status"
   check_interval_s: 10
@@ -193,21 +208,15 @@ routes:
   - { prefix: /portfolio/, to: /v1/api/portfolio/, methods: { GET: read }, cache_ms: 0 }
 limits:
   gateway_rate: off
+log: { level: warn }
 trading: { halt_file: "$T/bd/halt" }
 EOF
 	env -u IBKR_BRIDGE_KEY -u IBKR_BRIDGE_URL -u IBKR_GATEWAY_URL \
 	    -u NOTIFY_SOCKET -u LISTEN_FDS -u LISTEN_PID -u LISTEN_FDNAMES \
 	    "$BIN" -c "$T/bd/brokerd.yaml" -f 2>"$T/bd/log" &
 	BD_PID=$!
-	if ! wait_until 5 has_line "$T/bd/log" 'brokerd: ready' ||
-	    ! kill -0 "$BD_PID" 2>/dev/null; then
+	if ! wait_until 5 bd_up; then
 		BD_WHY="did not start: $(tail -n 3 "$T/bd/log" | tr '\n' ' ')"
-		return 1
-	fi
-	BD_PORT=$(sed -n 's/.*listening on tcp 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' \
-	    "$T/bd/log" | head -n 1)
-	if [ -z "$BD_PORT" ]; then
-		BD_WHY="no TCP port in its log"
 		return 1
 	fi
 	# The watcher's first check must be done before the Gateway is asked.
@@ -300,8 +309,15 @@ bench() {
 	    sed "s|$T/wrk/||" >>"$T/commands"
 	timeout 30 wrk -t"$THREADS" -c"$CONNS" -d"$WARMUP" -s "$T/wrk/$3" \
 	    "$4" >/dev/null 2>&1 || true
+	g0=$(gw_counter total)
 	timeout 60 wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency \
 	    -s "$T/wrk/$3" "$4" >"$out" 2>&1 || true
+	g1=$(gw_counter total)
+	# Gateway requests per answered request: below 1 when coalesced.
+	n=$(awk '/ requests in / { print $1 }' "$out")
+	per=$(awk -v a="$g0" -v b="$g1" -v n="$n" 'BEGIN {
+	    if (n + 0 > 0 && a != "" && b != "") printf "%.2f\n", (b - a) / n;
+	    else print "-" }')
 	rps=$(awk '/^Requests\/sec:/ { print $2 }' "$out")
 	p50=$(awk '$1 == "50%" { print $2 }' "$out" | to_ms)
 	p99=$(awk '$1 == "99%" { print $2 }' "$out" | to_ms)
@@ -313,10 +329,10 @@ bench() {
 		cat "$out" >&2
 		rps=0 p50=- p99=-
 	fi
-	printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$rps" "$p50" "$p99" \
-	    "$bad" >>"$ROWS"
-	say "$(printf '%-6s %-18s %10s req/s  p50 %8s ms  p99 %8s ms  errors %s' \
-	    "$1" "$2" "$rps" "$p50" "$p99" "$bad")"
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$rps" "$p50" "$p99" \
+	    "$bad" "$per" >>"$ROWS"
+	say "$(printf '%-6s %-16s %9s req/s  p50 %6s ms  p99 %6s ms  errors %s  gw/req %s' \
+	    "$1" "$2" "$rps" "$p50" "$p99" "$bad" "$per")"
 }
 
 for c in small blob; do
@@ -324,6 +340,11 @@ for c in small blob; do
 	if [ "$BD_OK" = 1 ]; then
 		bench "$c" brokerd key.lua "http://127.0.0.1:$BD_PORT$p"
 		bench "$c" brokerd-nocache nocache.lua "http://127.0.0.1:$BD_PORT$p"
+		if ! kill -0 "$BD_PID" 2>/dev/null; then
+			BD_OK=0
+			BD_WHY="exited during the run: $(tail -n 2 "$T/bd/log" | tr '\n' ' ')"
+			say "brokerd $BD_WHY"
+		fi
 	fi
 	bench "$c" nginx key.lua "http://127.0.0.1:$NX_PORT$p"
 	bench "$c" python key.lua "http://127.0.0.1:$PY_PORT$p"
@@ -339,7 +360,7 @@ median_ms() {
 		i=$((i + 1))
 	done | sort -n | awk '{ a[NR] = $1 }
 	    END { m = NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2;
-	    printf "%.2f\n", m * 1000 }'
+	    printf "%.2f\t%.2f\n", m * 1000, a[1] * 1000 }'
 }
 LAT=$T/latency
 : >"$LAT"
@@ -351,10 +372,9 @@ if [ "$BD_OK" = 1 ]; then
 fi
 printf 'nginx (TCP)\t%s\n' "$(median_ms "http://127.0.0.1:$NX_PORT$SMALL")" >>"$LAT"
 printf 'python (TCP)\t%s\n' "$(median_ms "http://127.0.0.1:$PY_PORT$SMALL")" >>"$LAT"
-curl -sS "http://127.0.0.1:$GW_CTL/counters" >"$T/gw/counters"
-RATE_LIMITED=$(json_field rate_limited "$T/gw/counters")
-HANDSHAKES=$(json_field handshakes "$T/gw/counters")
-GW_TOTAL=$(json_field total "$T/gw/counters")
+RATE_LIMITED=$(gw_counter rate_limited)
+HANDSHAKES=$(gw_counter handshakes)
+GW_TOTAL=$(gw_counter total)
 
 # --- the report -----------------------------------------------------------------------
 fig() { awk -F '\t' -v c="$1" -v f="$2" -v k="$3" '$1 == c && $2 == f { print $k }' "$ROWS"; }
@@ -371,25 +391,26 @@ report() {
 	echo
 	echo "- date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 	echo "- machine: nproc $(nproc), $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1), $(uname -srm)"
-	echo "- versions: brokerd $(if [ "$BD_OK" = 1 ]; then "$BIN" -V 2>&1 | head -n 1; else echo "(not measured: $BD_WHY)"; fi);" \
+	echo "- versions: $("$BIN" -V 2>&1 | head -n 1)$(if [ "$BD_OK" != 1 ]; then echo " (left out: $BD_WHY)"; fi);" \
 	    "$("$NGINX" -v 2>&1 | sed 's/^nginx version: //')" \
 	    "($WORKERS worker); $(python3 --version 2>&1); node $(node --version);" \
 	    "$(wrk -v 2>&1 | awk 'NR == 1 { print $1, $2 }')"
 	echo "- Gateway: tests/gwsim/gwsim.js (Node, TLS 1.3), \`POST /behaviour {\"rate_per_s\":0}\`;" \
 	    "after the run: $GW_TOTAL requests, $HANDSHAKES TLS handshakes, $RATE_LIMITED answered 429"
-	echo "- every front end, wrk, curl and the simulator share the same $(nproc) CPUs"
+	echo "- every front end, wrk, curl and the simulator share the same $(nproc) CPUs;" \
+	    "load average before the run: $LOAD (other work on the machine moves the figures)"
 	echo
 	echo "## Throughput: \`wrk -t$THREADS -c$CONNS -d$DURATION\` each, one after another (after a $WARMUP warm-up)"
 	echo
-	echo "| request | front end | requests/s | p50 ms | p99 ms | errors |"
-	echo "|---|---|---:|---:|---:|---:|"
-	while IFS="$(printf '\t')" read -r c f rps p50 p99 bad; do
+	echo "| request | front end | requests/s | p50 ms | p99 ms | errors | Gateway requests per request |"
+	echo "|---|---|---:|---:|---:|---:|---:|"
+	while IFS="$(printf '\t')" read -r c f rps p50 p99 bad per; do
 		case $f in
 		brokerd) f="brokerd (as is: identical GETs coalesced)" ;;
 		brokerd-nocache) f="brokerd (Cache-Control: no-cache: one Gateway request each)" ;;
 		python) f="Python bridge (bridge.py)" ;;
 		esac
-		echo "| $(label "$c") | $f | $rps | $p50 | $p99 | $bad |"
+		echo "| $(label "$c") | $f | $rps | $p50 | $p99 | $bad | $per |"
 	done <"$ROWS"
 	echo
 	echo "## Ratios (requests/s; p50 latency)"
@@ -407,10 +428,10 @@ report() {
 	echo
 	echo "## One call at a time: median of $CURLS \`curl -w %{time_total}\` (new connection each, GET $SMALL)"
 	echo
-	echo "| front end | median ms |"
-	echo "|---|---:|"
-	while IFS="$(printf '\t')" read -r f ms; do
-		echo "| $f | $ms |"
+	echo "| front end | median ms | fastest ms |"
+	echo "|---|---:|---:|"
+	while IFS="$(printf '\t')" read -r f ms min; do
+		echo "| $f | $ms | $min |"
 	done <"$LAT"
 	echo
 	echo "## Commands"
@@ -420,7 +441,7 @@ report() {
 	echo
 	sed 's/^/- /' "$T/commands"
 	printf '%s\n' "- \`curl -sS -o /dev/null -w '%{time_total}\\n' -H @key.header --unix-socket brokerd.sock http://localhost$SMALL\` ($CURLS times; the TCP rows use http://127.0.0.1:PORT$SMALL)"
-	echo "- brokerd: \`build/brokerd -c brokerd.yaml -f\` with \`limits.gateway_rate: off\`, \`gateway.pool: 4\`," \
+	echo "- brokerd: \`build/brokerd -c brokerd.yaml -f\` with \`limits.gateway_rate: off\`, \`gateway.pool: $POOL\`," \
 	    "routes \`/iserver/\` and \`/portfolio/\` with \`cache_ms: 0\`, \`pin_sha256\` from the simulator"
 	echo "- nginx: \`nginx -p TMP/ -c TMP/nginx.conf -e TMP/error.log\` from bench/nginx.conf.in"
 	echo "- Python: \`python3 bench/bridge.py --upstream 127.0.0.1:PORT --key-file KEY\`"
