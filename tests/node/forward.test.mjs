@@ -284,6 +284,29 @@ describe('Gateway certificates', { skip }, () => {
 		}
 	});
 
+	test('gateway-fingerprint prints the pin, or one error line',
+	    async () => {
+		const { spawnSync } = await import('node:child_process');
+		const { BROKERD } = await import('../lib/harness.mjs');
+		const gw = await startGwsim({ certMode: 'expired' });
+		try {
+			const ok = spawnSync(BROKERD, ['gateway-fingerprint', gw.url],
+			    { encoding: 'utf8', timeout: 10000 });
+			assert.equal(ok.status, 0, ok.stderr);
+			assert.equal(ok.stdout, `${gw.fingerprint}\n`);
+			assert.match(ok.stderr, /paste into gateway\.tls\.pin_sha256/);
+		} finally {
+			await gw.stop();
+		}
+		const bad = spawnSync(BROKERD, ['gateway-fingerprint',
+		    `https://127.0.0.1:${gw.port}`], { encoding: 'utf8',
+		    timeout: 10000 });
+		assert.equal(bad.status, 1);
+		assert.equal(bad.stdout, '');
+		assert.equal(bad.stderr.trim().split('\n').length, 1);
+		assert.match(bad.stderr, /refused/i);
+	});
+
 	test('no pin, CA or insecure: brokerd refuses to start', async () => {
 		const gw = await startGwsim();
 		try {
