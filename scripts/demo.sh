@@ -92,8 +92,8 @@ clients/shell/ibkr-wait -t 5 -f "$TMP/status" && grep -E 'STATE|SEQ' "$TMP/statu
 show "ibkr-status -f status"; clients/shell/ibkr-status -f "$TMP/status"
 
 step "ibkr-call (shell client)"
-show "BROKERD_KEY=... ibkr-call -s $SOCK /portfolio/accounts"
-BROKERD_KEY=$KEY clients/shell/ibkr-call -s "$SOCK" /portfolio/accounts; echo
+show "BROKERD_KEY=... ibkr-call -s $SOCK /portfolio/DU123456/positions/0"
+BROKERD_KEY=$KEY clients/shell/ibkr-call -s "$SOCK" /portfolio/DU123456/positions/0; echo
 
 step "brokerd-client (Node)"
 BROKERD_SOCKET=$SOCK IBKR_BRIDGE_KEY=$KEY node --input-type=module -e "
