@@ -38,6 +38,7 @@ struct exchange {
 	double		 start;
 	char		 who[64];	/* key or peer name, never the key */
 	const char	*route;		/* metrics label */
+	const struct route *policy;	/* its Gateway path's limits */
 	struct upstream_req *ureq;	/* non-GET in flight, ours */
 	struct cache_entry *centry;	/* GET: waiting on this entry */
 	int		 trade;
@@ -301,6 +302,17 @@ exchange_from_upstream(struct exchange *x, enum upstream_error e,
 	if (e != UPSTREAM_OK) {
 		code = client_upstream_error(e, &st, &msg);
 		if (st == 429) {
+			const struct route *p = x->policy;
+
+			/* Say which limit: the caller can plan around it. */
+			if (p != NULL && p->rate.n > 0) {
+				snprintf(text, sizeof(text), "rate limited: IBKR "
+				    "allows %s %u per %llu ms (brokerd waited "
+				    "limits.queue_ms for a slot)", p->to,
+				    p->rate.n,
+				    (unsigned long long)p->rate.window_ms);
+				msg = text;
+			}
 			exchange_rate_limited(x, retry_ms, msg);
 			return;
 		}
@@ -453,10 +465,8 @@ client_forward(struct exchange *x, const struct route *rt)
 		goto oom;
 	policy = route_policy(srv->conf->routes, srv->conf->nroutes,
 	    target.data, target.len);
-	if (policy != NULL)
-		x->route = policy->prefix;
-	else
-		x->route = rt->prefix;
+	x->policy = policy;
+	x->route = policy != NULL ? policy->prefix : rt->prefix;
 
 	if (strcmp(r->method, "GET") != 0 || client_no_cache(r)) {
 		if ((u = calloc(1, sizeof(*u))) == NULL)
