@@ -80,7 +80,7 @@ deps:
 	@sh scripts/deps.sh
 
 lint:
-	shellcheck -s sh clients/shell/* scripts/*.sh tests/run-suites.sh
+	shellcheck -s sh clients/shell/* scripts/*.sh tests/run-suites.sh bench/run.sh
 	mandoc -T lint -W warning man/*.[158]
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability -D_GNU_SOURCE brokerd
 

@@ -4,7 +4,7 @@
 set -eu
 pkgs="gcc make libc6-dev libyaml-dev libmbedtls-dev libev-dev libhttp-parser-dev
 libjansson-dev libcriterion-dev libcurl4-openssl-dev pkg-config curl mandoc
-shellcheck openssl ca-certificates"
+shellcheck openssl ca-certificates cppcheck"
 missing=""
 for p in $pkgs; do
 	dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

@@ -3,7 +3,7 @@
 # shell, man lint, example config), even after a failure, and end with one
 # line that sums them all.  Exit non-zero if anything failed.
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 total_pass=0
 total_fail=0
 summary=""
@@ -106,6 +106,27 @@ for m in man/*.[158]; do
 	fi
 done
 add man $p $f
+
+echo "== Static checks (shellcheck, cppcheck)"
+p=0
+f=0
+if shellcheck -s sh clients/shell/* scripts/*.sh tests/run-suites.sh \
+    bench/run.sh >"$log/shellcheck.log" 2>&1; then
+	p=$((p + 1))
+else
+	head -30 "$log/shellcheck.log"
+	f=$((f + 1))
+fi
+if ! command -v cppcheck >/dev/null 2>&1; then
+	:
+elif cppcheck --quiet --error-exitcode=1 --enable=warning,portability \
+    -D_GNU_SOURCE brokerd >"$log/cppcheck.log" 2>&1; then
+	p=$((p + 1))
+else
+	head -30 "$log/cppcheck.log"
+	f=$((f + 1))
+fi
+add lint $p $f
 
 echo "== Example configuration and unit file"
 p=0
