@@ -56,6 +56,8 @@ struct reqctx {
 	size_t		 cline;		/* bytes in the current chunk line */
 	size_t		 ctrailer;	/* bytes of trailers so far */
 	uint64_t	 cbody;		/* declared chunk bytes so far */
+	int		 pend_status;	/* framing fault found ahead */
+	const char	*pend_msg;
 };
 
 /* Response reader state. */
@@ -223,6 +225,8 @@ rd_reset(struct http_reader *rd)
 	cx->cline = 0;
 	cx->ctrailer = 0;
 	cx->cbody = 0;
+	cx->pend_status = 0;
+	cx->pend_msg = NULL;
 	http_parser_init(&cx->hp, HTTP_REQUEST);
 	cx->hp.data = cx;
 }
@@ -299,7 +303,8 @@ te_scan(const char *v, size_t len, int *nchunked, int *chunked_last,
 		while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t'))
 			e--;
 		if (e > s) {
-			if (e - s == 7 && strncasecmp(v + s, "chunked", 7) == 0) {
+			if (e - s == 7 &&
+			    strncasecmp(v + s, "chunked", 7) == 0) {
 				(*nchunked)++;
 				*chunked_last = 1;
 			} else {
@@ -376,7 +381,8 @@ head_scan(struct http_reader *rd)
 		return (rd_fail(rd, 400,
 		    "both Content-Length and Transfer-Encoding"));
 	if (rd->has_te) {
-		if (te_empty || nchunked > 1 || (nchunked == 1 && !chunked_last))
+		if (te_empty || nchunked > 1 ||
+		    (nchunked == 1 && !chunked_last))
 			return (rd_fail(rd, 400, "invalid Transfer-Encoding"));
 		if (unknown > 0)
 			return (rd_fail(rd, 501,
@@ -477,50 +483,59 @@ head_take(struct http_reader *rd, const char *data, size_t len,
  * Chunked framing, strictly: sizes in hex without overflow, extensions
  * without control characters, exactly CRLF after each line and after the
  * data, trailers as header lines.  Returns how many bytes of data belong
- * to this message (all, or up to the final CRLF), -1 on error.
+ * to this message (all, or up to the final CRLF), or the bytes before a
+ * fault, noted in pend_status: http-parser still reads those, so whichever
+ * of the two finds the first fault in the stream decides, however the
+ * bytes were cut.
  */
-static ssize_t
+static size_t
 chunk_check(struct http_reader *rd, const char *data, size_t len)
 {
 	struct reqctx	*cx = rd->parser;
+	const char	*why;
 	size_t		 i = 0, n;
 	unsigned char	 c;
-	int		 v;
+	int		 v, status = 400;
 
 	while (i < len && cx->cstate != CH_DONE) {
 		c = (unsigned char)data[i];
 		switch (cx->cstate) {
 		case CH_SIZE:
 			if (isxdigit(c)) {
-				v = isdigit(c) ? c - '0' : tolower(c) - 'a' + 10;
+				v = isdigit(c) ? c - '0' :
+				    tolower(c) - 'a' + 10;
+				why = "chunk size too large";
 				if (cx->csize > (UINT64_MAX >> 4))
-					return (rd_fail(rd, 400,
-					    "chunk size too large"));
+					goto bad;
 				cx->csize = cx->csize * 16 + (uint64_t)v;
 				cx->cdigits++;
-			} else if (cx->cdigits == 0) {
-				return (rd_fail(rd, 400, "invalid chunk size"));
-			} else if (c == ';' || c == ' ' || c == '\t') {
+			} else if (cx->cdigits > 0 && (c == ';' || c == ' ')) {
+				/* http-parser takes no HTAB here: nor do we. */
 				cx->cstate = CH_EXT;
-			} else if (c == '\r') {
+			} else if (cx->cdigits > 0 && c == '\r') {
 				cx->cstate = CH_SIZE_LF;
-			} else
-				return (rd_fail(rd, 400, "invalid chunk size"));
+			} else {
+				why = "invalid chunk size";
+				goto bad;
+			}
+			why = "chunk line too long";
 			if (++cx->cline > HTTP_MAX_CHUNK_LINE)
-				return (rd_fail(rd, 400, "chunk line too long"));
+				goto bad;
 			break;
 		case CH_EXT:
+			why = "invalid chunk extension";
 			if (c == '\r')
 				cx->cstate = CH_SIZE_LF;
 			else if (is_ctl(c))
-				return (rd_fail(rd, 400,
-				    "invalid chunk extension"));
+				goto bad;
+			why = "chunk line too long";
 			if (++cx->cline > HTTP_MAX_CHUNK_LINE)
-				return (rd_fail(rd, 400, "chunk line too long"));
+				goto bad;
 			break;
 		case CH_SIZE_LF:
+			why = "bare CR in chunk size";
 			if (c != '\n')
-				return (rd_fail(rd, 400, "bare CR in chunk size"));
+				goto bad;
 			cx->cline = 0;
 			cx->cdigits = 0;
 			if (cx->csize == 0) {
@@ -528,8 +543,11 @@ chunk_check(struct http_reader *rd, const char *data, size_t len)
 				break;
 			}
 			if (cx->csize > rd->max_body_bytes ||
-			    cx->cbody > rd->max_body_bytes - cx->csize)
-				return (rd_fail(rd, 413, "body too large"));
+			    cx->cbody > rd->max_body_bytes - cx->csize) {
+				status = 413;
+				why = "body too large";
+				goto bad;
+			}
 			cx->cbody += cx->csize;
 			cx->cstate = CH_DATA;
 			break;
@@ -543,51 +561,52 @@ chunk_check(struct http_reader *rd, const char *data, size_t len)
 				cx->cstate = CH_DATA_CR;
 			continue;
 		case CH_DATA_CR:
-			if (c != '\r')
-				return (rd_fail(rd, 400,
-				    "missing CRLF after chunk data"));
-			cx->cstate = CH_DATA_LF;
-			break;
 		case CH_DATA_LF:
-			if (c != '\n')
-				return (rd_fail(rd, 400,
-				    "missing CRLF after chunk data"));
-			cx->cstate = CH_SIZE;
+			why = "missing CRLF after chunk data";
+			if (c != (cx->cstate == CH_DATA_CR ? '\r' : '\n'))
+				goto bad;
+			cx->cstate = cx->cstate == CH_DATA_CR ? CH_DATA_LF :
+			    CH_SIZE;
 			break;
 		case CH_TRAILER:
 			if (cx->cline == 0 && c == '\r') {
 				cx->cstate = CH_END_LF;
 				break;
 			}
+			why = "obsolete line folding in trailer";
 			if (cx->cline == 0 && (c == ' ' || c == '\t'))
-				return (rd_fail(rd, 400,
-				    "obsolete line folding in trailer"));
+				goto bad;
+			why = "control character in trailer";
 			if (c == '\r')
 				cx->cstate = CH_TRAILER_LF;
 			else if (is_ctl(c))
-				return (rd_fail(rd, 400,
-				    "control character in trailer"));
+				goto bad;
 			cx->cline++;
-			if (++cx->ctrailer > rd->max_header_bytes)
-				return (rd_fail(rd, 431, "trailers too large"));
+			if (++cx->ctrailer > rd->max_header_bytes) {
+				status = 431;
+				why = "trailers too large";
+				goto bad;
+			}
 			break;
 		case CH_TRAILER_LF:
-			if (c != '\n')
-				return (rd_fail(rd, 400, "bare CR in trailer"));
-			cx->cline = 0;
-			cx->cstate = CH_TRAILER;
-			break;
 		case CH_END_LF:
+			why = "bare CR in trailers";
 			if (c != '\n')
-				return (rd_fail(rd, 400, "bare CR after trailers"));
-			cx->cstate = CH_DONE;
+				goto bad;
+			cx->cline = 0;
+			cx->cstate = cx->cstate == CH_END_LF ? CH_DONE :
+			    CH_TRAILER;
 			break;
 		case CH_DONE:
 			break;
 		}
 		i++;
 	}
-	return ((ssize_t)i);
+	return (i);
+bad:
+	cx->pend_status = status;
+	cx->pend_msg = why;
+	return (i);
 }
 
 /* Run http-parser on bytes that passed our checks; map its verdict. */
@@ -663,15 +682,18 @@ http_reader_feed(struct http_reader *rd, const char *data, size_t len,
 			continue;
 		}
 		want = len - off;
-		if (cx->chunked) {
-			if ((n = chunk_check(rd, data + off, want)) == -1)
-				goto fail;
-			want = (size_t)n;
-		}
+		if (cx->chunked)
+			want = chunk_check(rd, data + off, want);
 		cx->body_seen = 1;
-		if ((n = parse_run(rd, data + off, want)) == -1)
+		/* Zero bytes would tell http-parser the peer closed. */
+		n = want > 0 ? parse_run(rd, data + off, want) : 0;
+		if (n == -1)
 			goto fail;
 		off += (size_t)n;
+		if (cx->pend_status != 0) {
+			rd_fail(rd, cx->pend_status, cx->pend_msg);
+			goto fail;
+		}
 		if (!rd->done && (size_t)n != want) {
 			rd_fail(rd, 400, "malformed request body");
 			goto fail;
@@ -712,7 +734,7 @@ http_reader_current(const struct http_reader *rd)
 {
 	const struct reqctx *cx = rd->parser;
 
-	if (cx == NULL || !cx->headers_done)
+	if (cx == NULL || !cx->headers_done || rd->err_status != 0)
 		return (NULL);
 	return (rd->req);
 }
@@ -775,35 +797,27 @@ req_on_header_value(http_parser *hp, const char *at, size_t len)
 	return (0);
 }
 
-/* Split the target into path and query (absolute-form too). */
+/*
+ * Split the target into path and query.  In absolute-form
+ * ("http://host/p?q", RFC 9112 section 3.2.2) the path starts after the
+ * authority; a fragment is never part of either.
+ */
 static int
 req_split_url(struct http_request *req)
 {
 	struct http_parser_url u;
 	const char	*url = req->url, *q, *h;
 	size_t		 len = strlen(url), plen;
+	uint16_t	 off;
 
 	if (url[0] != '/') {
 		http_parser_url_init(&u);
 		if (http_parser_parse_url(url, len, 0, &u) == 0 &&
-		    (u.field_set & (1 << UF_SCHEMA))) {
-			if (u.field_set & (1 << UF_PATH))
-				req->path = strndup(url + u.field_data[UF_PATH].off,
-				    u.field_data[UF_PATH].len);
-			else
-				req->path = strdup("/");
-			if (req->path == NULL)
-				return (-1);
-			if (u.field_set & (1 << UF_QUERY) &&
-			    (req->query = strndup(url +
-			    u.field_data[UF_QUERY].off,
-			    u.field_data[UF_QUERY].len)) == NULL)
-				return (-1);
-			else if (req->query == NULL &&
-			    memchr(url, '?', len) != NULL &&
-			    (req->query = strdup("")) == NULL)
-				return (-1);
-			return (0);
+		    (u.field_set & (1 << UF_SCHEMA)) &&
+		    (u.field_set & (1 << UF_PATH))) {
+			off = u.field_data[UF_PATH].off;
+			url += off;
+			len -= off;
 		}
 	}
 	h = memchr(url, '#', len);
@@ -834,7 +848,7 @@ req_on_headers_complete(http_parser *hp)
 	    (rd->req = calloc(1, sizeof(*rd->req))) == NULL)
 		return (rd_fail(rd, 400, "out of memory"));
 	req = rd->req;
-	cx->headers_done = 1;
+	cx->headers_done = 1;	/* later header callbacks are trailers */
 	if (hp->http_major != 1)
 		return (rd_fail(rd, 400, "unsupported HTTP version"));
 	if (hp->http_minor >= 1 && rd->nhost == 0)

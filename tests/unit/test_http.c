@@ -538,9 +538,8 @@ Test(http_request, body_too_large_chunked)
 	int		 i;
 
 	/* One chunk announcing too much: refused at its size line. */
-	o = feed("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
-	    "\r\n65\r\n", strlen("POST / HTTP/1.1\r\nHost: x\r\n"
-	    "Transfer-Encoding: chunked\r\n\r\n65\r\n"), 0, MAXH, 100);
+	o = feed2("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+	    "\r\n65\r\n", MAXH, 100);
 	cr_assert_eq(o.r, HTTP_FEED_ERROR);
 	cr_assert_eq(o.status, 413);
 
@@ -602,6 +601,8 @@ Test(http_request, garbage)
 {
 	expect_error("HELLO\r\n\r\n", 400, "bad_request");
 	expect_error("GET / HTTP/2.0\r\nHost: x\r\n\r\n", 400, "bad_request");
+	/* http-parser reads a line without a version as HTTP/0.9. */
+	expect_error("GET /x\r\nHost: x\r\n\r\n", 400, "bad_request");
 	expect_error("GET / FTP/1.1\r\nHost: x\r\n\r\n", 400, "bad_request");
 	/* A TLS ClientHello sent to the plain port. */
 	expect_error("\x16\x03\x01\x02\x01\x01\x02\x01\xfc\x03\x03\r\n\r\n", 400,
@@ -620,6 +621,14 @@ Test(http_request, error_is_sticky)
 	    HTTP_FEED_ERROR);
 	cr_assert_eq(used, 0);
 	cr_assert_null(http_reader_take(&rd));
+	http_reader_free(&rd);
+
+	/* A head that http-parser read but we refused is not "current". */
+	http_reader_init(&rd, MAXH, MAXB);
+	cr_assert_eq(http_reader_feed(&rd, "GET /x\r\nHost: x\r\n\r\n", 21,
+	    &used), HTTP_FEED_ERROR);
+	cr_assert_null(http_reader_current(&rd));
+	cr_assert_not(http_reader_wants_continue(&rd));
 	http_reader_free(&rd);
 }
 
