@@ -18,7 +18,7 @@ UNITS	:= $(wildcard tests/unit/test_*.c)
 INTEG	:= $(wildcard tests/integration/test_*.c)
 FUZZ	:= $(wildcard tests/fuzz/fuzz_*.c)
 
-.PHONY: all test demo bench install uninstall clean deps fuzz lint unit asan integration
+.PHONY: all test demo bench install uninstall clean deps deps-fuzz fuzz lint unit asan integration
 all: build/brokerd
 
 build/obj/%.o: brokerd/%.c brokerd/brokerd.h
@@ -72,12 +72,15 @@ demo: deps all
 bench: deps all
 	@sh bench/run.sh
 
-fuzz: $(FUZZ:tests/fuzz/%.c=build/fuzz/%)
-	@for f in $^; do echo "== $$f"; mkdir -p build/corpus/$${f##*/}; \
+fuzz: deps-fuzz $(FUZZ:tests/fuzz/%.c=build/fuzz/%)
+	@for f in $(FUZZ:tests/fuzz/%.c=build/fuzz/%); do echo "== $$f"; mkdir -p build/corpus/$${f##*/}; \
 	    $$f -max_total_time=$${FUZZ_SECONDS:-20} build/corpus/$${f##*/} tests/fuzz/corpus/$${f##*/} 2>&1 | tail -2 || exit 1; done
 
 deps:
 	@sh scripts/deps.sh
+
+deps-fuzz:
+	@sh scripts/deps.sh clang libclang-rt-14-dev
 
 lint:
 	shellcheck -s sh clients/shell/* scripts/*.sh tests/run-suites.sh bench/run.sh

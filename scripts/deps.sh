@@ -1,10 +1,12 @@
 #!/bin/sh
 # Install what brokerd needs to build and test, from Debian packages and the
-# npm registry only.  Quiet when everything is there.
+# npm registry only.  Quiet when everything is there.  Arguments name more
+# Debian packages (make fuzz: clang and its libFuzzer runtime).
 set -eu
 pkgs="gcc make libc6-dev libyaml-dev libmbedtls-dev libev-dev libhttp-parser-dev
 libjansson-dev libcriterion-dev libcurl4-openssl-dev pkg-config curl mandoc
-shellcheck openssl ca-certificates cppcheck"
+shellcheck openssl ca-certificates cppcheck
+$*"
 missing=""
 for p in $pkgs; do
 	dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
