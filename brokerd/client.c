@@ -123,8 +123,8 @@ exchange_answer(struct exchange *x, int status, const char *ctype,
 	if (!keep)
 		x->close = 1;
 	buf_reset(&x->out);
-	if (http_response_head(&x->out, status, ctype, len, keep, extra) == -1 ||
-	    buf_append(&x->out, body, len) == -1) {
+	if (http_response_head(&x->out, status, ctype, len, keep, extra) ==
+	    -1 || buf_append(&x->out, body, len) == -1) {
 		x->close = 1;
 		buf_reset(&x->out);
 	}
@@ -306,9 +306,9 @@ exchange_from_upstream(struct exchange *x, enum upstream_error e,
 
 			/* Say which limit: the caller can plan around it. */
 			if (p != NULL && p->rate.n > 0) {
-				snprintf(text, sizeof(text), "rate limited: IBKR "
-				    "allows %s %u per %llu ms (brokerd waited "
-				    "limits.queue_ms for a slot)", p->to,
+				snprintf(text, sizeof(text), "rate limited: "
+				    "IBKR allows %s %u per %llu ms (brokerd "
+				    "waited limits.queue_ms for a slot)", p->to,
 				    p->rate.n,
 				    (unsigned long long)p->rate.window_ms);
 				msg = text;
@@ -817,52 +817,65 @@ client_method_not_allowed(struct exchange *x, const char *allow)
 	    extra);
 }
 
-/* brokerd's own paths; 1 when handled. */
-static int
-client_builtin(struct exchange *x, const char *path, unsigned scopes)
+static void
+client_health(struct exchange *x)
 {
-	const char	*m = x->req->method;
+	exchange_json(x, 200, "{\"status\":\"ok\",\"bridge\":\"running\"}",
+	    NULL);
+}
 
-	if (strcmp(path, "/gateway/status") == 0) {
-		x->route = "/gateway/status";
-		if (strcmp(m, "GET") != 0)
-			client_method_not_allowed(x, "GET");
-		else if (client_need(x, scopes, SCOPE_READ) == 0)
-			client_gateway_status(x);
-		return (1);
+static void
+client_reauthenticate(struct exchange *x)
+{
+	session_reauthenticate(x->c->srv->session);
+	exchange_json(x, 202, "{\"status\":\"requested\"}", NULL);
+}
+
+/* brokerd's own paths; scope 0 needs no key. */
+static const struct builtin {
+	const char	*path;
+	const char	*method;
+	unsigned	 scope;
+	void		(*fn)(struct exchange *);
+} builtins[] = {
+	{ "/health", "GET", 0, client_health },
+	{ "/gateway/auth-status", "GET", 0, client_auth_status },
+	{ "/gateway/status", "GET", SCOPE_READ, client_gateway_status },
+	{ "/metrics", "GET", SCOPE_READ, client_metrics },
+	{ "/gateway/reauthenticate", "POST", SCOPE_TRADE,
+	    client_reauthenticate },
+	{ "/gateway/trading", "GET", SCOPE_READ, client_trading },
+	{ "/gateway/trading", "POST", SCOPE_ADMIN, client_trading },
+};
+
+/* Answer a built-in path; 0 when the path is not one. */
+static int
+client_builtin(struct exchange *x, const char *path)
+{
+	const struct builtin	*b, *found = NULL;
+	struct buf		 allow;
+	size_t			 i;
+	unsigned		 scopes;
+
+	buf_init(&allow);
+	for (i = 0; i < sizeof(builtins) / sizeof(builtins[0]); i++) {
+		b = &builtins[i];
+		if (strcmp(path, b->path) != 0)
+			continue;
+		x->route = b->path;
+		buf_printf(&allow, "%s%s", allow.len ? ", " : "", b->method);
+		if (strcmp(x->req->method, b->method) == 0)
+			found = b;
 	}
-	if (strcmp(path, "/metrics") == 0) {
-		x->route = "/metrics";
-		if (strcmp(m, "GET") != 0)
-			client_method_not_allowed(x, "GET");
-		else if (client_need(x, scopes, SCOPE_READ) == 0)
-			client_metrics(x);
-		return (1);
-	}
-	if (strcmp(path, "/gateway/reauthenticate") == 0) {
-		x->route = "/gateway/reauthenticate";
-		if (strcmp(m, "POST") != 0)
-			client_method_not_allowed(x, "POST");
-		else if (client_need(x, scopes, SCOPE_TRADE) == 0) {
-			session_reauthenticate(x->c->srv->session);
-			exchange_json(x, 202, "{\"status\":\"requested\"}",
-			    NULL);
-		}
-		return (1);
-	}
-	if (strcmp(path, "/gateway/trading") == 0) {
-		x->route = "/gateway/trading";
-		if (strcmp(m, "GET") == 0) {
-			if (client_need(x, scopes, SCOPE_READ) == 0)
-				client_trading(x);
-		} else if (strcmp(m, "POST") == 0) {
-			if (client_need(x, scopes, SCOPE_ADMIN) == 0)
-				client_trading(x);
-		} else
-			client_method_not_allowed(x, "GET, POST");
-		return (1);
-	}
-	return (0);
+	if (found == NULL && allow.len > 0)
+		client_method_not_allowed(x, allow.data);
+	buf_free(&allow);
+	if (found == NULL)
+		return (x->done);
+	if (found->scope == 0 || (client_authenticate(x, &scopes) == 0 &&
+	    client_need(x, scopes, found->scope) == 0))
+		found->fn(x);
+	return (1);
 }
 
 static void
@@ -886,26 +899,9 @@ client_dispatch(struct exchange *x)
 	}
 	len = strlen(r->path);
 	path = route_strip_v1(r->path, &len);
-	if (len == 7 && strncmp(path, "/health", 7) == 0) {
-		x->route = "/health";
-		if (strcmp(r->method, "GET") != 0)
-			client_method_not_allowed(x, "GET");
-		else
-			exchange_json(x, 200,
-			    "{\"status\":\"ok\",\"bridge\":\"running\"}", NULL);
+	if (client_builtin(x, path))
 		return;
-	}
-	if (len == 20 && strncmp(path, "/gateway/auth-status", 20) == 0) {
-		x->route = "/gateway/auth-status";
-		if (strcmp(r->method, "GET") != 0)
-			client_method_not_allowed(x, "GET");
-		else
-			client_auth_status(x);
-		return;
-	}
 	if (client_authenticate(x, &scopes) == -1)
-		return;
-	if (path[len] == '\0' && client_builtin(x, path, scopes))
 		return;
 	if ((rt = route_match(conf->routes, conf->nroutes, path, len)) ==
 	    NULL) {
@@ -970,7 +966,7 @@ client_arm_timer(struct client *c)
 
 	ev_timer_stop(c->srv->loop, &c->timer);
 	if (c->in_request || c->in.len > 0) {
-		/* A deadline from the first byte: slow drips do not extend it. */
+		/* From the first byte: slow drips do not extend it. */
 		t = conf->header_timeout_ms / 1000.0 -
 		    (ev_now(c->srv->loop) - c->req_start);
 		if (t < 0.001)
