@@ -52,6 +52,7 @@ struct session_call {
 	enum session_kind	 kind;
 	int			 inflight;
 	int			 used;		/* req was initialised */
+	int			 again;		/* bootstrap: send again */
 	double			 sent_s;	/* monotonic, when submitted */
 };
 
@@ -70,6 +71,7 @@ struct session {
 	ev_timer		 check_timer;	/* every check_interval_s */
 	ev_timer		 tickle_timer;	/* every tickle_interval_s */
 	ev_timer		 soon_timer;	/* one-shot: debounced check */
+	ev_timer		 boot_timer;	/* one-shot: bootstrap retry */
 	struct session_call	 calls[SK_COUNT];
 	double			 last_reauth_s;	/* monotonic; < 0: never */
 	double			 last_now_s;	/* last immediate check */
@@ -81,6 +83,7 @@ struct session {
 };
 
 static void	session_check(struct session *, const char *why);
+static void	session_bootstrap(struct session *);
 
 static double
 session_mono(void)
@@ -374,13 +377,9 @@ session_apply(struct session *s, struct gw_status *nst)
 		session_record(s, from);
 	session_write(s, changed);
 
-	if (changed && s->st.state == GW_AUTHENTICATED) {
-		/* the Gateway refuses orders and portfolio calls before these */
-		session_submit(s, SK_ISERVER_ACCOUNTS, "GET",
-		    PATH_ISERVER_ACCOUNTS, NULL);
-		session_submit(s, SK_PORTFOLIO_ACCOUNTS, "GET",
-		    PATH_PORTFOLIO_ACCOUNTS, NULL);
-	}
+	/* the Gateway refuses orders and portfolio calls before these */
+	if (changed && s->st.state == GW_AUTHENTICATED)
+		session_bootstrap(s);
 	if (s->st.connected && !s->st.authenticated && s->conf->reauthenticate)
 		session_reauth_try(s, 0);
 }
@@ -502,7 +501,18 @@ session_done(struct upstream_req *req, enum upstream_error err,
 		break;
 	case SK_ISERVER_ACCOUNTS:
 	case SK_PORTFOLIO_ACCOUNTS:
-		if (err != UPSTREAM_OK)
+		if (err == UPSTREAM_RATE_LIMITED) {
+			/* portfolio/accounts is 1/5s: the session needs it */
+			c->again = 1;
+			if (!ev_is_active(&s->boot_timer)) {
+				ev_timer_set(&s->boot_timer,
+				    c->req.retry_after_ms > 1000 ?
+				    c->req.retry_after_ms / 1000.0 : 1.0, 0.);
+				ev_timer_start(s->loop, &s->boot_timer);
+			}
+			log_debug("gateway session: %s rate limited; later",
+			    session_kind_names[c->kind]);
+		} else if (err != UPSTREAM_OK)
 			log_info("gateway session: %s failed: %s",
 			    session_kind_names[c->kind],
 			    session_error_name(err));
@@ -554,6 +564,35 @@ session_soon_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	session_check(s, "soon");
 }
 
+static void
+session_bootstrap(struct session *s)
+{
+	session_submit(s, SK_ISERVER_ACCOUNTS, "GET", PATH_ISERVER_ACCOUNTS,
+	    NULL);
+	session_submit(s, SK_PORTFOLIO_ACCOUNTS, "GET",
+	    PATH_PORTFOLIO_ACCOUNTS, NULL);
+}
+
+/* Bootstrap calls the pacing refused, while the session still stands. */
+static void
+session_boot_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct session	*s = w->data;
+	int		 k;
+
+	(void)loop;
+	(void)revents;
+	for (k = SK_ISERVER_ACCOUNTS; k <= SK_PORTFOLIO_ACCOUNTS; k++) {
+		if (!s->calls[k].again)
+			continue;
+		s->calls[k].again = 0;
+		if (s->st.state == GW_AUTHENTICATED)
+			session_submit(s, (enum session_kind)k, "GET",
+			    k == SK_ISERVER_ACCOUNTS ? PATH_ISERVER_ACCOUNTS :
+			    PATH_PORTFOLIO_ACCOUNTS, NULL);
+	}
+}
+
 struct session *
 session_new(struct ev_loop *loop, const struct config *conf,
     struct upstream *up)
@@ -579,6 +618,8 @@ session_new(struct ev_loop *loop, const struct config *conf,
 	ev_timer_init(&s->check_timer, session_check_cb, 1., 1.);
 	ev_timer_init(&s->tickle_timer, session_tickle_cb, 60., 60.);
 	ev_timer_init(&s->soon_timer, session_soon_cb, 1., 0.);
+	ev_timer_init(&s->boot_timer, session_boot_cb, 1., 0.);
+	s->boot_timer.data = s;
 	s->check_timer.data = s;
 	s->tickle_timer.data = s;
 	s->soon_timer.data = s;
@@ -591,6 +632,7 @@ session_timers_stop(struct session *s)
 	ev_timer_stop(s->loop, &s->check_timer);
 	ev_timer_stop(s->loop, &s->tickle_timer);
 	ev_timer_stop(s->loop, &s->soon_timer);
+	ev_timer_stop(s->loop, &s->boot_timer);
 }
 
 /* check_interval_s 0 would spin: at least 1 s; tickle 0 turns it off. */

@@ -182,6 +182,11 @@ describe('session watcher', { skip, timeout: 60000 }, () => {
 			await waitFor(async () => routeCount(await gw.counters(),
 			    'GET /v1/api/iserver/accounts') >= 2, {
 			    what: 'a second iserver/accounts' });
+			/* portfolio/accounts (1/5s) as well, once pacing allows */
+			await waitFor(async () => routeCount(await gw.counters(),
+			    'GET /v1/api/portfolio/accounts') >= 2, {
+			    timeoutMs: 8000, intervalMs: 200,
+			    what: 'a second portfolio/accounts' });
 		} finally {
 			await bd.stop();
 			await gw.stop();

@@ -386,8 +386,14 @@ Test(watcher, start_check_transitions_and_bootstrap)
 	cr_expect_not_null(find("GET", "/v1/api/iserver/accounts"));
 	cr_expect_not_null(find("GET", "/v1/api/portfolio/accounts"));
 	answer(find("GET", "/v1/api/iserver/accounts"), UPSTREAM_OK, 200, "[]");
-	answer(find("GET", "/v1/api/portfolio/accounts"), UPSTREAM_OK, 200,
+	/* portfolio/accounts is 1/5s: refused by pacing, sent again later */
+	answer(find("GET", "/v1/api/portfolio/accounts"), UPSTREAM_RATE_LIMITED,
+	    0, NULL);
+	cr_expect_null(find("GET", "/v1/api/portfolio/accounts"));
+	answer(wait_for("GET", "/v1/api/portfolio/accounts"), UPSTREAM_OK, 200,
 	    "[]");
+	cr_expect_null(find("GET", "/v1/api/iserver/accounts"),
+	    "only the refused call goes again");
 
 	/* a tickle answer is a check: connected, not authenticated */
 	r = wait_for("POST", "/v1/api/tickle");
