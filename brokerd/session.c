@@ -77,6 +77,7 @@ struct session {
 	double			 last_now_s;	/* last immediate check */
 	int			 running;
 	int			 write_failed;	/* warned once already */
+	int			 odd_status;	/* last non-200 answer, logged */
 	struct session_event	 hist[SESSION_HISTORY];
 	size_t			 hist_start;
 	size_t			 nhist;
@@ -440,7 +441,7 @@ session_probe_done(struct session *s, struct session_call *c,
 		return;
 	}
 	if (resp->status == 401 || (resp->status == 200 &&
-	    c->kind == SK_CHECK && session_body_has(resp, "no session") &&
+	    session_body_has(resp, "no session") &&
 	    session_parse_auth(resp->body.data, resp->body.len, &nst) == -1)) {
 		nst.state = GW_UNAUTHENTICATED;
 		nst.authenticated = nst.connected = nst.competing = 0;
@@ -451,10 +452,17 @@ session_probe_done(struct session *s, struct session_call *c,
 		return;
 	}
 	if (resp->status != 200) {
-		log_info("gateway session: %s answered HTTP %d; state kept",
-		    what, resp->status);
+		/* a Gateway restarting answers 500/503 for a while: once */
+		if (resp->status != s->odd_status)
+			log_info("gateway session: %s answered HTTP %d; "
+			    "state kept", what, resp->status);
+		else
+			log_debug("gateway session: %s answered HTTP %d; "
+			    "state kept", what, resp->status);
+		s->odd_status = resp->status;
 		return;
 	}
+	s->odd_status = 0;
 	if (session_parse_auth(resp->body.data, resp->body.len, &nst) == -1) {
 		log_debug("gateway session: %s answer holds no auth status",
 		    what);
