@@ -1086,3 +1086,33 @@ Test(http_format, round_trip)
 	http_response_free(r);
 	buf_free(&b);
 }
+
+/* brokerd switches no protocol: an Upgrade is an ordinary request. */
+Test(http_request, upgrade_is_ordinary)
+{
+	static const char in[] = "GET /ws HTTP/1.1\r\nHost: x\r\n"
+	    "Connection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+	    "GET /next HTTP/1.1\r\nHost: x\r\n\r\n";
+	struct http_reader rd;
+	struct http_request *req;
+	size_t		 used, off;
+
+	http_reader_init(&rd, MAXH, MAXB);
+	cr_assert_eq(http_reader_feed(&rd, in, sizeof(in) - 1, &used),
+	    HTTP_FEED_DONE);
+	off = used;
+	req = http_reader_take(&rd);
+	cr_assert_str_eq(req->path, "/ws");
+	http_request_free(req);
+	cr_assert_eq(http_reader_feed(&rd, in + off, sizeof(in) - 1 - off,
+	    &used), HTTP_FEED_DONE);
+	cr_assert_eq(off + used, sizeof(in) - 1);
+	req = http_reader_take(&rd);
+	cr_assert_str_eq(req->path, "/next");
+	http_request_free(req);
+	http_reader_free(&rd);
+
+	req = expect_ok("CONNECT 127.0.0.1:5000 HTTP/1.1\r\nHost: x\r\n\r\n");
+	cr_assert_str_eq(req->method, "CONNECT");
+	http_request_free(req);
+}
