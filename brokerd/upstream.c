@@ -136,6 +136,7 @@ struct upstream {
 	ev_timer		 pace_timer;
 	int			 dispatching;
 	int			 redispatch;
+	int			 failing;	/* since the last answer */
 	struct upstream_stats	 st;
 };
 
@@ -1036,15 +1037,24 @@ dq_remove(struct upstream *up, struct upstream_req *req)
 	}
 }
 
+/*
+ * The first failure after an answer is a warning; the rest of the spell
+ * (the nightly reset, a Gateway restart) is debug, so the log stays
+ * readable.  The session watcher logs the state change at info.
+ */
 static void
 conn_log_fail(struct conn *c, struct upstream_req *req, const char *msg)
 {
+	void	(*logf)(const char *, ...) __attribute__((format(printf, 1,
+	    2)));
+
+	logf = c->up->failing++ ? log_debug : log_warn;
 	if (req != NULL)
-		log_warn("gateway %s: %s %.*s: %s", c->tls->hostport,
+		logf("gateway %s: %s %.*s: %s", c->tls->hostport,
 		    req->method, (int)(req->target.len > 200 ? 200 :
 		    req->target.len), req->target.data, msg);
 	else
-		log_warn("gateway %s: %s", c->tls->hostport, msg);
+		logf("gateway %s: %s", c->tls->hostport, msg);
 }
 
 /* The connection is done for; its request (if any) fails with e. */
@@ -1569,6 +1579,7 @@ conn_complete(struct conn *c)
 		conn_make_idle(c);
 	else
 		conn_close(c);
+	up->failing = 0;
 	req_finish(up, req, UPSTREAM_OK, resp);
 	dispatch(up);
 }
