@@ -248,7 +248,7 @@ struct http_request {
 
 const char	*http_request_header(const struct http_request *,
 		    const char *name);		/* case-insensitive, or NULL */
-void		 http_request_free(struct http_request *);
+void		 http_request_free(struct http_request *);	/* and struct */
 
 enum http_feed {
 	HTTP_FEED_MORE = 0,	/* all input used, request not complete */
@@ -307,7 +307,7 @@ struct http_response {
 	struct buf	 body;
 };
 
-void		 http_response_free(struct http_response *);
+void		 http_response_free(struct http_response *);	/* and struct */
 
 struct http_resp_reader {
 	void		*parser;	/* http_parser, owned */
@@ -336,7 +336,9 @@ const char	*http_reason(int status);
 /*
  * Append a response head: status line, Content-Type (if non-NULL),
  * Content-Length, Connection: keep-alive/close, extra (already CRLF
- * terminated lines, or NULL), blank line.
+ * terminated lines, or NULL), blank line.  A 1xx is the status line and
+ * extra only; 204 and 304 carry no Content-Length.  -1 (nothing appended)
+ * when content_type holds a control character.
  */
 int		 http_response_head(struct buf *, int status,
 		    const char *content_type, size_t content_length,

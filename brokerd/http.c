@@ -448,8 +448,6 @@ head_take(struct http_reader *rd, const char *data, size_t len,
 			continue;
 		if (buf_append(&rd->head, data, i + 1) == -1)
 			return (rd_fail(rd, 400, "out of memory"));
-		data += i + 1;
-		len -= i + 1;
 		pos = rd->head.len;
 		if (pos - cx->line_start == 2) {
 			/* An empty line. */
