@@ -689,6 +689,14 @@ void		 session_reauthenticate(struct session *);
 void		 session_observe(struct session *, int status,
 		    const char *body, size_t len);
 /*
+ * The bootstrap GETs (iserver/accounts, portfolio/accounts) hand their 200
+ * answers here, so that a client's first call finds them in the cache
+ * instead of the 1/5s limit they just used.
+ */
+typedef void	 (*session_feed_cb)(void *arg, const char *target,
+		    const struct http_response *);
+void		 session_set_feed(struct session *, session_feed_cb, void *);
+/*
  * Pure: read an auth/status or tickle answer (iserver.authStatus) into
  * st's raw fields and message; -1 when it is not such JSON.
  */
@@ -716,6 +724,9 @@ void		 listen_close(struct listener *, size_t, const struct config *);
 struct server;			/* main.c: the running daemon */
 
 void		 client_accept(struct server *, struct listener *, int fd);
+/* A watcher's answer for target, kept if its route has cache_ms. */
+void		 client_cache_feed(void *server, const char *target,
+		    const struct http_response *);
 void		 client_close_all(struct server *);
 unsigned	 client_count(void);
 

@@ -76,9 +76,11 @@ struct fetch {
 	struct cache_entry *entry;
 	unsigned	 ttl_ms;
 	struct upstream_req req;
+	struct fetch	*next;
 };
 
 static struct client	*clients;
+static struct fetch	*fetches;	/* in flight */
 static unsigned		 nclients;
 
 static void	client_read_cb(struct ev_loop *, ev_io *, int);
@@ -219,6 +221,39 @@ exchange_new(struct client *c, struct http_request *req)
 	return (x);
 }
 
+static void
+fetch_unlink(struct fetch *f)
+{
+	struct fetch	**fp;
+
+	for (fp = &fetches; *fp != NULL; fp = &(*fp)->next)
+		if (*fp == f) {
+			*fp = f->next;
+			return;
+		}
+}
+
+/*
+ * The last waiter left a shared GET still waiting for a pacing slot:
+ * withdraw it, so it neither holds the queue nor spends a slot for no one.
+ */
+static void
+fetch_abandon(struct server *srv, struct cache_entry *ce)
+{
+	struct fetch	*f;
+
+	for (f = fetches; f != NULL && f->entry != ce; f = f->next)
+		;
+	if (f == NULL || f->req.granted)
+		return;
+	fetch_unlink(f);
+	upstream_cancel(srv->upstream, &f->req);
+	cache_complete(srv->cache, ce, 0, NULL, NULL, 0, 0, now_ms());
+	cache_finish(srv->cache, ce);
+	upstream_req_free(&f->req);
+	free(f);
+}
+
 /* Detach an exchange from whatever it waits on; no answer follows. */
 static void
 exchange_abandon(struct exchange *x)
@@ -237,6 +272,8 @@ exchange_abandon(struct exchange *x)
 	}
 	if (x->centry != NULL) {
 		cache_remove_waiter(x->centry, x);
+		if (x->centry->nwaiters == 0 && x->centry->inflight)
+			fetch_abandon(x->c->srv, x->centry);
 		x->centry = NULL;
 	}
 }
@@ -348,6 +385,7 @@ client_fetch_cb(struct upstream_req *req, enum upstream_error e,
 	size_t			 i;
 
 	(void)req;
+	fetch_unlink(f);
 	if (e == UPSTREAM_OK) {
 		session_observe(srv->session, resp->status, resp->body.data,
 		    resp->body.len);
@@ -539,6 +577,8 @@ client_forward(struct exchange *x, const struct route *rt)
 	f->ttl_ms = policy != NULL ? policy->cache_ms : 0;
 	f->req.cb = client_fetch_cb;
 	f->req.arg = f;
+	f->next = fetches;
+	fetches = f;
 	upstream_submit(srv->upstream, &f->req);
  done:
 	buf_free(&target);
@@ -1250,4 +1290,31 @@ client_close_all(struct server *srv)
 		}
 		client_free(c);
 	}
+}
+
+void
+client_cache_feed(void *arg, const char *target,
+    const struct http_response *resp)
+{
+	struct server		*srv = arg;
+	const struct route	*policy;
+	struct cache_entry	*ce;
+	struct buf		 key;
+	uint64_t		 now = now_ms();
+
+	policy = route_policy(srv->conf->routes, srv->conf->nroutes, target,
+	    strcspn(target, "?"));
+	if (policy == NULL || policy->cache_ms == 0 || resp->status != 200)
+		return;
+	buf_init(&key);
+	/* A client's own request in flight wins; then nothing to add. */
+	if (buf_printf(&key, "GET %s", target) == 0 &&
+	    cache_find(srv->cache, key.data, now) == NULL &&
+	    (ce = cache_begin(srv->cache, key.data)) != NULL) {
+		cache_complete(srv->cache, ce, resp->status,
+		    resp->content_type, resp->body.data, resp->body.len,
+		    policy->cache_ms, now);
+		cache_finish(srv->cache, ce);
+	}
+	buf_free(&key);
 }

@@ -301,6 +301,7 @@ main(int argc, char *argv[])
 	if ((server.session = session_new(server.loop, conf,
 	    server.upstream)) == NULL)
 		fatalx("out of memory");
+	session_set_feed(server.session, client_cache_feed, &server);
 	if (listen_open(conf, &server.listeners, &server.nlisteners, err,
 	    sizeof(err)) == -1)
 		fatalx("%s", err);

@@ -81,6 +81,8 @@ struct session {
 	struct session_event	 hist[SESSION_HISTORY];
 	size_t			 hist_start;
 	size_t			 nhist;
+	session_feed_cb		 feed;		/* bootstrap answers go here */
+	void			*feed_arg;
 };
 
 static void	session_check(struct session *, const char *why);
@@ -524,15 +526,26 @@ session_done(struct upstream_req *req, enum upstream_error err,
 			log_info("gateway session: %s failed: %s",
 			    session_kind_names[c->kind],
 			    session_error_name(err));
-		else
+		else {
 			log_debug("gateway session: %s answered HTTP %d",
 			    session_kind_names[c->kind], resp->status);
+			/* Clients asking next get this copy, not a 429. */
+			if (resp->status == 200 && s->feed != NULL)
+				s->feed(s->feed_arg, c->req.target.data, resp);
+		}
 		break;
 	default:
 		break;
 	}
 done:
 	http_response_free(resp);	/* frees the struct too (http.c) */
+}
+
+void
+session_set_feed(struct session *s, session_feed_cb fn, void *arg)
+{
+	s->feed = fn;
+	s->feed_arg = arg;
 }
 
 static void

@@ -1,0 +1,53 @@
+/*
+ * After each transition to authenticated the watcher calls
+ * /portfolio/accounts (1 per 5 s at IBKR); a client asking right after gets
+ * that answer from the cache instead of a 429.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <criterion/criterion.h>
+
+#include "harness.h"
+
+static const char *const key_all[] = { "X-Bridge-Key: " TEST_KEY, NULL };
+
+static int
+status_has(const struct brokerd *b, const char *text)
+{
+	char	*s = slurp(b->status, NULL);
+	int	 r = s != NULL && strstr(s, text) != NULL;
+
+	free(s);
+	return (r);
+}
+
+Test(bootstrap, first_client_call_is_served_from_the_watchers_copy,
+    .timeout = 30)
+{
+	struct gwsim	 g;
+	struct brokerd	 b;
+	struct resp	 r;
+	char		 age[32];
+	int		 i;
+
+	cr_assert_eq(gwsim_start(&g, "self"), 0);
+	cr_assert_eq(brokerd_start(&b, &g, NULL), 0);
+	for (i = 0; i < 100 && !status_has(&b, "BROKERD_STATE=authenticated");
+	    i++)
+		sleep_ms(20);
+	cr_assert(status_has(&b, "BROKERD_STATE=authenticated"));
+	for (i = 0; i < 100 && gwsim_count(&g,
+	    "GET /v1/api/portfolio/accounts") < 1; i++)
+		sleep_ms(20);
+	req_unix(&b, "GET", "/portfolio/accounts", key_all, NULL, 0, &r);
+	cr_assert_eq(r.status, 200, "%ld %s", r.status, r.body);
+	cr_assert(strstr(r.body, "DU123456") != NULL);
+	cr_assert_eq(resp_header(&r, "Age", age, sizeof(age)), 0,
+	    "not from the cache");
+	resp_free(&r);
+	cr_assert_eq(gwsim_count(&g, "GET /v1/api/portfolio/accounts"), 1);
+	brokerd_stop(&b);
+	gwsim_stop(&g);
+}
