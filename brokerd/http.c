@@ -113,6 +113,15 @@ headers_free(struct http_header *h, size_t n)
 	free(h);
 }
 
+/* http-parser drops the OWS before a field value, not the OWS after it. */
+static void
+ows_trim(struct buf *b)
+{
+	while (b->len > 0 &&
+	    (b->data[b->len - 1] == ' ' || b->data[b->len - 1] == '\t'))
+		b->data[--b->len] = '\0';
+}
+
 static int
 headers_add(struct http_header **h, size_t *n, const char *name,
     size_t namelen, const char *value, size_t valuelen)
@@ -755,6 +764,7 @@ req_header_flush(struct reqctx *cx)
 
 	if (!rd->last_was_value)
 		return (0);
+	ows_trim(&cx->value);
 	if (rd->req == NULL &&
 	    (rd->req = calloc(1, sizeof(*rd->req))) == NULL)
 		return (rd_fail(rd, 400, "out of memory"));
@@ -1020,6 +1030,7 @@ resp_header_flush(struct respctx *cx)
 
 	if (!rr->last_was_value)
 		return (0);
+	ows_trim(&rr->value);
 	v = rr->value.data ? rr->value.data : "";
 	rr->last_was_value = 0;
 	if (strcasecmp(rr->field.data, "Set-Cookie") == 0) {

@@ -406,6 +406,12 @@ Test(http_request, value_with_tab_and_obs_text)
 	req = expect_ok("GET / HTTP/1.1\r\nHost: x\r\nX-A: a\tb \xc3\xa9\r\n\r\n");
 	cr_assert_str_eq(http_request_header(req, "x-a"), "a\tb \xc3\xa9");
 	http_request_free(req);
+
+	/* Optional whitespace around a value is not part of it. */
+	req = expect_ok("GET / HTTP/1.1\r\nHost:  x \t\r\nX-A:\t \r\n\r\n");
+	cr_assert_str_eq(http_request_header(req, "host"), "x");
+	cr_assert_str_eq(http_request_header(req, "x-a"), "");
+	http_request_free(req);
 }
 
 Test(http_request, bare_lf)
