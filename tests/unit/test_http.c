@@ -170,7 +170,8 @@ Test(http_request, connection_close_and_http10)
 {
 	struct http_request *req;
 
-	req = expect_ok("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+	req = expect_ok("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+	    "\r\n");
 	cr_assert_eq(req->keep_alive, 0);
 	http_request_free(req);
 
@@ -316,9 +317,11 @@ Test(http_request, bytewise_equals_whole_random_pieces)
 Test(http_request, cl_and_te)
 {
 	expect_why("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
-	    "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400, "Content-Length and Transfer-Encoding");
+	    "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400,
+	    "Content-Length and Transfer-Encoding");
 	expect_why("POST / HTTP/1.1\r\nHost: x\r\n"
-	    "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n", 400, "Content-Length and Transfer-Encoding");
+	    "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n", 400,
+	    "Content-Length and Transfer-Encoding");
 }
 
 Test(http_request, duplicate_content_length)
@@ -347,7 +350,8 @@ Test(http_request, bad_content_length)
 	    "hello", 400, "bad_request");
 	expect_error("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n",
 	    400, "bad_request");
-	expect_error("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0x5\r\n\r\n",
+	expect_error("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0x5\r\n"
+	    "\r\n",
 	    400, "bad_request");
 	expect_error("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: "
 	    "99999999999999999999999\r\n\r\n", 400, "bad_request");
@@ -368,8 +372,10 @@ Test(http_request, space_before_colon)
 {
 	expect_why("GET / HTTP/1.1\r\nHost : x\r\n\r\n", 400, "header name");
 	expect_why("POST / HTTP/1.1\r\nHost: x\r\n"
-	    "Transfer-Encoding : chunked\r\nContent-Length: 3\r\n\r\nabc", 400, "header name");
-	expect_why("GET / HTTP/1.1\r\nHost: x\r\nX-A\t: b\r\n\r\n", 400, "header name");
+	    "Transfer-Encoding : chunked\r\nContent-Length: 3\r\n\r\nabc", 400,
+	    "header name");
+	expect_why("GET / HTTP/1.1\r\nHost: x\r\nX-A\t: b\r\n\r\n", 400,
+	    "header name");
 }
 
 Test(http_request, bad_names_and_values)
@@ -388,7 +394,8 @@ Test(http_request, bad_names_and_values)
 
 Test(http_request, nul_in_value)
 {
-	static const char in[] = "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\0b\r\n\r\n";
+	static const char in[] = "GET / HTTP/1.1\r\nHost: x\r\n"
+	    "X-A: a\0b\r\n\r\n";
 	struct outcome	 o;
 
 	o = feed(in, sizeof(in) - 1, 0, MAXH, MAXB);
@@ -403,7 +410,8 @@ Test(http_request, value_with_tab_and_obs_text)
 {
 	struct http_request *req;
 
-	req = expect_ok("GET / HTTP/1.1\r\nHost: x\r\nX-A: a\tb \xc3\xa9\r\n\r\n");
+	req = expect_ok("GET / HTTP/1.1\r\nHost: x\r\nX-A: a\tb \xc3\xa9\r\n"
+	    "\r\n");
 	cr_assert_str_eq(http_request_header(req, "x-a"), "a\tb \xc3\xa9");
 	http_request_free(req);
 
@@ -455,7 +463,8 @@ Test(http_request, transfer_codings)
 	expect_error("POST / HTTP/1.1\r\nHost: x\r\n"
 	    "Transfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n", 400,
 	    "bad_request");
-	expect_error("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: \r\n\r\n",
+	expect_error("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: \r\n"
+	    "\r\n",
 	    400, "bad_request");
 	expect_error("POST / HTTP/1.1\r\nHost: x\r\n"
 	    "Transfer-Encoding: xchunked\r\n\r\n", 501, "not_implemented");
@@ -611,7 +620,8 @@ Test(http_request, garbage)
 	expect_error("GET /x\r\nHost: x\r\n\r\n", 400, "bad_request");
 	expect_error("GET / FTP/1.1\r\nHost: x\r\n\r\n", 400, "bad_request");
 	/* A TLS ClientHello sent to the plain port. */
-	expect_error("\x16\x03\x01\x02\x01\x01\x02\x01\xfc\x03\x03\r\n\r\n", 400,
+	expect_error("\x16\x03\x01\x02\x01\x01\x02\x01\xfc\x03\x03\r\n"
+	    "\r\n", 400,
 	    "bad_request");
 }
 
