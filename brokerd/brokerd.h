@@ -375,6 +375,7 @@ struct pace_ticket {
 	int		 watcher;	/* the session watcher's own call */
 	uint64_t	 enqueued_ms;
 	uint64_t	 deadline_ms;	/* 429 after this */
+	uint64_t	 granted_ms;	/* its stamp in the windows */
 	struct pace_ticket *next;	/* FIFO */
 	struct pace_ticket *prev;
 	int		 queued;
@@ -394,6 +395,8 @@ void		 pace_free(struct pace *);
  */
 int		 pace_acquire(struct pace *, struct pace_ticket *,
 		    uint64_t now_ms, uint64_t *retry_after_ms);
+/* Its first byte went out now: the windows count it from here. */
+void		 pace_sent(struct pace *, struct pace_ticket *, uint64_t now_ms);
 /* A granted request finished: release its concurrency slot. */
 void		 pace_release(struct pace *, struct pace_ticket *);
 /* Take a queued ticket out (client went away). */

@@ -317,7 +317,52 @@ pace_grant(struct pace *p, struct pace_ticket *k, uint64_t now_ms)
 		pace_window_take(&t->win, now_ms);
 		t->busy++;
 	}
+	k->granted_ms = now_ms;
 	p->granted++;
+}
+
+static void
+window_set(struct pace_window *w, unsigned i, uint64_t t)
+{
+	w->stamps[(w->head + i) % w->rate.n] = t;
+}
+
+/*
+ * Move one grant's time from `old` to `now`, keeping the ring in time
+ * order: the grants after it that are older than now shift down one.
+ */
+static void
+window_restamp(struct pace_window *w, uint64_t old, uint64_t now)
+{
+	unsigned	 i, j;
+
+	if (w->rate.n == 0 || now <= old)
+		return;
+	for (i = w->count; i-- > 0;)
+		if (window_stamp(w, i) == old)
+			break;
+	if (i >= w->count)
+		return;		/* already out of the ring */
+	for (j = i; j + 1 < w->count && window_stamp(w, j + 1) < now; j++)
+		window_set(w, j, window_stamp(w, j + 1));
+	window_set(w, j, now);
+}
+
+/*
+ * The Gateway counts a request when it arrives, not when we granted it:
+ * a grant sent a few milliseconds later (a new TLS connection, a busy
+ * loop) would let the next window's grants overlap it there.  So the
+ * windows count from the first byte written.
+ */
+void
+pace_sent(struct pace *p, struct pace_ticket *k, uint64_t now_ms)
+{
+	struct pace_target	*t;
+
+	window_restamp(&p->global, k->granted_ms, now_ms);
+	if ((t = pace_target_find(p, k->policy)) != NULL)
+		window_restamp(&t->win, k->granted_ms, now_ms);
+	k->granted_ms = now_ms;
 }
 
 /*

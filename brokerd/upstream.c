@@ -798,8 +798,12 @@ bio_send(void *arg, const unsigned char *p, size_t len)
 		n = send(c->fd, p, len, MSG_NOSIGNAL);
 	while (n == -1 && errno == EINTR);
 	if (n >= 0) {
-		if (n > 0 && c->state == CONN_BUSY)
+		if (n > 0 && c->state == CONN_BUSY && !c->wrote) {
 			c->wrote = 1;
+			if (c->req != NULL && c->req->granted)
+				pace_sent(c->req->pace, &c->req->ticket,
+				    now_ms());
+		}
 		return ((int)n);
 	}
 	if (errno == EAGAIN || errno == EWOULDBLOCK)

@@ -651,3 +651,50 @@ Test(pace, random_traffic_respects_every_window)
 	free(rec.all);
 	free(tk);
 }
+
+/*
+ * Late sends: nine client grants at 0 that leave at 0..8 ms must keep the
+ * next nine out until a full window after each one left, or the Gateway
+ * sees more than n in one of its windows.
+ */
+Test(pace, windows_count_from_the_send)
+{
+	struct pace	*p;
+	struct route	 orders;
+	struct pace_ticket a[9], b[9], o[2];
+	uint64_t	 ra, sent[9], next;
+	int		 exp;
+	unsigned	 i;
+
+	cr_assert_not_null(p = pace_new(rate_of(10, 1000), 5000, 100));
+	for (i = 0; i < 9; i++) {
+		ticket_init(&a[i], NULL, 0);
+		cr_assert_eq(pace_acquire(p, &a[i], 0, &ra), 0);
+		sent[i] = i;	/* left i ms after the grant */
+		pace_sent(p, &a[i], sent[i]);
+	}
+	for (i = 0; i < 9; i++) {
+		ticket_init(&b[i], NULL, 0);
+		cr_assert_eq(pace_acquire(p, &b[i], 1000, &ra), i == 0 ? 0 : 1,
+		    "grant %u at 1000 before a[%u] is a window old", i, i);
+	}
+	/* each queued one goes exactly when the next early send ages out */
+	for (i = 1; i < 9; i++) {
+		cr_assert_null(pace_poll(p, 1000 + sent[i] - 1, 1, &exp,
+		    &next));
+		cr_assert_eq(pace_poll(p, 1000 + sent[i], 1, &exp, &next),
+		    &b[i]);
+	}
+	/* a per-target window moves too, and a grant out of the ring is fine */
+	orders = route_of("/iserver/account/orders",
+	    "/v1/api/iserver/account/orders", rate_of(1, 5000), 0);
+	ticket_init(&o[0], &orders, 0);
+	cr_assert_eq(pace_acquire(p, &o[0], 3000, &ra), 0);
+	pace_sent(p, &o[0], 3040);
+	ticket_init(&o[1], &orders, 0);
+	cr_assert_eq(pace_acquire(p, &o[1], 8000, &ra), 1);
+	cr_assert_null(pace_poll(p, 8039, 1, &exp, &next));
+	cr_assert_eq(pace_poll(p, 8040, 1, &exp, &next), &o[1]);
+	pace_sent(p, &a[0], 9000);
+	pace_free(p);
+}
