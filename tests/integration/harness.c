@@ -173,12 +173,7 @@ gwsim_stop(struct gwsim *g)
 	g->pid = 0;
 }
 
-struct membuf {
-	char	*p;
-	size_t	 len;
-};
-
-static size_t
+size_t
 membuf_write(char *ptr, size_t size, size_t nmemb, void *arg)
 {
 	struct membuf	*m = arg;

@@ -100,6 +100,13 @@ int	 connect_tcp(int port);
 /* Count "HTTP/1.1 " status lines in a raw answer. */
 int	 count_responses(const char *buf, size_t len);
 
+/* A growing, NUL-terminated buffer for libcurl's write callbacks. */
+struct membuf {
+	char	*p;
+	size_t	 len;
+};
+size_t	 membuf_write(char *, size_t, size_t, void *);
+
 /* Read a whole file (NUL-terminated, caller frees) or NULL. */
 char	*slurp(const char *path, size_t *len);
 double	 mono_s(void);

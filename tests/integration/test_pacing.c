@@ -265,27 +265,6 @@ max_in_window(double *t, size_t n, double win_ms)
 
 /* ------------------------------------------------------ curl multi */
 
-struct membuf {
-	char	*p;
-	size_t	 len;
-};
-
-static size_t
-mb_write(char *ptr, size_t size, size_t nmemb, void *arg)
-{
-	struct membuf	*m = arg;
-	size_t		 n = size * nmemb;
-	char		*q;
-
-	if ((q = realloc(m->p, m->len + n + 1)) == NULL)
-		return (0);
-	m->p = q;
-	memcpy(m->p + m->len, ptr, n);
-	m->len += n;
-	m->p[m->len] = '\0';
-	return (n);
-}
-
 struct mclient {
 	CURL		*e;
 	struct curl_slist *h;
@@ -312,9 +291,9 @@ mclient_arm(CURLM *m, struct mclient *c, const struct brokerd *b,
 	snprintf(url, sizeof(url), "http://localhost%s", path);
 	curl_easy_setopt(c->e, CURLOPT_URL, url);
 	curl_easy_setopt(c->e, CURLOPT_UNIX_SOCKET_PATH, b->sock);
-	curl_easy_setopt(c->e, CURLOPT_WRITEFUNCTION, mb_write);
+	curl_easy_setopt(c->e, CURLOPT_WRITEFUNCTION, membuf_write);
 	curl_easy_setopt(c->e, CURLOPT_WRITEDATA, &c->body);
-	curl_easy_setopt(c->e, CURLOPT_HEADERFUNCTION, mb_write);
+	curl_easy_setopt(c->e, CURLOPT_HEADERFUNCTION, membuf_write);
 	curl_easy_setopt(c->e, CURLOPT_HEADERDATA, &c->hdr);
 	curl_easy_setopt(c->e, CURLOPT_HTTPHEADER, c->h);
 	curl_easy_setopt(c->e, CURLOPT_TIMEOUT_MS, 20000L);
