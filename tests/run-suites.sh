@@ -57,6 +57,23 @@ criterion unit-asan build/unit-asan/test_*
 echo "== C integration tests (real brokerd, real TLS simulator)"
 criterion integration build/integration/test_*
 
+echo "== C integration tests against brokerd built with ASan + UBSan"
+if [ -x build/brokerd-asan ]; then
+	rm -f "$log"/sanitizer-*.log
+	BROKERD_BIN=$(pwd)/build/brokerd-asan
+	SANITIZER_LOG_DIR=$(pwd)/$log
+	export BROKERD_BIN SANITIZER_LOG_DIR
+	criterion integration-asan build/integration/test_*
+	unset BROKERD_BIN SANITIZER_LOG_DIR
+	# the harness keeps the log of any daemon the sanitizers spoke about
+	n=$(find "$log" -name 'sanitizer-*.log' | wc -l)
+	if [ "$n" -gt 0 ]; then
+		echo "sanitizer reports from brokerd: $n"
+		head -40 "$log"/sanitizer-*.log
+		add sanitizer-reports 0 "$n"
+	fi
+fi
+
 echo "== Node tests"
 nodefiles=$(ls clients/node/test/*.test.js tests/node/*.test.mjs 2>/dev/null)
 if [ -n "$nodefiles" ]; then

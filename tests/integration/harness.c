@@ -406,6 +406,33 @@ brokerd_wait(struct brokerd *b, int ms)
 	return (-1);
 }
 
+/*
+ * Under the sanitizers the daemon's log is the only witness: keep a copy
+ * where tests/run-suites.sh looks (SANITIZER_LOG_DIR).
+ */
+static void
+brokerd_sanitizer_check(const struct brokerd *b)
+{
+	const char	*dir = getenv("SANITIZER_LOG_DIR");
+	char		*log, path[512];
+	FILE		*f;
+
+	if (dir == NULL || b->log[0] == '\0' ||
+	    (log = slurp(b->log, NULL)) == NULL)
+		return;
+	if (strstr(log, "Sanitizer") != NULL ||
+	    strstr(log, "runtime error:") != NULL) {
+		snprintf(path, sizeof(path), "%s/sanitizer-%ld.log", dir,
+		    (long)getpid());
+		if ((f = fopen(path, "a")) != NULL) {
+			fputs(log, f);
+			fclose(f);
+		}
+		fprintf(stderr, "sanitizer report in %s\n", b->log);
+	}
+	free(log);
+}
+
 void
 brokerd_stop(struct brokerd *b)
 {
@@ -416,6 +443,7 @@ brokerd_stop(struct brokerd *b)
 			brokerd_wait(b, 2000);
 		}
 	}
+	brokerd_sanitizer_check(b);
 	if (b->dir[0] != '\0' && getenv("KEEP_TEST_DIRS") == NULL) {
 		char	 cmd[400];
 
