@@ -686,8 +686,11 @@ const struct gw_status *session_status(const struct session *);
 int		 session_history_json(const struct session *, struct buf *);
 /* Check now (a forwarded call got 401 or 400 "no bridge"). */
 void		 session_check_now(struct session *);
-/* POST /gateway/reauthenticate: try ssodh/init now. */
-void		 session_reauthenticate(struct session *);
+/*
+ * POST /gateway/reauthenticate: try ssodh/init now.  0 sent, 1 one is
+ * already on its way, -1 not now (one went out less than a second ago).
+ */
+int		 session_reauthenticate(struct session *);
 /* Inspect a forwarded answer (401, 400 no bridge, 429). */
 void		 session_observe(struct session *, int status,
 		    const char *body, size_t len);

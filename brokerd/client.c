@@ -867,8 +867,18 @@ client_health(struct exchange *x)
 static void
 client_reauthenticate(struct exchange *x)
 {
-	session_reauthenticate(x->c->srv->session);
-	exchange_json(x, 202, "{\"status\":\"requested\"}", NULL);
+	switch (session_reauthenticate(x->c->srv->session)) {
+	case 0:
+		exchange_json(x, 202, "{\"status\":\"requested\"}", NULL);
+		break;
+	case 1:
+		exchange_json(x, 202, "{\"status\":\"in_progress\"}", NULL);
+		break;
+	default:
+		exchange_rate_limited(x, 1000, "a brokerage session was asked "
+		    "for less than a second ago");
+		break;
+	}
 }
 
 /* brokerd's own paths; scope 0 needs no key. */

@@ -335,7 +335,7 @@ session_submit(struct session *s, enum session_kind kind, const char *method,
  * (POST /gateway/reauthenticate) at most once per second.  compete:true
  * would log out the user's TWS or mobile session: only when configured.
  */
-static void
+static int
 session_reauth_try(struct session *s, int forced)
 {
 	double	 now = session_mono();
@@ -343,13 +343,13 @@ session_reauth_try(struct session *s, int forced)
 
 	if (s->calls[SK_REAUTH].inflight &&
 	    !session_stuck(s, &s->calls[SK_REAUTH]))
-		return;
+		return (1);
 	if (s->last_reauth_s >= 0 && now - s->last_reauth_s < gap)
-		return;
+		return (-1);
 	if (session_submit(s, SK_REAUTH, "POST", PATH_SSODH_INIT,
 	    s->conf->compete ? "{\"publish\":true,\"compete\":true}" :
 	    "{\"publish\":true,\"compete\":false}") == -1)
-		return;
+		return (-1);
 	s->last_reauth_s = now;
 	if (forced)
 		log_info("gateway session: asking for a brokerage session "
@@ -357,6 +357,7 @@ session_reauth_try(struct session *s, int forced)
 	else
 		log_debug("gateway session: asking for a brokerage session "
 		    "(ssodh/init%s)", s->conf->compete ? ", compete" : "");
+	return (0);
 }
 
 /* A check's outcome: the new status; a transition when the state moved. */
@@ -801,12 +802,12 @@ session_check_now(struct session *s)
 	session_check(s, "forwarded call");
 }
 
-void
+int
 session_reauthenticate(struct session *s)
 {
 	if (s == NULL || !s->running)
-		return;
-	session_reauth_try(s, 1);
+		return (-1);
+	return (session_reauth_try(s, 1));
 }
 
 void
