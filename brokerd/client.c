@@ -116,17 +116,19 @@ exchange_answer(struct exchange *x, int status, const char *ctype,
     const char *body, size_t len, const char *extra)
 {
 	struct client	*c = x->c;
-	int		 keep;
+	int		 keep, head;
 
 	if (x->done)
 		return;
+	head = x->req != NULL && strcmp(x->req->method, "HEAD") == 0;
 	keep = !x->close && !c->closing && x->req != NULL &&
 	    x->req->keep_alive && !c->srv->draining;
 	if (!keep)
 		x->close = 1;
 	buf_reset(&x->out);
+	/* HEAD: the same head, Content-Length included, and no body. */
 	if (http_response_head(&x->out, status, ctype, len, keep, extra) ==
-	    -1 || buf_append(&x->out, body, len) == -1) {
+	    -1 || (!head && buf_append(&x->out, body, len) == -1)) {
 		x->close = 1;
 		buf_reset(&x->out);
 	}
@@ -914,7 +916,9 @@ client_builtin(struct exchange *x, const char *path)
 			continue;
 		x->route = b->path;
 		buf_printf(&allow, "%s%s", allow.len ? ", " : "", b->method);
-		if (strcmp(x->req->method, b->method) == 0)
+		if (strcmp(x->req->method, b->method) == 0 ||
+		    (strcmp(x->req->method, "HEAD") == 0 &&
+		    strcmp(b->method, "GET") == 0))
 			found = b;
 	}
 	if (found == NULL && allow.len > 0)

@@ -741,8 +741,10 @@ session_stop(struct session *s)
 	}
 	if (from == GW_STOPPED)
 		return;
+	/* A script testing BROKERD_AUTHENTICATED must not trust a dead one. */
 	s->st.state = GW_STOPPED;
-	s->st.since = time(NULL);
+	s->st.authenticated = s->st.connected = s->st.competing = 0;
+	s->st.since = s->st.checked = time(NULL);
 	s->st.seq++;
 	s->st.pid = getpid();
 	session_record(s, from);

@@ -235,6 +235,24 @@ Test(server, pipelined_answers_in_order)
 	cr_assert(strstr(c, "\"state\":") != NULL);
 }
 
+Test(server, head_is_get_without_a_body)
+{
+	static const char req[] = "HEAD /health HTTP/1.1\r\nHost: x\r\n\r\n"
+	    "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+	char		 out[4096];
+	const char	*second;
+
+	cr_assert_gt(raw_unix(bd.sock, req, sizeof(req) - 1, out, sizeof(out),
+	    2000), 0);
+	cr_assert(strncmp(out, "HTTP/1.1 200 ", 13) == 0, "%s", out);
+	cr_assert(strstr(out, "Content-Length: 34\r\n") != NULL, "%s", out);
+	/* no body after the HEAD's head: the next bytes are the GET's answer */
+	second = strstr(out, "\r\n\r\n");
+	cr_assert_not_null(second);
+	cr_assert(strncmp(second + 4, "HTTP/1.1 200 ", 13) == 0, "%s", out);
+	cr_assert(strstr(second + 4, "{\"status\":\"ok\"") != NULL);
+}
+
 Test(server, keep_alive_reuses_the_connection)
 {
 	CURL		*c;
@@ -478,6 +496,8 @@ Test(lifecycle, sigterm_removes_socket_and_exits_0, .timeout = 30)
 	st = slurp(b.status, NULL);
 	cr_assert_not_null(st);
 	cr_assert(strstr(st, "BROKERD_STATE=stopped\n") != NULL, "%s", st);
+	cr_assert(strstr(st, "BROKERD_AUTHENTICATED=0\n") != NULL, "%s", st);
+	cr_assert(strstr(st, "BROKERD_CONNECTED=0\n") != NULL, "%s", st);
 	free(st);
 	brokerd_stop(&b);
 }
