@@ -1225,6 +1225,20 @@ conn_make_idle(struct conn *c)
 }
 
 /*
+ * A connection nobody waits for stays only under the current TLS settings:
+ * one made under settings a reload replaced would hold a pool slot that no
+ * request may take (req_start skips it) until the Gateway closes it.
+ */
+static void
+conn_park(struct conn *c)
+{
+	if (c->tls != c->up->tls)
+		conn_close(c);
+	else
+		conn_make_idle(c);
+}
+
+/*
  * A kept-alive connection the Gateway may have closed meanwhile: a peek
  * that would block means alive; EOF, an alert (close_notify) or any
  * stray byte means gone.
@@ -1388,7 +1402,7 @@ conn_handshake(struct conn *c)
 	    mbedtls_ssl_get_ciphersuite(&c->ssl));
 	ev_timer_stop(up->loop, &c->timer);
 	if (c->req == NULL) {
-		conn_make_idle(c);
+		conn_park(c);
 		dispatch(up);
 		return;
 	}
@@ -1922,7 +1936,7 @@ upstream_cancel(struct upstream *up, struct upstream_req *req)
 			/* Not a byte given to mbedTLS yet: as good as idle.
 			 * Else the answer is incomplete: never reuse. */
 			if (c->writing && !c->write_started)
-				conn_make_idle(c);
+				conn_park(c);
 			else
 				conn_close(c);
 		}

@@ -9,6 +9,7 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import http from 'node:http';
 import { startGwsim, startBrokerd, brokerdBuilt, waitFor, sleep }
     from '../lib/harness.mjs';
 
@@ -454,6 +455,80 @@ describe('reload (SIGHUP)', { skip }, () => {
 			assert.equal((await bd.request({ path })).status, 200);
 		} finally {
 			await bd.stop();
+			await gw.stop();
+		}
+	});
+});
+
+/*
+ * A TCP relay that holds every new connection's bytes for delayMs, so
+ * that brokerd's TLS handshake is still going when the test acts.
+ */
+async function startSlowRelay(port, delayMs) {
+	const net = await import('node:net');
+	const socks = new Set();
+	const self = { delayMs };
+	const srv = net.createServer((s) => {
+		socks.add(s);
+		s.pause();
+		s.on('error', () => {});
+		setTimeout(() => {
+			const up = net.connect(port, '127.0.0.1');
+			socks.add(up);
+			up.on('error', () => s.destroy());
+			s.on('close', () => up.destroy());
+			up.on('close', () => s.destroy());
+			s.pipe(up);
+			up.pipe(s);
+			s.resume();
+		}, self.delayMs);
+	});
+	await new Promise((r) => srv.listen(0, '127.0.0.1', r));
+	return Object.assign(self, { port: srv.address().port,
+	    stop: () => { for (const s of socks) s.destroy(); srv.close(); } });
+}
+
+/* A client request that the test aborts when it wants. */
+function abortable(bd, path) {
+	const req = http.request({ socketPath: bd.socket, path,
+	    headers: { 'x-bridge-key': bd.key, 'cache-control': 'no-cache' } });
+	req.on('error', () => {});
+	req.end();
+	return req;
+}
+
+describe('review: connections left behind by a cancelled request', { skip },
+    () => {
+	test('one made under TLS settings a reload replaced does not stay ' +
+	    'in the pool', async () => {
+		const gw = await startGwsim();
+		await gw.behaviour({ rate_per_s: 0, close_after_response: true });
+		const slow = await startSlowRelay(gw.port, 700);
+		const bd = await startBrokerd({ gwsim: { ...gw, port: slow.port },
+		    config: { limits: { gateway_rate: 'off', queue_ms: 1500 },
+		    gateway: { pool: 1, tls: { pin_sha256: null, insecure: true } },
+		    session: { check_interval_s: 60 } } });
+		try {
+			await waitFor(() => /STATE=authenticated/.test(
+			    fs.readFileSync(bd.statusFile, 'utf8')),
+			    { what: 'authenticated' });
+			await sleep(1600);	/* the bootstrap calls are done */
+			const a = abortable(bd, '/trsrv/stocks?symbols=AAPL');
+			await sleep(150);	/* its connection is handshaking */
+			const text = fs.readFileSync(bd.configFile, 'utf8');
+			fs.writeFileSync(bd.configFile, text
+			    .replace('pin_sha256: null',
+			    `pin_sha256: "${gw.fingerprint}"`)
+			    .replace('insecure: true', 'insecure: false'));
+			await bd.reload(/configuration reloaded/);
+			a.destroy();
+			await sleep(900);	/* that handshake has finished */
+			await gw.behaviour({ close_after_response: false });
+			const r = await bd.request({ path: '/trsrv/stocks?symbols=AAPL' });
+			assert.equal(r.status, 200, r.text());
+		} finally {
+			await bd.stop();
+			slow.stop();
 			await gw.stop();
 		}
 	});
