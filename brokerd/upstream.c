@@ -102,6 +102,7 @@ struct conn {
 	int			 rd_init;
 	int			 no_reuse;
 	unsigned		 served;	/* answers completed */
+	int			 pooled;	/* has been idle: a reuse */
 	int			 pending;	/* fail from the timer */
 	enum upstream_error	 pending_err;
 	char			 pending_msg[256];
@@ -1208,6 +1209,7 @@ static void
 conn_make_idle(struct conn *c)
 {
 	c->state = CONN_IDLE;
+	c->pooled = 1;
 	c->writing = 0;
 	c->wrote = 0;
 	if (c->rd_init) {
@@ -1498,7 +1500,7 @@ conn_lost(struct conn *c, int ret)
 
 	if (!c->rd.started) {
 		if (!req->retried && (!c->wrote ||
-		    (idem && c->served > 0))) {
+		    (idem && c->pooled))) {
 			conn_retry(c, why);
 			return;
 		}

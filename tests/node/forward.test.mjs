@@ -532,4 +532,63 @@ describe('review: connections left behind by a cancelled request', { skip },
 			await gw.stop();
 		}
 	});
+
+	test('a GET dropped on a pooled connection that served nothing yet ' +
+	    'is sent once more', async () => {
+		const gw = await startGwsim();
+		const pair = { cert: fs.readFileSync(gw.cert),
+		    key: fs.readFileSync(gw.cert.replace(/cert\.pem$/, 'key.pem')) };
+		await gw.stop();
+		/* Drops a /drop that comes first on a connection older than
+		 * 400 ms (one that sat idle); closes after anything else. */
+		const https = await import('node:https');
+		const seen = [];
+		const srv = https.createServer({ ...pair,
+		    keepAliveTimeout: 60000 }, (req, res) => {
+			const s = req.socket;
+			s.n = (s.n || 0) + 1;
+			req.resume();
+			req.on('end', () => {
+				if (req.url.endsWith('/drop')) {
+					seen.push(`${s.n} ${Date.now() - s.born}`);
+					if (s.n === 1 && Date.now() - s.born > 400) {
+						s.destroy();
+						return;
+					}
+				} else
+					res.setHeader('connection', 'close');
+				const body = JSON.stringify({ authenticated: true,
+				    connected: true, competing: false, message: '' });
+				res.writeHead(200, { 'content-type': 'application/json',
+				    'content-length': Buffer.byteLength(body) });
+				res.end(body);
+			});
+		});
+		srv.on('secureConnection', (s) => { s.born = Date.now(); });
+		await new Promise((r) => srv.listen(0, '127.0.0.1', r));
+		const slow = await startSlowRelay(srv.address().port, 0);
+		const bd = await startBrokerd({ gwsim: { ...gw, port: slow.port },
+		    config: { limits: { gateway_rate: 'off' },
+		    gateway: { pool: 1 }, session: { check_interval_s: 60 } } });
+		try {
+			await waitFor(() => /STATE=authenticated/.test(
+			    fs.readFileSync(bd.statusFile, 'utf8')),
+			    { what: 'authenticated' });
+			await sleep(500);	/* the bootstrap calls are done */
+			slow.delayMs = 700;
+			const a = abortable(bd, '/trsrv/stocks?symbols=AAPL');
+			await sleep(150);	/* its connection is handshaking */
+			a.destroy();
+			slow.delayMs = 0;
+			await sleep(1300);	/* idle now, having served nothing */
+			const r = await bd.request({ path: '/trsrv/drop' });
+			assert.equal(seen.length, 2, seen.join(', '));
+			assert.equal(r.status, 200, r.text());
+		} finally {
+			await bd.stop();
+			slow.stop();
+			srv.closeAllConnections();
+			srv.close();
+		}
+	});
 });
