@@ -26,6 +26,7 @@ static struct config	**retired;	/* old configs: routes may be in use */
 static size_t		 nretired;
 static ev_timer		 drain_timer;
 static ev_io		*accept_io;
+static int		 verbose;	/* -v outlasts reloads */
 
 static void
 usage(void)
@@ -85,10 +86,19 @@ main_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 	}
 }
 
+static int
+journal_changed(const struct config *a, const struct config *b)
+{
+	if (a->journal_file == NULL || b->journal_file == NULL)
+		return (a->journal_file != b->journal_file);
+	return (strcmp(a->journal_file, b->journal_file) != 0);
+}
+
 static void
 main_reload(void)
 {
 	struct config	*nc, *oc = server.conf, **p;
+	struct journal	*nj = NULL;
 	char		 err[1024];
 
 	main_notify("RELOADING=1");
@@ -98,30 +108,19 @@ main_reload(void)
 		main_notify("READY=1");
 		return;
 	}
-	if ((nc->journal_file == NULL) != (oc->journal_file == NULL) ||
-	    (nc->journal_file != NULL && strcmp(nc->journal_file,
-	    oc->journal_file) != 0)) {
-		struct journal *nj = NULL;
-
-		if (nc->journal_file != NULL && (nj = journal_open(
-		    nc->journal_file, nc->journal_max_bytes, nc->journal_keep,
-		    err, sizeof(err))) == NULL) {
-			log_error("reload failed, keeping the running "
-			    "configuration: %s", err);
-			config_free(nc);
-			main_notify("READY=1");
-			return;
-		}
-		journal_close(server.journal);
-		server.journal = nj;
-	}
+	/* Open the new journal first; swap it in only with the rest. */
+	if (journal_changed(oc, nc) && nc->journal_file != NULL &&
+	    (nj = journal_open(nc->journal_file, nc->journal_max_bytes,
+	    nc->journal_keep, err, sizeof(err))) == NULL)
+		goto fail;
 	if (upstream_reconfigure(server.upstream, nc, err, sizeof(err)) ==
 	    -1) {
-		log_error("reload failed, keeping the running configuration: "
-		    "%s", err);
-		config_free(nc);
-		main_notify("READY=1");
-		return;
+		journal_close(nj);
+		goto fail;
+	}
+	if (journal_changed(oc, nc)) {
+		journal_close(server.journal);
+		server.journal = nj;
 	}
 	if ((oc->unix_path == NULL) != (nc->unix_path == NULL) ||
 	    (oc->unix_path != NULL && strcmp(oc->unix_path,
@@ -132,7 +131,7 @@ main_reload(void)
 	config_warnings(nc);
 	server.conf = nc;
 	session_reconfigure(server.session, nc);
-	log_init(nc->log_level, nc->log_json);
+	log_init(verbose ? LOG_LEVEL_DEBUG : nc->log_level, nc->log_json);
 	/* Queued requests may still point into the old route table. */
 	if ((p = reallocarray(retired, nretired + 1, sizeof(*p))) != NULL) {
 		retired = p;
@@ -140,6 +139,11 @@ main_reload(void)
 	}
 	log_info("configuration reloaded (%zu keys, %zu routes)", nc->nkeys,
 	    nc->nroutes);
+	main_notify("READY=1");
+	return;
+ fail:
+	log_error("reload failed, keeping the running configuration: %s", err);
+	config_free(nc);
 	main_notify("READY=1");
 }
 
@@ -242,7 +246,7 @@ main(int argc, char *argv[])
 	ev_signal	 sigs[4];
 	static const int signums[] = { SIGHUP, SIGTERM, SIGINT };
 	char		 err[1024];
-	int		 ch, check = 0, verbose = 0;
+	int		 ch, check = 0;
 	size_t		 i;
 
 	while ((ch = getopt(argc, argv, "+c:ftvVh")) != -1) {
