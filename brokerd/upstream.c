@@ -37,6 +37,7 @@
 
 #include "brokerd.h"
 
+#define UPSTREAM_BREAKER_MAX_MS	(15 * 60 * 1000)	/* cap on a 429's pause */
 #define UP_READ_CHUNK		16384
 #define UP_JAR_MAX		64	/* cookies kept */
 #define UP_COOKIE_MAX		4096	/* bytes of name=value */
@@ -1582,8 +1583,15 @@ conn_complete(struct conn *c)
 			log_debug("gateway %s: Set-Cookie ignored",
 			    c->tls->hostport);
 	if (resp->status == 429) {
+		/*
+		 * IBKR's penalty box lasts 10-15 minutes: a longer
+		 * Retry-After is not believed, or one bad header would
+		 * stop every client until a restart.
+		 */
 		ms = (uint64_t)(resp->retry_after_s ? resp->retry_after_s :
 		    60) * 1000;
+		if (ms > UPSTREAM_BREAKER_MAX_MS)
+			ms = UPSTREAM_BREAKER_MAX_MS;
 		pace_breaker_open(up->paces->pace, now_ms(), ms);
 		if (up->metrics != NULL)
 			metrics_upstream(up->metrics, "429");
