@@ -188,11 +188,45 @@ route_strip_v1(const char *path, size_t *len)
 	return (path + vlen);
 }
 
+static int
+route_hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return (c - '0');
+	if (c >= 'a' && c <= 'f')
+		return (c - 'a' + 10);
+	if (c >= 'A' && c <= 'F')
+		return (c - 'A' + 10);
+	return (-1);
+}
+
+/*
+ * A "%XX" that is not two hex digits, or that decodes to what a Gateway
+ * decodes before routing (RFC 3986 unreserved: "%61ccount" is "account")
+ * or to a separator: '/', '\\', '%' (decoded twice), NUL.
+ */
+static int
+route_escape_unsafe(const char *p, size_t len)
+{
+	int	 hi, lo;
+	unsigned char d;
+
+	if (len < 3 || (hi = route_hexval((unsigned char)p[1])) == -1 ||
+	    (lo = route_hexval((unsigned char)p[2])) == -1)
+		return (1);
+	d = (unsigned char)(hi << 4 | lo);
+	if (d == '\0')
+		return (1);
+	return ((d >= '0' && d <= '9') || (d >= 'A' && d <= 'Z') ||
+	    (d >= 'a' && d <= 'z') || strchr("-._~/\\%", d) != NULL);
+}
+
 /*
  * Paths a Gateway (Vert.x) could normalise into another route: dot
- * segments, empty segments, encoded dots, slashes or backslashes, path
- * parameters.  Without this, "/iserver/x/../account/U1/orders" would match
- * the read-scope /iserver/ route and place an order.
+ * segments, empty segments, encoded unreserved characters, slashes or
+ * backslashes, path parameters.  Without this,
+ * "/iserver/x/../account/U1/orders" would match the read-scope /iserver/
+ * route and place an order.
  */
 static int
 route_path_unsafe(const char *path, size_t len)
@@ -206,17 +240,8 @@ route_path_unsafe(const char *path, size_t len)
 
 		if (c == '\\' || c == ';' || c < 0x21 || c > 0x7e)
 			return (1);
-		if (c == '%' && i + 2 < len) {
-			if (path[i + 1] == '2' &&
-			    (path[i + 2] == 'e' || path[i + 2] == 'E' ||
-			    path[i + 2] == 'f' || path[i + 2] == 'F'))
-				return (1);
-			if (path[i + 1] == '5' &&
-			    (path[i + 2] == 'c' || path[i + 2] == 'C'))
-				return (1);
-			if (path[i + 1] == '0' && path[i + 2] == '0')
-				return (1);
-		}
+		if (c == '%' && route_escape_unsafe(path + i, len - i))
+			return (1);
 		if (c != '/')
 			continue;
 		/* the segment after this slash */

@@ -119,6 +119,34 @@ Test(route, unsafe_paths_do_not_match)
 	    "dots inside a segment are fine");
 }
 
+/*
+ * Vert.x (RFC 3986 section 6.2.2.2) decodes percent-encoded unreserved
+ * characters before it routes: "%61ccount" is "account" to the Gateway,
+ * so it must not reach the read-scope /iserver/ route here.
+ */
+Test(route, encoded_unreserved_do_not_match)
+{
+	static const char *const bad[] = {
+		"/iserver/%61ccount/U1/orders",
+		"/iserver/%41ccount/U1/orders",
+		"/iserver/r%65ply/abc",
+		"/iserver/%61uth/ssodh/init",
+		"/iserver/questions%2Dx",
+		"/iserver/x%5Fy",
+		"/iserver/x%7e",
+		"/iserver/x%30",
+		"/iserver/x%2",
+		"/iserver/x%zz",
+		"/iserver/%252e%252e/account",
+	};
+	size_t	 i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		cr_assert_null(match(bad[i]), "%s matched", bad[i]);
+	cr_assert_str_eq(prefix_of("/iserver/secdef/search%20x%2B%3A"),
+	    "/iserver/", "reserved and other escapes stay as they are");
+}
+
 Test(route, methods_and_scopes)
 {
 	cr_assert_eq(scope_of("GET", "/iserver/accounts"), SCOPE_READ);
