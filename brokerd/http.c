@@ -400,14 +400,22 @@ head_scan(struct http_reader *rd)
 	return (0);
 }
 
-/* The first line is complete: a target over HTTP_MAX_TARGET is 414. */
+/*
+ * The first line is complete: a target over HTTP_MAX_TARGET is 414.
+ * http-parser takes HTAB and FF inside the target; the Gateway's request
+ * line must not get them.
+ */
 static int
 request_line_check(struct http_reader *rd, size_t start, size_t end)
 {
 	const char	*l = rd->head.data + start;
 	const char	*sp1, *sp2;
-	size_t		 len = end - start;
+	size_t		 len = end - start, i;
 
+	for (i = 0; i < len; i++)
+		if (is_ctl((unsigned char)l[i]) || l[i] == '\t')
+			return (rd_fail(rd, 400,
+			    "control character in request line"));
 	sp1 = memchr(l, ' ', len);
 	if (sp1 == NULL)
 		return (len > HTTP_MAX_TARGET ? rd_fail(rd, 414,

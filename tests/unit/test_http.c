@@ -1132,3 +1132,22 @@ Test(http_request, upgrade_is_ordinary)
 	cr_assert_str_eq(req->method, "CONNECT");
 	http_request_free(req);
 }
+
+/*
+ * http-parser (not strict) takes HTAB and FF inside the request target;
+ * they would end up in the Gateway's request line.  A 400 here, not a 502
+ * from the upstream side.
+ */
+Test(http_request, control_in_target)
+{
+	expect_error("GET /iserver/x?a\tb HTTP/1.1\r\nHost: x\r\n\r\n", 400,
+	    "bad_request");
+	expect_error("GET /iserver/x?a\fb HTTP/1.1\r\nHost: x\r\n\r\n", 400,
+	    "bad_request");
+	expect_error("GET /iserver/x\t HTTP/1.1\r\nHost: x\r\n\r\n", 400,
+	    "bad_request");
+	expect_error("GET /iserver/x?a\x7f HTTP/1.1\r\nHost: x\r\n\r\n",
+	    400, "bad_request");
+	http_request_free(expect_ok("GET /iserver/x?a=%09\x80 HTTP/1.1\r\n"
+	    "Host: x\r\n\r\n"));
+}
