@@ -235,7 +235,26 @@ listen_tcp(const struct config *conf, struct listener **ls, size_t *n,
 	return (-1);
 }
 
-/* systemd socket activation: LISTEN_PID is us, LISTEN_FDS sockets from 3. */
+/* 127.0.0.0/8, ::1, or ::ffff:127.0.0.0/104 (a dual-stack socket). */
+static int
+listen_is_loopback(const struct sockaddr_storage *ss)
+{
+	const struct sockaddr_in *s4 = (const void *)ss;
+	const struct sockaddr_in6 *s6 = (const void *)ss;
+
+	if (ss->ss_family == AF_INET)
+		return ((ntohl(s4->sin_addr.s_addr) >> 24) == 127);
+	if (ss->ss_family == AF_INET6)
+		return (IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr) ||
+		    (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr) &&
+		    s6->sin6_addr.s6_addr[12] == 127));
+	return (0);
+}
+
+/*
+ * systemd socket activation: LISTEN_PID is us, LISTEN_FDS sockets from 3.
+ * A passed TCP socket must be loopback too, like listen.tcp.
+ */
 static int
 listen_systemd(struct listener **ls, size_t *n)
 {
@@ -265,6 +284,12 @@ listen_systemd(struct listener **ls, size_t *n)
 			    fd);
 		else {
 			listen_addr_name(&ss, addr, sizeof(addr));
+			if (!listen_is_loopback(&ss)) {
+				log_warn("systemd fd %d: %s is not a loopback "
+				    "address", fd, addr);
+				errno = EADDRNOTAVAIL;
+				return (-1);
+			}
 			snprintf(name, sizeof(name), "tcp %s (systemd)", addr);
 		}
 		if (listen_add(ls, n, fd, ss.ss_family == AF_UNIX, name) == -1)
