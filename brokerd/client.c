@@ -825,7 +825,10 @@ client_authenticate(struct exchange *x, unsigned *scopes)
 		snprintf(x->who, sizeof(x->who), "peer:%s", name);
 		return (0);
 	}
-	if (!c->is_unix && conf->tcp_anonymous != 0) {
+	/* Not for web pages: a browser's request carries Origin or Sec-Fetch. */
+	if (!c->is_unix && conf->tcp_anonymous != 0 &&
+	    http_request_header(x->req, "Origin") == NULL &&
+	    http_request_header(x->req, "Sec-Fetch-Site") == NULL) {
 		*scopes = conf->tcp_anonymous;
 		snprintf(x->who, sizeof(x->who), "anonymous");
 		return (0);

@@ -206,3 +206,39 @@ Test(security, activated_tcp_socket_must_be_loopback, .fini = stop_b,
 	close(fd);
 	cr_assert(brokerd_log_has(&b, "(systemd)"));
 }
+
+/*
+ * tcp_anonymous is for programs that cannot set a header, not for web
+ * pages: a page on any site can POST to 127.0.0.1 with Host 127.0.0.1
+ * (no DNS rebinding needed).  Browsers mark such requests with Origin or
+ * Sec-Fetch-*; those get no anonymous scopes.
+ */
+Test(security, anonymous_scopes_not_for_browsers, .fini = stop_b,
+    .timeout = 30)
+{
+	static const char *const origin[] = { "Origin: https://evil.example",
+	    NULL };
+	static const char *const fetch[] = { "Sec-Fetch-Site: cross-site",
+	    NULL };
+	struct resp	 r;
+	char		 extra[512];
+
+	memset(&b, 0, sizeof(b));
+	cr_assert_eq(brokerd_write_conf(&b, NULL, NULL), 0);
+	snprintf(extra, sizeof(extra), "listen:\n  unix: { path: %s, "
+	    "group: null }\n  tcp: 127.0.0.1:0\n  tcp_anonymous: [read, "
+	    "trade]\n", b.sock);
+	cr_assert_eq(brokerd_write_conf(&b, NULL, extra), 0);
+	cr_assert_eq(brokerd_spawn(&b, NULL), 0);
+	cr_assert_gt(b.tcp_port, 0);
+	cr_assert_eq(req_tcp(&b, "GET", "/metrics", NULL, NULL, 0, &r), 0);
+	cr_assert_eq(r.status, 200, "a program without a key: %ld", r.status);
+	resp_free(&r);
+	cr_assert_eq(req_tcp(&b, "POST", "/iserver/account/U1/orders", origin,
+	    "{}", 2, &r), 0);
+	cr_assert_eq(r.status, 401, "a page's POST: %ld %s", r.status, r.body);
+	resp_free(&r);
+	cr_assert_eq(req_tcp(&b, "GET", "/metrics", fetch, NULL, 0, &r), 0);
+	cr_assert_eq(r.status, 401, "a page's GET: %ld %s", r.status, r.body);
+	resp_free(&r);
+}
