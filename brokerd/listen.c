@@ -88,7 +88,7 @@ listen_stale(const char *path, char *err, size_t errlen)
 {
 	struct sockaddr_un	 sun;
 	struct stat		 st;
-	int			 fd, rc;
+	int			 fd, rc, saved;
 
 	if (lstat(path, &st) == -1)
 		return (errno == ENOENT ? 0 : -1);
@@ -102,10 +102,17 @@ listen_stale(const char *path, char *err, size_t errlen)
 	sun.sun_family = AF_UNIX;
 	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
 	rc = connect(fd, (struct sockaddr *)&sun, sizeof(sun));
+	saved = errno;
 	close(fd);
 	if (rc == 0) {
 		snprintf(err, errlen, "%s: another process is listening "
 		    "there (is brokerd already running?)", path);
+		return (-1);
+	}
+	/* Only a refusal proves nobody listens; EACCES proves nothing. */
+	if (saved != ECONNREFUSED) {
+		snprintf(err, errlen, "%s: cannot tell whether it is in use "
+		    "(%s); not removing it", path, strerror(saved));
 		return (-1);
 	}
 	if (unlink(path) == -1 && errno != ENOENT)
@@ -162,12 +169,15 @@ listen_unix(const struct config *conf, struct listener **ls, size_t *n,
 			log_warn("%s: group %s does not exist; the socket "
 			    "keeps brokerd's group", conf->unix_path,
 			    conf->unix_group);
-		} else if (chown(conf->unix_path, (uid_t)-1, gr->gr_gid) ==
+		} else if (lchown(conf->unix_path, (uid_t)-1, gr->gr_gid) ==
 		    -1)
 			goto fail;
 	}
-	if (chmod(conf->unix_path, conf->unix_mode) == -1 ||
-	    listen(fd, LISTEN_BACKLOG) == -1 || listen_nonblock(fd) == -1)
+	/*
+	 * The umask gave the mode; no chmod by path, which a symlink swapped
+	 * in after bind() could point elsewhere (lchown above for the same).
+	 */
+	if (listen(fd, LISTEN_BACKLOG) == -1 || listen_nonblock(fd) == -1)
 		goto fail;
 	snprintf(name, sizeof(name), "unix %s", conf->unix_path);
 	if (listen_add(ls, n, fd, 1, name) == -1)
