@@ -786,6 +786,44 @@ client_host_ok(const char *host)
 	return (0);
 }
 
+static size_t
+client_header_count(const struct http_request *r, const char *name)
+{
+	size_t	 i, n = 0;
+
+	for (i = 0; i < r->nheaders; i++)
+		if (strcasecmp(r->headers[i].name, name) == 0)
+			n++;
+	return (n);
+}
+
+/*
+ * An absolute-form target ("GET http://host/path") names the authority
+ * that counts (RFC 9112 section 3.2.2): it gets the Host check too.
+ */
+static int
+client_target_host_ok(const struct http_request *r)
+{
+	const char	*u = r->url, *end;
+	char		 host[256];
+	size_t		 len;
+
+	if (u == NULL || u[0] == '/')
+		return (1);
+	if (strncasecmp(u, "http://", 7) == 0)
+		u += 7;
+	else if (strncasecmp(u, "https://", 8) == 0)
+		u += 8;
+	else
+		return (0);
+	end = u + strcspn(u, "/?#");
+	if ((len = (size_t)(end - u)) >= sizeof(host))
+		return (0);
+	memcpy(host, u, len);
+	host[len] = '\0';
+	return (client_host_ok(host));
+}
+
 /* Who is asking and what they may do; -1 after answering 401. */
 static int
 client_authenticate(struct exchange *x, unsigned *scopes)
@@ -796,6 +834,13 @@ client_authenticate(struct exchange *x, unsigned *scopes)
 	const char		*key, *name = NULL;
 
 	*scopes = 0;
+	/* Two keys: which one counts would be anybody's guess. */
+	if (client_header_count(x->req, "X-Bridge-Key") +
+	    client_header_count(x->req, "Authorization") > 1) {
+		exchange_error(x, 400, "bad_request", "more than one key "
+		    "(X-Bridge-Key, Authorization)", NULL);
+		return (-1);
+	}
 	key = http_request_header(x->req, "X-Bridge-Key");
 	if (key == NULL &&
 	    (key = http_request_header(x->req, "Authorization")) != NULL) {
@@ -949,7 +994,8 @@ client_dispatch(struct exchange *x)
 	struct stat		 st;
 	enum gw_state		 state;
 
-	if (!c->is_unix && !client_host_ok(http_request_header(r, "Host"))) {
+	if (!c->is_unix && (!client_host_ok(http_request_header(r, "Host")) ||
+	    !client_target_host_ok(r))) {
 		exchange_error(x, 421, "misdirected_request", "Host must be "
 		    "127.0.0.1, localhost or [::1]", NULL);
 		return;

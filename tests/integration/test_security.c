@@ -242,3 +242,42 @@ Test(security, anonymous_scopes_not_for_browsers, .fini = stop_b,
 	cr_assert_eq(r.status, 401, "a page's GET: %ld %s", r.status, r.body);
 	resp_free(&r);
 }
+
+/* Two keys in one request: refused, whichever of them is valid. */
+Test(security, two_keys_are_a_bad_request, .init = start_authenticated,
+    .fini = stop_both, .timeout = 30)
+{
+	char	 out[4096];
+
+	raw("GET /gateway/status HTTP/1.1\r\nHost: x\r\n"
+	    "X-Bridge-Key: " TEST_READ_KEY "\r\n"
+	    "X-Bridge-Key: " TEST_KEY "\r\nConnection: close\r\n\r\n", out,
+	    sizeof(out));
+	cr_assert(strncmp(out, "HTTP/1.1 400 ", 13) == 0, "%s", out);
+	raw("GET /gateway/status HTTP/1.1\r\nHost: x\r\n"
+	    "X-Bridge-Key: " TEST_READ_KEY "\r\n"
+	    "Authorization: Bearer " TEST_KEY "\r\nConnection: close\r\n\r\n",
+	    out, sizeof(out));
+	cr_assert(strncmp(out, "HTTP/1.1 400 ", 13) == 0, "%s", out);
+}
+
+/* RFC 9112 3.2.2: an absolute-form target's authority is the host. */
+Test(security, absolute_form_authority_is_checked, .init =
+    start_authenticated, .fini = stop_both, .timeout = 30)
+{
+	static const char evil[] = "GET http://evil.example/health HTTP/1.1\r\n"
+	    "Host: 127.0.0.1\r\nConnection: close\r\n\r\n";
+	static const char good[] = "GET http://localhost:8000/health "
+	    "HTTP/1.1\r\nHost: localhost:8000\r\nConnection: close\r\n\r\n";
+	char	 out[4096];
+	ssize_t	 n;
+
+	n = raw_tcp(bd.tcp_port, evil, sizeof(evil) - 1, out, sizeof(out),
+	    3000);
+	cr_assert_gt(n, 0);
+	cr_assert(strncmp(out, "HTTP/1.1 421 ", 13) == 0, "%s", out);
+	n = raw_tcp(bd.tcp_port, good, sizeof(good) - 1, out, sizeof(out),
+	    3000);
+	cr_assert_gt(n, 0);
+	cr_assert(strncmp(out, "HTTP/1.1 200 ", 13) == 0, "%s", out);
+}
