@@ -28,6 +28,9 @@ struct route_spec {
 #define MIN_MS	(60ULL * 1000)
 
 static const struct route_spec route_table[] = {
+	/* POST /iserver/account switches the account orders go to */
+	{ "/iserver/account", "/v1/api/iserver/account",
+	    "GET:read POST:trade", 0, 0, 0, 0 },
 	{ "/iserver/account/", "/v1/api/iserver/account/",
 	    "GET:read POST:trade DELETE:trade", 0, 0, 0, 0 },
 	{ "/iserver/account/orders", "/v1/api/iserver/account/orders",

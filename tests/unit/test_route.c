@@ -53,7 +53,10 @@ scope_of(const char *method, const char *path)
 
 Test(route, longest_prefix_wins)
 {
-	cr_assert_str_eq(prefix_of("/iserver/accounts"), "/iserver/");
+	cr_assert_str_eq(prefix_of("/iserver/accounts"), "/iserver/account");
+	/* switching the selected account is a trade-scope act */
+	cr_assert_eq(scope_of("POST", "/iserver/account"), SCOPE_TRADE);
+	cr_assert_eq(scope_of("GET", "/iserver/accounts"), SCOPE_READ);
 	cr_assert_str_eq(prefix_of("/iserver/account/U1/orders"),
 	    "/iserver/account/");
 	cr_assert_str_eq(prefix_of("/iserver/account/orders"),
