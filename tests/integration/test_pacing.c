@@ -1161,9 +1161,10 @@ Test(pacing, metrics_parse_and_gateway_status)
 	fprintf(stderr, "FIGURES metrics: %zu samples parsed\n", n);
 	cr_assert_gt(n, 20);
 
+	/* /iserver/accounts is on the /iserver/account route */
 	v = sample_get(samples, n, "brokerd_requests_total",
-	    "route=\"/iserver/\",method=\"GET\",status=\"200\"");
-	cr_assert_eq(v, 3, "/iserver/ GET 200: %g", v);
+	    "route=\"/iserver/account\",method=\"GET\",status=\"200\"");
+	cr_assert_eq(v, 3, "/iserver/account GET 200: %g", v);
 	v = sample_get(samples, n, "brokerd_requests_total",
 	    "route=\"none\",method=\"GET\",status=\"404\"");
 	cr_assert_eq(v, 2, "404s: %g", v);
