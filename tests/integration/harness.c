@@ -373,6 +373,46 @@ brokerd_spawn(struct brokerd *b, char *const env[])
 }
 
 int
+brokerd_spawn_activated(struct brokerd *b, int fd)
+{
+	pid_t	 pid;
+	int	 i, st;
+
+	if ((pid = fork()) == -1)
+		return (-1);
+	if (pid == 0) {
+		char	 pidenv[64];
+		int	 log = open(b->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+
+		dup2(log, 1);
+		dup2(log, 2);
+		if (fd != 3) {
+			dup2(fd, 3);
+			close(fd);
+		}
+		snprintf(pidenv, sizeof(pidenv), "%ld", (long)getpid());
+		setenv("LISTEN_PID", pidenv, 1);
+		setenv("LISTEN_FDS", "1", 1);
+		unsetenv("IBKR_BRIDGE_URL");
+		execl(getenv("BROKERD_BIN") ? getenv("BROKERD_BIN") :
+		    BROKERD_BIN, "brokerd", "-c", b->conf, (char *)NULL);
+		_exit(127);
+	}
+	b->pid = pid;
+	for (i = 0; i < 500; i++) {
+		if (brokerd_log_has(b, "brokerd: ready"))
+			return (0);
+		if (waitpid(pid, &st, WNOHANG) == pid) {
+			b->pid = 0;
+			b->exit_status = WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+			return (-1);
+		}
+		sleep_ms(10);
+	}
+	return (0);
+}
+
+int
 brokerd_start(struct brokerd *b, const struct gwsim *g, const char *extra)
 {
 	memset(b, 0, sizeof(*b));

@@ -65,6 +65,11 @@ int	 brokerd_write_conf(struct brokerd *, const struct gwsim *,
 	    const char *extra);
 /* Start with an already written b->conf; env: NULL-terminated "K=V". */
 int	 brokerd_spawn(struct brokerd *, char *const env[]);
+/*
+ * Start it with fd as the one socket systemd passes (fd 3, LISTEN_FDS=1);
+ * 0 when ready, -1 when it exited (exit_status, log kept).
+ */
+int	 brokerd_spawn_activated(struct brokerd *, int fd);
 void	 brokerd_stop(struct brokerd *);
 int	 brokerd_signal(struct brokerd *, int sig);
 /* Wait for exit up to ms; 0 when it exited (exit_status set). */

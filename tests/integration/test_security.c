@@ -116,49 +116,6 @@ Test(security, control_character_in_target_is_400, .init =
 	    strstr(out, "\"error\":\"bad_request\"") != NULL, "%s", out);
 }
 
-/*
- * Start brokerd with one socket passed as systemd would (fd 3); 0 when
- * it became ready, -1 when it exited (log kept).
- */
-static int
-spawn_activated(struct brokerd *b, int fd)
-{
-	pid_t	 pid;
-	int	 i, st;
-
-	if ((pid = fork()) == 0) {
-		char	 pidenv[64];
-		int	 log = open(b->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-
-		dup2(log, 1);
-		dup2(log, 2);
-		if (fd != 3) {
-			dup2(fd, 3);
-			close(fd);
-		}
-		snprintf(pidenv, sizeof(pidenv), "%ld", (long)getpid());
-		setenv("LISTEN_PID", pidenv, 1);
-		setenv("LISTEN_FDS", "1", 1);
-		unsetenv("IBKR_BRIDGE_URL");
-		execl(getenv("BROKERD_BIN") ? getenv("BROKERD_BIN") :
-		    "build/brokerd", "brokerd", "-c", b->conf, (char *)NULL);
-		_exit(127);
-	}
-	cr_assert_gt(pid, 0);
-	b->pid = pid;
-	for (i = 0; i < 500; i++) {
-		if (brokerd_log_has(b, "brokerd: ready"))
-			return (0);
-		if (waitpid(pid, &st, WNOHANG) == pid) {
-			b->pid = 0;
-			b->exit_status = WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-			return (-1);
-		}
-		sleep_ms(10);
-	}
-	return (0);
-}
-
 static int
 tcp_socket(const char *addr)
 {
@@ -191,7 +148,7 @@ Test(security, activated_tcp_socket_must_be_loopback, .fini = stop_b,
 	memset(&b, 0, sizeof(b));
 	cr_assert_eq(brokerd_write_conf(&b, NULL, NULL), 0);
 	fd = tcp_socket("0.0.0.0");
-	cr_assert_eq(spawn_activated(&b, fd), -1,
+	cr_assert_eq(brokerd_spawn_activated(&b, fd), -1,
 	    "brokerd serves a socket bound to 0.0.0.0");
 	close(fd);
 	cr_assert_neq(b.exit_status, 0);
@@ -202,7 +159,7 @@ Test(security, activated_tcp_socket_must_be_loopback, .fini = stop_b,
 	memset(&b, 0, sizeof(b));
 	cr_assert_eq(brokerd_write_conf(&b, NULL, NULL), 0);
 	fd = tcp_socket("127.0.0.1");
-	cr_assert_eq(spawn_activated(&b, fd), 0);
+	cr_assert_eq(brokerd_spawn_activated(&b, fd), 0);
 	close(fd);
 	cr_assert(brokerd_log_has(&b, "(systemd)"));
 }

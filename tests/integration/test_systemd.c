@@ -78,8 +78,7 @@ Test(systemd, socket_activation, .timeout = 30)
 	struct sockaddr_un	 sun;
 	struct resp		 r;
 	char			 path[100];
-	int			 fd, st;
-	pid_t			 pid;
+	int			 fd;
 
 	memset(&b, 0, sizeof(b));
 	cr_assert_eq(brokerd_write_conf(&b, NULL, NULL), 0);
@@ -92,26 +91,8 @@ Test(systemd, socket_activation, .timeout = 30)
 	memcpy(sun.sun_path, path, strlen(path) + 1);
 	cr_assert_eq(bind(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
 	cr_assert_eq(listen(fd, 16), 0);
-	if ((pid = fork()) == 0) {
-		char	 pidenv[64];
-		int	 log = open(b.log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-
-		dup2(log, 2);
-		if (fd != 3) {
-			dup2(fd, 3);
-			close(fd);
-		}
-		snprintf(pidenv, sizeof(pidenv), "%ld", (long)getpid());
-		setenv("LISTEN_PID", pidenv, 1);
-		setenv("LISTEN_FDS", "1", 1);
-		execl(getenv("BROKERD_BIN") ? getenv("BROKERD_BIN") :
-		    "build/brokerd", "brokerd", "-c", b.conf, (char *)NULL);
-		_exit(127);
-	}
+	cr_assert_eq(brokerd_spawn_activated(&b, fd), 0);
 	close(fd);
-	b.pid = pid;
-	for (st = 0; st < 300 && !brokerd_log_has(&b, "brokerd: ready"); st++)
-		sleep_ms(10);
 	cr_assert(brokerd_log_has(&b, "systemd"), "activation not used");
 	cr_assert_neq(access(b.sock, F_OK), 0, "made its own socket too");
 	memcpy(b.sock, path, strlen(path) + 1);
