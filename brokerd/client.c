@@ -607,26 +607,51 @@ client_json_time(struct buf *b, const char *name, time_t t)
 	buf_printf(b, "\"%s\":\"%s\"", name, ts);
 }
 
+/* The watcher's last word, as /gateway/auth-status and /gateway/status say. */
 static void
-client_auth_status(struct exchange *x)
+client_state_json(struct buf *b, const struct gw_status *st)
 {
-	const struct gw_status *st = session_status(x->c->srv->session);
-	struct buf	 b;
-
-	buf_init(&b);
-	buf_printf(&b, "{\"authenticated\":%s,\"connected\":%s,"
+	buf_printf(b, "\"authenticated\":%s,\"connected\":%s,"
 	    "\"competing\":%s,\"state\":\"%s\",",
 	    st->state == GW_AUTHENTICATED ? "true" : "false",
 	    st->connected ? "true" : "false",
 	    st->competing ? "true" : "false", status_state_name(st->state));
-	client_json_time(&b, "since", st->since);
-	buf_puts(&b, ",");
-	client_json_time(&b, "checked_at", st->checked);
-	buf_puts(&b, ",\"message\":");
-	buf_json_string(&b, st->message, strlen(st->message));
+	client_json_time(b, "since", st->since);
+	buf_puts(b, ",");
+	client_json_time(b, "checked_at", st->checked);
+	buf_puts(b, ",\"message\":");
+	buf_json_string(b, st->message, strlen(st->message));
+}
+
+static void
+client_auth_status(struct exchange *x)
+{
+	struct buf	 b;
+
+	buf_init(&b);
+	buf_puts(&b, "{");
+	client_state_json(&b, session_status(x->c->srv->session));
 	buf_puts(&b, "}");
 	exchange_answer(x, 200, "application/json", b.data, b.len, NULL);
 	buf_free(&b);
+}
+
+/* Pool and pacing figures, for /gateway/status and /metrics. */
+struct figures {
+	struct upstream_stats	 us;
+	struct pace_stats	 ps;
+	double			 breaker_s;
+	uint64_t		 now;
+};
+
+static void
+client_figures(struct server *srv, struct figures *f)
+{
+	f->now = now_ms();
+	upstream_stats(srv->upstream, &f->us);
+	pace_stats(upstream_pace(srv->upstream), f->now, &f->ps);
+	f->breaker_s = (double)pace_breaker_remaining(
+	    upstream_pace(srv->upstream), f->now) / 1000.0;
 }
 
 static void
@@ -634,25 +659,13 @@ client_gateway_status(struct exchange *x)
 {
 	struct server		*srv = x->c->srv;
 	const struct config	*conf = srv->conf;
-	const struct gw_status	*st = session_status(srv->session);
-	struct upstream_stats	 us;
-	struct pace_stats	 ps;
+	struct figures		 f;
 	struct buf		 b;
-	uint64_t		 now = now_ms();
 
-	upstream_stats(srv->upstream, &us);
-	pace_stats(upstream_pace(srv->upstream), now, &ps);
+	client_figures(srv, &f);
 	buf_init(&b);
-	buf_printf(&b, "{\"state\":\"%s\",\"authenticated\":%s,"
-	    "\"connected\":%s,\"competing\":%s,",
-	    status_state_name(st->state),
-	    st->state == GW_AUTHENTICATED ? "true" : "false",
-	    st->connected ? "true" : "false", st->competing ? "true" : "false");
-	client_json_time(&b, "since", st->since);
-	buf_puts(&b, ",");
-	client_json_time(&b, "checked_at", st->checked);
-	buf_puts(&b, ",\"message\":");
-	buf_json_string(&b, st->message, strlen(st->message));
+	buf_puts(&b, "{");
+	client_state_json(&b, session_status(srv->session));
 	buf_puts(&b, ",\"transitions\":");
 	session_history_json(srv->session, &b);
 	buf_puts(&b, ",\"gateway\":{\"url\":");
@@ -660,28 +673,31 @@ client_gateway_status(struct exchange *x)
 	buf_printf(&b, ",\"verify\":\"%s\",\"fingerprint\":",
 	    conf->gw_has_pin ? "pin" : conf->gw_ca_file != NULL ? "ca" :
 	    "insecure");
-	if (us.fingerprint[0] != '\0')
-		buf_json_string(&b, us.fingerprint, strlen(us.fingerprint));
+	if (f.us.fingerprint[0] != '\0')
+		buf_json_string(&b, f.us.fingerprint,
+		    strlen(f.us.fingerprint));
 	else
 		buf_puts(&b, "null");
 	buf_printf(&b, "},\"pool\":{\"size\":%u,\"idle\":%u,\"busy\":%u,"
 	    "\"handshakes\":%llu,\"resumed\":%llu,\"requests\":%llu,"
-	    "\"errors\":%llu},", conf->gw_pool, us.idle, us.busy,
-	    (unsigned long long)us.handshakes, (unsigned long long)us.resumed,
-	    (unsigned long long)us.requests, (unsigned long long)us.errors);
+	    "\"errors\":%llu},", conf->gw_pool, f.us.idle, f.us.busy,
+	    (unsigned long long)f.us.handshakes,
+	    (unsigned long long)f.us.resumed,
+	    (unsigned long long)f.us.requests,
+	    (unsigned long long)f.us.errors);
 	buf_printf(&b, "\"rate\":{\"limit\":%u,\"window_ms\":%llu,\"used\":%u,"
 	    "\"queued\":%u,\"granted\":%llu,\"waited\":%llu,"
 	    "\"rejected\":%llu,\"breaker_s\":%.1f,\"breaker_opened\":%llu},",
-	    ps.global_n, (unsigned long long)ps.global_window_ms,
-	    ps.global_used, ps.queued, (unsigned long long)ps.granted,
-	    (unsigned long long)ps.waited, (unsigned long long)ps.rejected,
-	    (double)pace_breaker_remaining(upstream_pace(srv->upstream),
-	    now) / 1000.0, (unsigned long long)ps.breaker_opened);
+	    f.ps.global_n, (unsigned long long)f.ps.global_window_ms,
+	    f.ps.global_used, f.ps.queued, (unsigned long long)f.ps.granted,
+	    (unsigned long long)f.ps.waited,
+	    (unsigned long long)f.ps.rejected, f.breaker_s,
+	    (unsigned long long)f.ps.breaker_opened);
 	buf_printf(&b, "\"cache\":{\"entries\":%zu},\"clients\":%u,"
 	    "\"version\":\"%s\",\"pid\":%ld,\"uptime_s\":%llu}",
 	    cache_count(srv->cache), nclients, BROKERD_VERSION,
 	    (long)getpid(),
-	    (unsigned long long)((now - srv->started_ms) / 1000));
+	    (unsigned long long)((f.now - srv->started_ms) / 1000));
 	exchange_answer(x, 200, "application/json", b.data, b.len, NULL);
 	buf_free(&b);
 }
@@ -691,23 +707,19 @@ client_metrics(struct exchange *x)
 {
 	struct server		*srv = x->c->srv;
 	struct metrics_gauges	 g;
-	struct upstream_stats	 us;
-	struct pace_stats	 ps;
+	struct figures		 f;
 	struct buf		 b;
-	uint64_t		 now = now_ms();
 
-	upstream_stats(srv->upstream, &us);
-	pace_stats(upstream_pace(srv->upstream), now, &ps);
+	client_figures(srv, &f);
 	memset(&g, 0, sizeof(g));
 	g.state = status_state_name(session_status(srv->session)->state);
-	g.queue_len = ps.queued;
-	g.pool_idle = us.idle;
-	g.pool_busy = us.busy;
+	g.queue_len = f.ps.queued;
+	g.pool_idle = f.us.idle;
+	g.pool_busy = f.us.busy;
 	g.connections = nclients;
-	g.breaker_s = (double)pace_breaker_remaining(
-	    upstream_pace(srv->upstream), now) / 1000.0;
-	g.global_used = ps.global_used;
-	g.global_n = ps.global_n;
+	g.breaker_s = f.breaker_s;
+	g.global_used = f.ps.global_used;
+	g.global_n = f.ps.global_n;
 	buf_init(&b);
 	if (metrics_render(srv->metrics, &g, &b) == -1)
 		exchange_error(x, 500, "internal_error", "metrics", NULL);
@@ -870,7 +882,7 @@ client_authenticate(struct exchange *x, unsigned *scopes)
 		snprintf(x->who, sizeof(x->who), "peer:%s", name);
 		return (0);
 	}
-	/* Not for web pages: a browser's request carries Origin or Sec-Fetch. */
+	/* Not for web pages: browsers send Origin or Sec-Fetch-*. */
 	if (!c->is_unix && conf->tcp_anonymous != 0 &&
 	    http_request_header(x->req, "Origin") == NULL &&
 	    http_request_header(x->req, "Sec-Fetch-Site") == NULL) {
