@@ -318,7 +318,9 @@ client_upstream_error(enum upstream_error e, int *status, const char **msg)
 		return ("gateway_outcome_unknown");
 	case UPSTREAM_RATE_LIMITED:
 		*status = 429;
-		*msg = "rate limited: the Gateway's pacing limit is reached";
+		*msg = "rate limited: no Gateway slot (limits.gateway_rate) "
+		    "or pooled connection (gateway.pool) came free within "
+		    "limits.queue_ms";
 		return ("rate_limited");
 	case UPSTREAM_BAD_RESPONSE:
 	default:
