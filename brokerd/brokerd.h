@@ -580,6 +580,20 @@ enum upstream_error {
  */
 typedef void	 (*upstream_cb)(struct upstream_req *, enum upstream_error,
 		    struct http_response *resp, void *arg);
+/*
+ * Optional streaming of a 2xx body.  on_head runs once the answer's head is
+ * parsed (resp holds the head only; req->resp_length is its Content-Length,
+ * -1 when the body is chunked or close-delimited): 1 takes the body in
+ * pieces through on_data, 0 keeps buffering it.  on_data returns 1 to go
+ * on, 0 to pause reading that connection until upstream_resume().  Then
+ * the callback runs as usual (an empty body when streamed, an error when
+ * the body broke off).  Neither may call upstream_cancel() or submit:
+ * upstream.c is in the middle of reading.
+ */
+typedef int	 (*upstream_head_cb)(struct upstream_req *,
+		    const struct http_response *resp);
+typedef int	 (*upstream_data_cb)(struct upstream_req *, const char *,
+		    size_t);
 
 struct upstream_req {
 	/* filled by the caller */
@@ -592,7 +606,11 @@ struct upstream_req {
 	int		 watcher;	/* session watcher's call */
 	upstream_cb	 cb;
 	void		*arg;
+	upstream_head_cb on_head;	/* optional, with on_data */
+	upstream_data_cb on_data;
 	/* upstream.c's own */
+	long long	 resp_length;	/* at on_head: Content-Length or -1 */
+	int		 streaming;	/* on_head took the body */
 	struct pace_ticket ticket;
 	void		*conn;
 	uint64_t	 retry_after_ms;	/* for RATE_LIMITED */
@@ -618,6 +636,8 @@ int		 upstream_reconfigure(struct upstream *, const struct config *,
 void		 upstream_submit(struct upstream *, struct upstream_req *);
 /* The client went away; no callback follows. */
 void		 upstream_cancel(struct upstream *, struct upstream_req *);
+/* on_data paused this request's connection: read on (from the loop). */
+void		 upstream_resume(struct upstream *, struct upstream_req *);
 void		 upstream_req_init(struct upstream_req *);
 /* Frees target, body, and content_type and accept (malloc'd or NULL). */
 void		 upstream_req_free(struct upstream_req *);

@@ -23,6 +23,7 @@
 
 #define CLIENT_READ_CHUNK	16384
 #define CLIENT_MAX_PIPELINE	32	/* exchanges queued per connection */
+#define CLIENT_STREAM_HIGH	(256 * 1024)	/* unsent: pause the Gateway */
 
 struct client;
 
@@ -44,6 +45,9 @@ struct exchange {
 	int		 trade;
 	int		 journaled;	/* an intent line awaits its outcome */
 	uint64_t	 journal_id;
+	int		 streaming;	/* head sent, body follows in pieces */
+	int		 chunked;	/* ... framed as chunks */
+	int		 paused;	/* the Gateway connection waits for us */
 };
 
 struct client {
@@ -118,7 +122,7 @@ exchange_answer(struct exchange *x, int status, const char *ctype,
 	struct client	*c = x->c;
 	int		 keep, head;
 
-	if (x->done)
+	if (x->done || x->streaming)
 		return;
 	head = x->req != NULL && strcmp(x->req->method, "HEAD") == 0;
 	keep = !x->close && !c->closing && x->req != NULL &&
@@ -419,6 +423,142 @@ client_fetch_cb(struct upstream_req *req, enum upstream_error e,
 	free(f);
 }
 
+/* Output of an exchange not yet written (it is at the head when streaming). */
+static size_t
+exchange_unsent(const struct exchange *x)
+{
+	return (x->out.len - (x == x->c->head ? x->c->wpos : 0));
+}
+
+/*
+ * A head without Content-Length (http_response_head always writes one):
+ * the body is chunked, or ends with the connection.  -1 when the Gateway's
+ * Content-Type holds a control character.
+ */
+static int
+client_head_unframed(struct buf *b, int status, const char *ctype, int keep,
+    int chunked)
+{
+	const unsigned char	*p;
+
+	for (p = (const unsigned char *)ctype; *p != '\0'; p++)
+		if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
+			return (-1);
+	return (buf_printf(b, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n%s"
+	    "Connection: %s\r\n\r\n", status, http_reason(status), ctype,
+	    chunked ? "Transfer-Encoding: chunked\r\n" : "",
+	    keep ? "keep-alive" : "close"));
+}
+
+/*
+ * The Gateway's head is in.  Stream a 2xx answer to the head of the
+ * client's queue; everything else (errors, journaled trades, answers
+ * queued behind another) waits whole as before.
+ */
+static int
+client_stream_head(struct upstream_req *req, const struct http_response *resp)
+{
+	struct exchange	*x = req->arg;
+	struct client	*c = x->c;
+	const char	*ctype;
+	int		 keep;
+
+	if (x->done || x != c->head || x->journaled || x->req == NULL ||
+	    strcmp(x->req->method, "HEAD") == 0 || resp->status < 200 ||
+	    resp->status > 299 || resp->status == 204 || resp->status == 205)
+		return (0);
+	ctype = resp->content_type != NULL ? resp->content_type :
+	    "application/octet-stream";
+	keep = !x->close && !c->closing && x->req->keep_alive &&
+	    !c->srv->draining;
+	buf_reset(&x->out);
+	if (req->resp_length >= 0) {
+		if (http_response_head(&x->out, resp->status, ctype,
+		    (size_t)req->resp_length, keep, NULL) == -1)
+			return (0);
+	} else {
+		/* No length: chunks for HTTP/1.1, the close for HTTP/1.0. */
+		x->chunked = x->req->http_minor >= 1;
+		if (!x->chunked)
+			keep = 0;
+		if (client_head_unframed(&x->out, resp->status, ctype, keep,
+		    x->chunked) == -1) {
+			buf_reset(&x->out);
+			x->chunked = 0;
+			return (0);
+		}
+	}
+	if (!keep)
+		x->close = 1;
+	x->streaming = 1;
+	x->status = resp->status;
+	x->bytes = 0;
+	ev_io_start(c->srv->loop, &c->wio);
+	return (1);
+}
+
+/* A piece of a streamed body: queue it, and say when to pause. */
+static int
+client_stream_data(struct upstream_req *req, const char *data, size_t len)
+{
+	struct exchange	*x = req->arg;
+	struct client	*c = x->c;
+	int		 rc = 0;
+
+	/* Written from the write watcher (as exchange_answer does). */
+	if (c->wpos > 0 && c->wpos >= x->out.len / 2) {
+		buf_consume(&x->out, c->wpos);
+		c->wpos = 0;
+	}
+	if (x->chunked)
+		rc = buf_printf(&x->out, "%zx\r\n", len);
+	if (rc == -1 || buf_append(&x->out, data, len) == -1 ||
+	    (x->chunked && buf_puts(&x->out, "\r\n") == -1)) {
+		/* The answer is broken now: end it with the connection. */
+		x->close = 1;
+		c->closing = 1;
+		return (1);
+	}
+	x->bytes += len;
+	ev_io_start(c->srv->loop, &c->wio);
+	if (exchange_unsent(x) > CLIENT_STREAM_HIGH) {
+		x->paused = 1;
+		return (0);
+	}
+	return (1);
+}
+
+/* The streamed answer ended: well (the last chunk), or cut short. */
+static void
+client_stream_end(struct exchange *x, enum upstream_error e,
+    const char *errmsg)
+{
+	struct client	*c = x->c;
+	const char	*code, *msg;
+	int		 st = x->status;
+
+	x->paused = 0;
+	if (e == UPSTREAM_OK) {
+		if (x->chunked && buf_puts(&x->out, "0\r\n\r\n") == -1)
+			x->close = 1;
+	} else {
+		code = client_upstream_error(e, &st, &msg);
+		log_warn("%s %s: the Gateway's answer broke off after %zu "
+		    "streamed bytes (status %d sent): %s (%s); closing the "
+		    "client connection", x->req->method, x->req->path,
+		    x->bytes, x->status, errmsg != NULL && errmsg[0] ?
+		    errmsg : msg, code);
+		x->close = 1;	/* no valid answer can follow */
+	}
+	x->done = 1;
+	log_request(x->req->method, x->req->path, st, x->bytes,
+	    (client_now() - x->start) * 1000.0, x->who[0] ? x->who : "-");
+	metrics_request(c->srv->metrics, x->route, x->req->method, st,
+	    client_now() - x->start);
+	if (x == c->head)
+		ev_io_start(c->srv->loop, &c->wio);
+}
+
 static void
 client_forward_cb(struct upstream_req *req, enum upstream_error e,
     struct http_response *resp, void *arg)
@@ -437,7 +577,10 @@ client_forward_cb(struct upstream_req *req, enum upstream_error e,
 			    client_upstream_error(e, &st, &msg), NULL, 0);
 		x->journaled = 0;
 	}
-	if (e == UPSTREAM_OK) {
+	if (x->streaming) {
+		client_stream_end(x, e, req->errmsg);
+		http_response_free(resp);
+	} else if (e == UPSTREAM_OK) {
 		session_observe(x->c->srv->session, resp->status,
 		    resp->body.data, resp->body.len);
 		exchange_from_upstream(x, e, NULL, 0, resp->status,
@@ -521,6 +664,8 @@ client_forward(struct exchange *x, const struct route *rt)
 		}
 		u->cb = client_forward_cb;
 		u->arg = x;
+		u->on_head = client_stream_head;
+		u->on_data = client_stream_data;
 		/* Trades are written down before a byte leaves. */
 		if (x->trade && srv->journal != NULL) {
 			if (journal_intent(srv->journal, x->who, r->method,
@@ -1133,6 +1278,17 @@ client_free(struct client *c)
 	free(c);
 }
 
+/* The client caught up with a paused stream: let the Gateway go on. */
+static void
+client_stream_resume(struct exchange *x)
+{
+	if (x->paused && x->ureq != NULL &&
+	    exchange_unsent(x) < CLIENT_STREAM_HIGH) {
+		x->paused = 0;
+		upstream_resume(x->c->srv->upstream, x->ureq);
+	}
+}
+
 /* Write what is ready, in order; close when an answer said so. */
 static void
 client_flush(struct client *c)
@@ -1140,7 +1296,7 @@ client_flush(struct client *c)
 	struct exchange	*x;
 	ssize_t		 n;
 
-	while ((x = c->head) != NULL && x->done) {
+	while ((x = c->head) != NULL && (x->done || x->streaming)) {
 		while (c->wpos < x->out.len) {
 			n = send(c->fd, x->out.data + c->wpos,
 			    x->out.len - c->wpos, MSG_NOSIGNAL);
@@ -1148,6 +1304,7 @@ client_flush(struct client *c)
 				continue;
 			if (n == -1 && (errno == EAGAIN ||
 			    errno == EWOULDBLOCK)) {
+				client_stream_resume(x);
 				ev_io_start(c->srv->loop, &c->wio);
 				return;
 			}
@@ -1156,6 +1313,13 @@ client_flush(struct client *c)
 				return;
 			}
 			c->wpos += (size_t)n;
+		}
+		if (!x->done) {
+			/* Streaming: all written so far; more will come. */
+			buf_reset(&x->out);
+			c->wpos = 0;
+			client_stream_resume(x);
+			break;
 		}
 		c->wpos = 0;
 		c->head = x->next;

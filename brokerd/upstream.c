@@ -14,6 +14,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netdb.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -41,6 +42,7 @@
 #define UP_READ_CHUNK		16384
 #define UP_JAR_MAX		64	/* cookies kept */
 #define UP_COOKIE_MAX		4096	/* bytes of name=value */
+#define UP_HEAD_RAW_MAX		65536	/* raw head kept to read its length */
 
 enum tls_mode {
 	TLS_PIN = 1,
@@ -101,6 +103,11 @@ struct conn {
 	int			 wrote;		/* a byte of the request left */
 	struct http_resp_reader	 rd;
 	int			 rd_init;
+	int			 head_seen;	/* the final head was parsed */
+	int			 streaming;	/* body goes to req->on_data */
+	int			 paused;	/* on_data asked to wait */
+	uint64_t		 streamed;	/* body bytes handed on */
+	struct buf		 head_raw;	/* bytes until head_seen */
 	int			 no_reuse;
 	unsigned		 served;	/* answers completed */
 	int			 pooled;	/* has been idle: a reuse */
@@ -906,6 +913,7 @@ conn_new(struct upstream *up)
 	c->io_fd = -1;
 	c->state = CONN_CONNECTING;
 	buf_init(&c->out);
+	buf_init(&c->head_raw);
 	ev_init(&c->io, conn_io_cb);
 	c->io.data = c;
 	ev_init(&c->timer, conn_timer_cb);
@@ -935,6 +943,7 @@ conn_close(struct conn *c)
 	if (c->rd_init)
 		http_resp_reader_free(&c->rd);
 	buf_free(&c->out);
+	buf_free(&c->head_raw);
 	conn_unlink(c);
 	up->nconns--;
 	tls_unref(c->tls);
@@ -1184,6 +1193,13 @@ conn_prepare(struct conn *c)
 	c->write_started = 0;
 	c->writing = 1;
 	c->no_reuse = 0;
+	c->head_seen = 0;
+	c->streaming = 0;
+	c->paused = 0;
+	c->streamed = 0;
+	buf_reset(&c->head_raw);
+	req->streaming = 0;
+	req->resp_length = -1;
 	c->state = CONN_BUSY;
 	if (upstream_jar_format(&up->jar, &ck) == -1) {
 		buf_free(&ck);
@@ -1213,6 +1229,10 @@ conn_make_idle(struct conn *c)
 	c->pooled = 1;
 	c->writing = 0;
 	c->wrote = 0;
+	c->head_seen = 0;
+	c->streaming = 0;
+	c->paused = 0;
+	buf_free(&c->head_raw);
 	if (c->rd_init) {
 		http_resp_reader_free(&c->rd);
 		c->rd_init = 0;
@@ -1612,26 +1632,132 @@ conn_complete(struct conn *c)
 	dispatch(up);
 }
 
+/*
+ * The Content-Length of the final (non-1xx) head in raw, -1 when it has
+ * none, is chunked, or cannot be read here.  http-parser has already
+ * checked the framing; this only finds the number to pass on.
+ */
+static long long
+head_content_length(const char *p, size_t len)
+{
+	const char	*end = p + len, *blk, *line, *eol, *v;
+	long long	 n = -1;
+	int		 digits;
+
+	for (;;) {
+		if ((blk = memmem(p, (size_t)(end - p), "\r\n\r\n", 4)) ==
+		    NULL)
+			return (-1);
+		/* "HTTP/1.1 1xx": an interim answer, the real one follows. */
+		if (blk - p > 9 && p[9] != '1')
+			break;
+		p = blk + 4;
+	}
+	for (line = p; line < blk; line = eol + 2) {
+		if ((eol = memmem(line, (size_t)(blk + 2 - line), "\r\n",
+		    2)) == NULL)
+			break;
+		if ((size_t)(eol - line) > 18 &&
+		    strncasecmp(line, "Transfer-Encoding:", 18) == 0)
+			return (-1);
+		if ((size_t)(eol - line) <= 15 ||
+		    strncasecmp(line, "Content-Length:", 15) != 0)
+			continue;
+		n = 0;
+		digits = 0;
+		for (v = line + 15; v < eol && (*v == ' ' || *v == '\t'); v++)
+			;
+		for (; v < eol && *v >= '0' && *v <= '9'; v++, digits++) {
+			if (n > (LLONG_MAX - 9) / 10)
+				return (-1);
+			n = n * 10 + (*v - '0');
+		}
+		for (; v < eol && (*v == ' ' || *v == '\t'); v++)
+			;
+		if (digits == 0 || v != eol)
+			return (-1);
+	}
+	return (n);
+}
+
+/*
+ * The final head is parsed: offer the body to req->on_head.  The bytes
+ * of the body that came with the head stay in the reader for conn_stream.
+ */
+static void
+conn_head(struct conn *c)
+{
+	struct upstream_req	*req = c->req;
+	struct http_response	*resp = c->rd.resp;
+	struct buf		 first;
+
+	c->head_seen = 1;
+	if (req->on_head != NULL && req->on_data != NULL) {
+		req->resp_length = head_content_length(c->head_raw.data,
+		    c->head_raw.len);
+		first = resp->body;
+		buf_init(&resp->body);
+		if (req->on_head(req, resp) == 1) {
+			c->streaming = 1;
+			req->streaming = 1;
+		}
+		buf_free(&resp->body);
+		resp->body = first;
+	}
+	buf_free(&c->head_raw);
+}
+
+/* Hand the body bytes parsed so far to on_data; -1: the conn failed. */
+static int
+conn_stream(struct conn *c)
+{
+	struct upstream_req	*req = c->req;
+	struct http_response	*resp = c->rd.resp;
+
+	if (!c->streaming || resp == NULL || resp->body.len == 0)
+		return (0);
+	c->streamed += resp->body.len;
+	if (c->streamed > c->up->conf->max_response_bytes) {
+		conn_fail(c, UPSTREAM_TOO_LARGE, "the answer is larger than "
+		    "limits.max_response_bytes (after part of it was "
+		    "streamed)");
+		return (-1);
+	}
+	if (req->on_data(req, resp->body.data, resp->body.len) == 0)
+		c->paused = 1;
+	buf_reset(&resp->body);
+	return (0);
+}
+
+/*
+ * Read while not paused.  mbedTLS may hold decrypted bytes the socket no
+ * longer signals, so a paused connection is resumed with a fed event
+ * (upstream_resume) and drains them here.
+ */
 static void
 conn_read(struct conn *c)
 {
 	unsigned char	 b[UP_READ_CHUNK];
-	size_t		 used;
+	size_t		 used, room;
 	enum http_feed	 r;
 	int		 ret;
 
 	for (;;) {
+		if (c->paused) {
+			conn_watch(c, 0);
+			return;
+		}
 		ret = mbedtls_ssl_read(&c->ssl, b, sizeof(b));
 		if (ret > 0) {
+			if (!c->head_seen && c->req->on_head != NULL &&
+			    c->head_raw.len < UP_HEAD_RAW_MAX) {
+				room = UP_HEAD_RAW_MAX - c->head_raw.len;
+				if (buf_append(&c->head_raw, b, (size_t)ret <
+				    room ? (size_t)ret : room) == -1)
+					buf_reset(&c->head_raw);
+			}
 			r = http_resp_reader_feed(&c->rd, (const char *)b,
 			    (size_t)ret, &used);
-			if (r == HTTP_FEED_DONE) {
-				if (used < (size_t)ret ||
-				    mbedtls_ssl_get_bytes_avail(&c->ssl) > 0)
-					c->no_reuse = 1;
-				conn_complete(c);
-				return;
-			}
 			if (r == HTTP_FEED_ERROR) {
 				if (c->rd.error == 2)
 					conn_fail(c, UPSTREAM_TOO_LARGE,
@@ -1640,6 +1766,18 @@ conn_read(struct conn *c)
 				else
 					conn_fail(c, UPSTREAM_BAD_RESPONSE,
 					    "malformed HTTP answer");
+				return;
+			}
+			if (!c->head_seen && c->rd.resp != NULL &&
+			    c->rd.resp->status >= 200)
+				conn_head(c);
+			if (conn_stream(c) == -1)
+				return;
+			if (r == HTTP_FEED_DONE) {
+				if (used < (size_t)ret ||
+				    mbedtls_ssl_get_bytes_avail(&c->ssl) > 0)
+					c->no_reuse = 1;
+				conn_complete(c);
 				return;
 			}
 			continue;
@@ -1657,6 +1795,8 @@ conn_read(struct conn *c)
 		    c->rd.started) {
 			/* A close-delimited body ends here. */
 			if (http_resp_reader_eof(&c->rd) == HTTP_FEED_DONE) {
+				if (conn_stream(c) == -1)
+					return;
 				c->no_reuse = 1;
 				conn_complete(c);
 				return;
@@ -1962,6 +2102,21 @@ upstream_cancel(struct upstream *up, struct upstream_req *req)
 	req->conn = NULL;
 	req->next = NULL;
 	kick(up);
+}
+
+void
+upstream_resume(struct upstream *up, struct upstream_req *req)
+{
+	struct conn	*c = req->conn;
+
+	if (c == NULL || !c->paused || c->req != req)
+		return;
+	c->paused = 0;
+	if (c->pending || c->state != CONN_BUSY)
+		return;
+	conn_watch(c, EV_READ);
+	/* mbedTLS may already hold the next bytes: do not wait for the fd. */
+	ev_feed_event(up->loop, &c->io, EV_READ);
 }
 
 struct pace *

@@ -191,6 +191,7 @@ const DEFAULT_BEHAVIOUR = {
 	window_slack_ms: 50,	/* arrival jitter forgiven by the windows */
 	endpoint_limits: false,	/* answer 429 past IBKR's per-endpoint limits */
 	paths: null,
+	drip_ms: 0,		/* > 0: body in 16 KiB pieces this far apart */
 };
 
 const STATE_TYPES = { session: 'boolean', authenticated: 'boolean',
@@ -202,7 +203,7 @@ const BEHAVIOUR_TYPES = { delay_ms: 'integer', silent: 'boolean',
     force_body: 'any', rate_per_s: 'integer', close_after_response: 'boolean',
     retry_after_s: 'integer', keep_alive_ms: 'integer',
     window_slack_ms: 'integer', endpoint_limits: 'boolean',
-    paths: 'array|null' };
+    paths: 'array|null', drip_ms: 'integer' };
 
 const clone = (o) => JSON.parse(JSON.stringify(o));
 
@@ -826,6 +827,34 @@ function writeBlob(res, n, done) {
 	pump();
 }
 
+const DRIP_PIECE = 16384;
+
+/* Write body (a Buffer) or n pattern bytes in 16 KiB pieces, drip_ms apart. */
+function writeDrip(res, body, n, ms, done) {
+	let off = 0;
+	const piece = () => {
+		if (res.destroyed)
+			return done(false);
+		if (off >= n)
+			return done(true);
+		const len = Math.min(DRIP_PIECE, n - off);
+		let chunk;
+		if (body)
+			chunk = body.subarray(off, off + len);
+		else {
+			chunk = Buffer.alloc(len);
+			for (let i = 0; i < len; i++)
+				chunk[i] = (off + i) % 251;
+		}
+		off += len;
+		res.write(chunk);
+		if (off >= n)
+			return done(true);
+		setTimeout(piece, ms);
+	};
+	piece();
+}
+
 function send(req, res, ans, beh, finish) {
 	const headers = { ...ans.headers };
 	if (beh && behaviour.close_after_response)
@@ -846,6 +875,15 @@ function send(req, res, ans, beh, finish) {
 		if (ans.blob)
 			return writeBlob(res, half, () => res.write('', kill));
 		return res.write(ans.body.subarray(0, half), kill);
+	}
+	if (beh && behaviour.drip_ms > 0 && req.method !== 'HEAD') {
+		res.flushHeaders();
+		return writeDrip(res, ans.blob ? null : ans.body, full,
+		    behaviour.drip_ms, (ok) => {
+			if (ok)
+				res.end();
+			finish();
+		});
 	}
 	if (ans.blob)
 		return writeBlob(res, full, () => { res.end(); finish(); });
