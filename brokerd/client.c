@@ -452,8 +452,10 @@ client_head_unframed(struct buf *b, int status, const char *ctype, int keep,
 
 /*
  * The Gateway's head is in.  Stream a 2xx answer to the head of the
- * client's queue; everything else (errors, journaled trades, answers
- * queued behind another) waits whole as before.
+ * client's queue; everything else waits whole as before: errors (the
+ * session watcher and the 429 mapping read them), trade-scope requests
+ * (the journal keeps the answer, and a lost one must still be a 502
+ * gateway_outcome_unknown), answers queued behind another.
  */
 static int
 client_stream_head(struct upstream_req *req, const struct http_response *resp)
@@ -463,9 +465,10 @@ client_stream_head(struct upstream_req *req, const struct http_response *resp)
 	const char	*ctype;
 	int		 keep;
 
-	if (x->done || x != c->head || x->journaled || x->req == NULL ||
-	    strcmp(x->req->method, "HEAD") == 0 || resp->status < 200 ||
-	    resp->status > 299 || resp->status == 204 || resp->status == 205)
+	if (x->done || x != c->head || x->trade || x->journaled ||
+	    x->req == NULL || strcmp(x->req->method, "HEAD") == 0 ||
+	    resp->status < 200 || resp->status > 299 || resp->status == 204 ||
+	    resp->status == 205)
 		return (0);
 	ctype = resp->content_type != NULL ? resp->content_type :
 	    "application/octet-stream";
