@@ -304,6 +304,7 @@ struct http_response {
 	size_t		 nset_cookies;
 	unsigned	 retry_after_s;	/* 0 if absent */
 	int		 keep_alive;	/* the connection may be reused */
+	long long	 content_length;	/* declared, or -1 (none, chunked) */
 	struct buf	 body;
 };
 

@@ -1075,6 +1075,7 @@ resp_on_message_begin(http_parser *hp)
 		rr->error = 1;
 		return (-1);
 	}
+	rr->resp->content_length = -1;
 	return (0);
 }
 
@@ -1132,6 +1133,8 @@ resp_on_headers_complete(http_parser *hp)
 	if (rr->head_request || hp->status_code == 204 ||
 	    hp->status_code == 304)
 		return (1);
+	if ((hp->flags & F_CONTENTLENGTH) && !(hp->flags & F_CHUNKED))
+		rr->resp->content_length = (long long)hp->content_length;
 	return (0);
 }
 

@@ -14,7 +14,6 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <netdb.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -42,7 +41,6 @@
 #define UP_READ_CHUNK		16384
 #define UP_JAR_MAX		64	/* cookies kept */
 #define UP_COOKIE_MAX		4096	/* bytes of name=value */
-#define UP_HEAD_RAW_MAX		65536	/* raw head kept to read its length */
 
 enum tls_mode {
 	TLS_PIN = 1,
@@ -107,7 +105,6 @@ struct conn {
 	int			 streaming;	/* body goes to req->on_data */
 	int			 paused;	/* on_data asked to wait */
 	uint64_t		 streamed;	/* body bytes handed on */
-	struct buf		 head_raw;	/* bytes until head_seen */
 	int			 no_reuse;
 	unsigned		 served;	/* answers completed */
 	int			 pooled;	/* has been idle: a reuse */
@@ -913,7 +910,6 @@ conn_new(struct upstream *up)
 	c->io_fd = -1;
 	c->state = CONN_CONNECTING;
 	buf_init(&c->out);
-	buf_init(&c->head_raw);
 	ev_init(&c->io, conn_io_cb);
 	c->io.data = c;
 	ev_init(&c->timer, conn_timer_cb);
@@ -943,7 +939,6 @@ conn_close(struct conn *c)
 	if (c->rd_init)
 		http_resp_reader_free(&c->rd);
 	buf_free(&c->out);
-	buf_free(&c->head_raw);
 	conn_unlink(c);
 	up->nconns--;
 	tls_unref(c->tls);
@@ -1197,7 +1192,6 @@ conn_prepare(struct conn *c)
 	c->streaming = 0;
 	c->paused = 0;
 	c->streamed = 0;
-	buf_reset(&c->head_raw);
 	req->streaming = 0;
 	req->resp_length = -1;
 	c->state = CONN_BUSY;
@@ -1232,7 +1226,6 @@ conn_make_idle(struct conn *c)
 	c->head_seen = 0;
 	c->streaming = 0;
 	c->paused = 0;
-	buf_free(&c->head_raw);
 	if (c->rd_init) {
 		http_resp_reader_free(&c->rd);
 		c->rd_init = 0;
@@ -1633,54 +1626,6 @@ conn_complete(struct conn *c)
 }
 
 /*
- * The Content-Length of the final (non-1xx) head in raw, -1 when it has
- * none, is chunked, or cannot be read here.  http-parser has already
- * checked the framing; this only finds the number to pass on.
- */
-static long long
-head_content_length(const char *p, size_t len)
-{
-	const char	*end = p + len, *blk, *line, *eol, *v;
-	long long	 n = -1;
-	int		 digits;
-
-	for (;;) {
-		if ((blk = memmem(p, (size_t)(end - p), "\r\n\r\n", 4)) ==
-		    NULL)
-			return (-1);
-		/* "HTTP/1.1 1xx": an interim answer, the real one follows. */
-		if (blk - p > 9 && p[9] != '1')
-			break;
-		p = blk + 4;
-	}
-	for (line = p; line < blk; line = eol + 2) {
-		if ((eol = memmem(line, (size_t)(blk + 2 - line), "\r\n",
-		    2)) == NULL)
-			break;
-		if ((size_t)(eol - line) > 18 &&
-		    strncasecmp(line, "Transfer-Encoding:", 18) == 0)
-			return (-1);
-		if ((size_t)(eol - line) <= 15 ||
-		    strncasecmp(line, "Content-Length:", 15) != 0)
-			continue;
-		n = 0;
-		digits = 0;
-		for (v = line + 15; v < eol && (*v == ' ' || *v == '\t'); v++)
-			;
-		for (; v < eol && *v >= '0' && *v <= '9'; v++, digits++) {
-			if (n > (LLONG_MAX - 9) / 10)
-				return (-1);
-			n = n * 10 + (*v - '0');
-		}
-		for (; v < eol && (*v == ' ' || *v == '\t'); v++)
-			;
-		if (digits == 0 || v != eol)
-			return (-1);
-	}
-	return (n);
-}
-
-/*
  * The final head is parsed: offer the body to req->on_head.  The bytes
  * of the body that came with the head stay in the reader for conn_stream.
  */
@@ -1693,8 +1638,7 @@ conn_head(struct conn *c)
 
 	c->head_seen = 1;
 	if (req->on_head != NULL && req->on_data != NULL) {
-		req->resp_length = head_content_length(c->head_raw.data,
-		    c->head_raw.len);
+		req->resp_length = resp->content_length;
 		first = resp->body;
 		buf_init(&resp->body);
 		if (req->on_head(req, resp) == 1) {
@@ -1704,7 +1648,6 @@ conn_head(struct conn *c)
 		buf_free(&resp->body);
 		resp->body = first;
 	}
-	buf_free(&c->head_raw);
 }
 
 /* Hand the body bytes parsed so far to on_data; -1: the conn failed. */
@@ -1738,7 +1681,7 @@ static void
 conn_read(struct conn *c)
 {
 	unsigned char	 b[UP_READ_CHUNK];
-	size_t		 used, room;
+	size_t		 used;
 	enum http_feed	 r;
 	int		 ret;
 
@@ -1749,13 +1692,6 @@ conn_read(struct conn *c)
 		}
 		ret = mbedtls_ssl_read(&c->ssl, b, sizeof(b));
 		if (ret > 0) {
-			if (!c->head_seen && c->req->on_head != NULL &&
-			    c->head_raw.len < UP_HEAD_RAW_MAX) {
-				room = UP_HEAD_RAW_MAX - c->head_raw.len;
-				if (buf_append(&c->head_raw, b, (size_t)ret <
-				    room ? (size_t)ret : room) == -1)
-					buf_reset(&c->head_raw);
-			}
 			r = http_resp_reader_feed(&c->rd, (const char *)b,
 			    (size_t)ret, &used);
 			if (r == HTTP_FEED_ERROR) {

@@ -789,6 +789,7 @@ Test(http_response, content_length)
 	cr_assert_eq(r->status, 200);
 	cr_assert_str_eq(r->content_type, "application/json; charset=utf-8");
 	cr_assert_eq(r->body.len, 15);
+	cr_assert_eq(r->content_length, 15);
 	cr_assert_eq(r->keep_alive, 1);
 	cr_assert_eq(r->retry_after_s, 0);
 	http_response_free(r);
@@ -801,6 +802,7 @@ Test(http_response, chunked)
 	r = rexpect_ok("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
 	    "3\r\n[1,\r\n2;x=y\r\n2]\r\n0\r\nX-T: 1\r\n\r\n", 0, 0);
 	cr_assert_str_eq(r->body.data, "[1,2]");
+	cr_assert_eq(r->content_length, -1);
 	cr_assert_null(r->content_type);
 	cr_assert_eq(r->keep_alive, 1);
 	http_response_free(r);
