@@ -90,6 +90,16 @@ buf_printf(struct buf *b, const char *fmt, ...)
 	return (0);
 }
 
+/* Back to len bytes: undoes a partly appended piece. */
+void
+buf_truncate(struct buf *b, size_t len)
+{
+	if (len >= b->len)
+		return;
+	b->len = len;
+	b->data[len] = '\0';
+}
+
 void
 buf_consume(struct buf *b, size_t n)
 {

@@ -1353,8 +1353,6 @@ http_response_head(struct buf *b, int status, const char *content_type,
 		goto fail;
 	return (0);
 fail:
-	b->len = start;
-	if (b->data != NULL)
-		b->data[start] = '\0';
+	buf_truncate(b, start);
 	return (-1);
 }

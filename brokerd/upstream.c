@@ -521,9 +521,7 @@ upstream_format_request(struct buf *out, const struct upstream_req *req,
 		goto fail;
 	return (0);
 fail:
-	out->len = start;
-	if (out->data != NULL)
-		out->data[start] = '\0';
+	buf_truncate(out, start);
 	return (-1);
 }
 
