@@ -30,6 +30,7 @@ struct rate {
 /* -------------------------------------------------------------- clock.c */
 
 uint64_t	 now_ms(void);		/* monotonic milliseconds */
+double		 now_s(void);		/* the same, in seconds */
 
 /* ---------------------------------------------------------------- buf.c */
 

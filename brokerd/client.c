@@ -94,15 +94,6 @@ static void	client_process(struct client *);
 static void	client_flush(struct client *);
 static void	client_free(struct client *);
 
-static double
-client_now(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ((double)ts.tv_sec + (double)ts.tv_nsec / 1e9);
-}
-
 unsigned
 client_count(void)
 {
@@ -141,11 +132,11 @@ exchange_answer(struct exchange *x, int status, const char *ctype,
 	x->done = 1;
 	log_request(x->req != NULL ? x->req->method : "-",
 	    x->req != NULL && x->req->path != NULL ? x->req->path : "-",
-	    status, len, (client_now() - x->start) * 1000.0,
+	    status, len, (now_s() - x->start) * 1000.0,
 	    x->who[0] ? x->who : "-");
 	metrics_request(c->srv->metrics, x->route,
 	    x->req != NULL ? x->req->method : "-", status,
-	    client_now() - x->start);
+	    now_s() - x->start);
 	/*
 	 * Written from the write watcher, never from here: answering may
 	 * happen inside another object's callback (a shared fetch answers
@@ -215,7 +206,7 @@ exchange_new(struct client *c, struct http_request *req)
 		return (NULL);
 	x->c = c;
 	x->req = req;
-	x->start = client_now();
+	x->start = now_s();
 	x->route = "none";
 	buf_init(&x->out);
 	if (c->tail != NULL)
@@ -555,9 +546,9 @@ client_stream_end(struct exchange *x, enum upstream_error e,
 	}
 	x->done = 1;
 	log_request(x->req->method, x->req->path, st, x->bytes,
-	    (client_now() - x->start) * 1000.0, x->who[0] ? x->who : "-");
+	    (now_s() - x->start) * 1000.0, x->who[0] ? x->who : "-");
 	metrics_request(c->srv->metrics, x->route, x->req->method, st,
-	    client_now() - x->start);
+	    now_s() - x->start);
 	if (x == c->head)
 		ev_io_start(c->srv->loop, &c->wio);
 }

@@ -88,15 +88,6 @@ struct session {
 static void	session_check(struct session *, const char *why);
 static void	session_bootstrap(struct session *);
 
-static double
-session_mono(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ((double)ts.tv_sec + (double)ts.tv_nsec / 1e9);
-}
-
 /*
  * Copy text into a message[]: cut at a UTF-8 character boundary so that
  * the JSON writers downstream never see half a character.
@@ -284,7 +275,7 @@ session_stuck(struct session *s, struct session_call *c)
 
 	limit_s = (conf->queue_ms + conf->gw_connect_timeout_ms +
 	    conf->gw_timeout_ms) / 1000.0 + 5;
-	if (session_mono() - c->sent_s < limit_s)
+	if (now_s() - c->sent_s < limit_s)
 		return (0);
 	log_warn("gateway session: %s got no answer in %.0f s; cancelled",
 	    session_kind_names[c->kind], limit_s);
@@ -325,7 +316,7 @@ session_submit(struct session *s, enum session_kind kind, const char *method,
 	c->req.cb = session_done;
 	c->req.arg = c;
 	c->inflight = 1;
-	c->sent_s = session_mono();
+	c->sent_s = now_s();
 	upstream_submit(s->up, &c->req);
 	return (0);
 }
@@ -338,7 +329,7 @@ session_submit(struct session *s, enum session_kind kind, const char *method,
 static int
 session_reauth_try(struct session *s, int forced)
 {
-	double	 now = session_mono();
+	double	 now = now_s();
 	double	 gap = forced ? SESSION_FORCED_GAP_S : SESSION_REAUTH_GAP_S;
 
 	if (s->calls[SK_REAUTH].inflight &&
@@ -582,7 +573,7 @@ session_soon_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 	(void)loop;
 	(void)revents;
-	s->last_now_s = session_mono();
+	s->last_now_s = now_s();
 	session_check(s, "soon");
 }
 
@@ -793,7 +784,7 @@ session_check_now(struct session *s)
 	if (s == NULL || !s->running || (s->calls[SK_CHECK].inflight &&
 	    !session_stuck(s, &s->calls[SK_CHECK])))
 		return;
-	now = session_mono();
+	now = now_s();
 	wait = s->last_now_s + SESSION_NOW_GAP_S - now;
 	if (wait > 0) {
 		if (!ev_is_active(&s->soon_timer))
