@@ -329,6 +329,41 @@ te_scan(const char *v, size_t len, int *nchunked, int *chunked_last,
 }
 
 /*
+ * RFC 9110 section 7.2: Host = uri-host [ ":" port ], uri-host an
+ * IP-literal or a reg-name (RFC 3986); empty is allowed.  A value outside
+ * that (a space, '@', '/') is a 400 on both listeners (RFC 9112 section
+ * 3.2): the loopback-name check on TCP must not be the only thing
+ * standing between it and the Gateway's Host header.
+ */
+static int
+host_valid(const char *v, size_t len)
+{
+	static const char	 reg[] = "-._~%!$&'()*+,;=";
+	size_t			 i = 0;
+
+	if (len > 0 && v[0] == '[') {
+		for (i = 1; i < len && v[i] != ']'; i++)
+			if (!isxdigit((unsigned char)v[i]) && v[i] != ':' &&
+			    v[i] != '.' && v[i] != 'v' && v[i] != 'V')
+				return (0);
+		if (i == len || i == 1)
+			return (0);
+		i++;
+	} else {
+		for (; i < len && v[i] != ':'; i++)
+			if (!isalnum((unsigned char)v[i]) &&
+			    strchr(reg, v[i]) == NULL)
+				return (0);
+	}
+	if (i < len && v[i++] != ':')
+		return (0);
+	for (; i < len; i++)
+		if (!isdigit((unsigned char)v[i]))
+			return (0);
+	return (1);
+}
+
+/*
  * The complete raw head (request line, fields, empty line; every line end
  * is CRLF, checked while it arrived).  Refuse what http-parser would let
  * through: obs-fold, bad field names (space before the colon), control
@@ -338,7 +373,7 @@ static int
 head_scan(struct http_reader *rd)
 {
 	const char	*p = rd->head.data, *end = p + rd->head.len;
-	const char	*eol, *colon, *q;
+	const char	*eol, *colon, *q, *e;
 	int		 nchunked = 0, chunked_last = 0, unknown = 0;
 	int		 te_empty = 0;
 
@@ -369,6 +404,14 @@ head_scan(struct http_reader *rd)
 		if (colon - p == 4 && strncasecmp(p, "Host", 4) == 0) {
 			if (++rd->nhost > 1)
 				return (rd_fail(rd, 400, "more than one Host"));
+			for (q = colon + 1; q < eol && (*q == ' ' ||
+			    *q == '\t'); q++)
+				;
+			for (e = eol; e > q && (e[-1] == ' ' ||
+			    e[-1] == '\t'); e--)
+				;
+			if (!host_valid(q, (size_t)(e - q)))
+				return (rd_fail(rd, 400, "invalid Host"));
 		} else if (colon - p == 14 &&
 		    strncasecmp(p, "Content-Length", 14) == 0) {
 			rd->has_cl = 1;
@@ -869,6 +912,9 @@ req_on_headers_complete(http_parser *hp)
 		return (rd_fail(rd, 400, "unsupported HTTP version"));
 	if (hp->http_minor >= 1 && rd->nhost == 0)
 		return (rd_fail(rd, 400, "missing Host"));
+	/* RFC 9112 section 6.1: an HTTP/1.0 peer may not know chunked. */
+	if (hp->http_minor == 0 && rd->has_te)
+		return (rd_fail(rd, 400, "Transfer-Encoding in HTTP/1.0"));
 	len = snprintf(req->method, sizeof(req->method), "%s",
 	    http_method_str((enum http_method)hp->method));
 	if (len < 0 || (size_t)len >= sizeof(req->method))

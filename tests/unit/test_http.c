@@ -447,6 +447,42 @@ Test(http_request, host_rules)
 	http_request_free(expect_ok("GET / HTTP/1.1\r\nHost:\r\n\r\n"));
 }
 
+/* RFC 9110 section 7.2: uri-host [ ":" port ]; anything else is 400. */
+Test(http_request, host_value)
+{
+	static const char *const bad[] = { "a b", "a@b", "a/b", "a?b",
+	    "a:b", "a:80:80", "[::1", "[]", "[::1]x", "a\"b", "a:8 0" };
+	static const char *const good[] = { "127.0.0.1", "localhost:8000",
+	    "[::1]", "[::1]:8000", "localhost:", "ex-a_m.pl~e", "%41",
+	    "  localhost \t" };
+	char	 s[128];
+	size_t	 i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(s, sizeof(s), "GET / HTTP/1.1\r\nHost: %s\r\n\r\n",
+		    bad[i]);
+		expect_why(s, 400, "invalid Host");
+		snprintf(s, sizeof(s), "GET / HTTP/1.0\r\nHost: %s\r\n\r\n",
+		    bad[i]);
+		expect_why(s, 400, "invalid Host");
+	}
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		snprintf(s, sizeof(s), "GET / HTTP/1.1\r\nHost: %s\r\n\r\n",
+		    good[i]);
+		http_request_free(expect_ok(s));
+	}
+}
+
+/* RFC 9112 section 6.1: Transfer-Encoding in HTTP/1.0 is faulty framing. */
+Test(http_request, te_in_http10)
+{
+	expect_why("POST / HTTP/1.0\r\nHost: x\r\n"
+	    "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+	    400, "HTTP/1.0");
+	expect_why("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n"
+	    "Content-Length: 0\r\n\r\n", 400, "Transfer-Encoding");
+}
+
 Test(http_request, transfer_codings)
 {
 	expect_error("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n"
