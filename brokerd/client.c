@@ -24,6 +24,7 @@
 #define CLIENT_READ_CHUNK	16384
 #define CLIENT_MAX_PIPELINE	32	/* exchanges queued per connection */
 #define CLIENT_STREAM_HIGH	(256 * 1024)	/* unsent: pause the Gateway */
+#define CLIENT_LINGER_MS	2000	/* discard what follows a closing answer */
 
 struct client;
 
@@ -68,6 +69,7 @@ struct client {
 	size_t		 wpos;		/* written of head->out */
 	int		 reading;	/* rio active */
 	int		 closing;	/* stop reading, close when written */
+	int		 lingering;	/* answered, half-closed, discarding */
 	int		 in_request;	/* bytes of a request arrived */
 	ev_tstamp	 req_start;	/* ... since then */
 	struct client	*prev;
@@ -116,8 +118,9 @@ exchange_answer(struct exchange *x, int status, const char *ctype,
 	if (x->done || x->streaming)
 		return;
 	head = x->req != NULL && strcmp(x->req->method, "HEAD") == 0;
-	keep = !x->close && !c->closing && x->req != NULL &&
-	    x->req->keep_alive && !c->srv->draining;
+	/* Closing: the last exchange says so; those before it keep on. */
+	keep = !x->close && (!c->closing || x->next != NULL) &&
+	    x->req != NULL && x->req->keep_alive && !c->srv->draining;
 	if (!keep)
 		x->close = 1;
 	buf_reset(&x->out);
@@ -463,8 +466,8 @@ client_stream_head(struct upstream_req *req, const struct http_response *resp)
 		return (0);
 	ctype = resp->content_type != NULL ? resp->content_type :
 	    "application/octet-stream";
-	keep = !x->close && !c->closing && x->req->keep_alive &&
-	    !c->srv->draining;
+	keep = !x->close && (!c->closing || x->next != NULL) &&
+	    x->req->keep_alive && !c->srv->draining;
 	buf_reset(&x->out);
 	if (req->resp_length >= 0) {
 		if (http_response_head(&x->out, resp->status, ctype,
@@ -1283,6 +1286,43 @@ client_stream_resume(struct exchange *x)
 	}
 }
 
+/*
+ * After an answer that closes, send the FIN but keep reading (and
+ * discarding) for up to CLIENT_LINGER_MS when the client may still be
+ * sending: a bad request's rest, pipelined requests.  Closing with unread
+ * bytes makes TCP send a reset, which can destroy the answer before the
+ * client reads it, and a Unix-socket client's next write fails with EPIPE
+ * before it reads the answer (RFC 9112 section 9.6).
+ */
+static void
+client_linger(struct client *c)
+{
+	struct exchange	*x, *nx;
+
+	shutdown(c->fd, SHUT_WR);
+	if ((!c->closing && c->in.len == 0) || c->srv->draining) {
+		client_free(c);
+		return;
+	}
+	for (x = c->head; x != NULL; x = nx) {
+		nx = x->next;
+		exchange_free(x);
+	}
+	c->head = c->tail = NULL;
+	c->nexchanges = 0;
+	c->closing = 1;
+	c->lingering = 1;
+	buf_reset(&c->in);
+	ev_io_stop(c->srv->loop, &c->wio);
+	ev_timer_stop(c->srv->loop, &c->timer);
+	ev_timer_set(&c->timer, CLIENT_LINGER_MS / 1000.0, 0.);
+	ev_timer_start(c->srv->loop, &c->timer);
+	if (!c->reading) {
+		ev_io_start(c->srv->loop, &c->rio);
+		c->reading = 1;
+	}
+}
+
 /* Write what is ready, in order; close when an answer said so. */
 static void
 client_flush(struct client *c)
@@ -1322,8 +1362,7 @@ client_flush(struct client *c)
 		c->nexchanges--;
 		if (x->close) {
 			exchange_free(x);
-			shutdown(c->fd, SHUT_WR);
-			client_free(c);
+			client_linger(c);
 			return;
 		}
 		exchange_free(x);
@@ -1413,10 +1452,19 @@ static void
 client_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct client	*c = w->data;
+	char		 discard[4096];
 	ssize_t		 n;
 
 	(void)loop;
 	(void)revents;
+	if (c->lingering) {
+		n = recv(c->fd, discard, sizeof(discard), 0);
+		if (n == -1 && (errno == EAGAIN || errno == EINTR))
+			return;
+		if (n <= 0)
+			client_free(c);
+		return;
+	}
 	if (buf_reserve(&c->in, CLIENT_READ_CHUNK) == -1) {
 		client_free(c);
 		return;
@@ -1442,8 +1490,8 @@ client_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 	(void)loop;
 	(void)revents;
-	if (!c->in_request && c->in.len == 0) {
-		client_free(c);		/* idle */
+	if (c->lingering || (!c->in_request && c->in.len == 0)) {
+		client_free(c);		/* idle, or done lingering */
 		return;
 	}
 	c->closing = 1;
