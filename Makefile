@@ -83,7 +83,8 @@ deps-fuzz:
 	@sh scripts/deps.sh clang libclang-rt-14-dev
 
 lint:
-	shellcheck -s sh clients/shell/* scripts/*.sh tests/run-suites.sh bench/run.sh
+	shellcheck -s sh clients/shell/* scripts/*.sh tests/run-suites.sh bench/run.sh \
+	    tests/vtc/run.sh
 	mandoc -T lint -W warning man/*.[158]
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability -D_GNU_SOURCE brokerd
 

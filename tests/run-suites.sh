@@ -1,7 +1,7 @@
 #!/bin/sh
 # Run every suite (C unit, C unit under ASan+UBSan, C integration, Node,
-# shell, man lint, example config), even after a failure, and end with one
-# line that sums them all.  Exit non-zero if anything failed.
+# shell, varnishtest, man lint, example config), even after a failure, and
+# end with one line that sums them all.  Exit non-zero if anything failed.
 set -u
 cd "$(dirname "$0")/.." || exit 2
 total_pass=0
@@ -110,6 +110,18 @@ if [ -f tests/shell/run.sh ]; then
 	add shell "$p" "$f"
 fi
 
+echo "== Raw-HTTP conformance (varnishtest, tests/vtc)"
+if [ -f tests/vtc/run.sh ]; then
+	sh tests/vtc/run.sh >"$log/vtc.log" 2>&1
+	p=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$log/vtc.log" | tail -1)
+	f=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$log/vtc.log" | tail -1)
+	[ -n "$p" ] || p=0
+	[ -n "$f" ] || f=1
+	[ "$f" -ne 0 ] && grep -A12 '^not ok' "$log/vtc.log" | head -40
+	echo "vtc: $p passed, $f failed"
+	add vtc "$p" "$f"
+fi
+
 echo "== Man pages (mandoc -T lint)"
 p=0
 f=0
@@ -128,7 +140,7 @@ echo "== Static checks (shellcheck, cppcheck)"
 p=0
 f=0
 if shellcheck -s sh clients/shell/* scripts/*.sh tests/run-suites.sh \
-    bench/run.sh >"$log/shellcheck.log" 2>&1; then
+    tests/vtc/run.sh bench/run.sh >"$log/shellcheck.log" 2>&1; then
 	p=$((p + 1))
 else
 	head -30 "$log/shellcheck.log"
