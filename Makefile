@@ -18,7 +18,7 @@ UNITS	:= $(wildcard tests/unit/test_*.c)
 INTEG	:= $(wildcard tests/integration/test_*.c)
 FUZZ	:= $(wildcard tests/fuzz/fuzz_*.c)
 
-.PHONY: all test demo bench install uninstall clean deps deps-fuzz fuzz lint unit asan integration
+.PHONY: all test demo bench install uninstall clean deps deps-fuzz fuzz lint soak unit asan integration
 all: build/brokerd
 
 build/obj/%.o: brokerd/%.c brokerd/brokerd.h
@@ -72,6 +72,11 @@ demo: deps all
 bench: deps all
 	@sh bench/run.sh
 
+# Long runs under load (tests/soak/*.sh, one part each); last line sums them.
+soak: deps
+	@$(MAKE) --no-print-directory all integration
+	@sh tests/soak/run.sh
+
 fuzz: deps-fuzz $(FUZZ:tests/fuzz/%.c=build/fuzz/%)
 	@for f in $(FUZZ:tests/fuzz/%.c=build/fuzz/%); do echo "== $$f"; mkdir -p build/corpus/$${f##*/}; \
 	    $$f -max_total_time=$${FUZZ_SECONDS:-20} build/corpus/$${f##*/} tests/fuzz/corpus/$${f##*/} 2>&1 | tail -2 || exit 1; done
@@ -84,7 +89,7 @@ deps-fuzz:
 
 lint:
 	shellcheck -s sh clients/shell/* scripts/*.sh tests/run-suites.sh bench/run.sh \
-	    tests/vtc/run.sh
+	    tests/vtc/run.sh tests/soak/*.sh
 	mandoc -T lint -W warning man/*.[158]
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability -D_GNU_SOURCE brokerd
 

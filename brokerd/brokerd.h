@@ -157,6 +157,7 @@ struct config {
 
 	/* limits */
 	struct rate	 gateway_rate;
+	unsigned	 rate_slack_ms;	/* every rate window counts this longer */
 	unsigned	 queue_ms;
 	unsigned	 max_connections;
 	size_t		 max_header_bytes;
@@ -352,10 +353,11 @@ int		 http_response_head(struct buf *, int status,
 /*
  * A sliding window: at most n grants in ANY window_ms.  It keeps the
  * times of the last n grants; the next grant is possible once the oldest
- * of them is window_ms old.
+ * of them is window_ms + slack_ms old.
  */
 struct pace_window {
 	struct rate	 rate;
+	unsigned	 slack_ms;	/* margin for arrival jitter; 0 at init */
 	uint64_t	*stamps;	/* ring of the last n grant times */
 	unsigned	 head;
 	unsigned	 count;
@@ -383,6 +385,7 @@ struct pace_ticket {
 	struct pace_ticket *prev;
 	int		 queued;
 	uint64_t	 retry_after_ms;	/* set when pace_poll expires it */
+	int		 breaker;	/* refused: the 429 breaker is open */
 };
 
 struct pace;			/* opaque: global + per-target windows, queue */
@@ -390,6 +393,8 @@ struct pace;			/* opaque: global + per-target windows, queue */
 struct pace	*pace_new(struct rate global, unsigned queue_ms,
 		    unsigned max_queue);
 void		 pace_free(struct pace *);
+/* limits.rate_slack_ms: every window counts this much longer. */
+void		 pace_set_slack(struct pace *, unsigned slack_ms);
 /*
  * Ask for a slot now.  0: granted (windows taken, concurrency counted);
  * 1: queued (the ticket is linked, wait for pace_poll); -1: refused at
@@ -416,7 +421,9 @@ int		 pace_enqueue(struct pace *, struct pace_ticket *,
  */
 struct pace_ticket *pace_poll(struct pace *, uint64_t now_ms, int can_grant,
 		    int *expired, uint64_t *next_ms);
-/* An upstream 429: only watcher calls go until now + ms. */
+/* The pause for a Gateway 429 with this Retry-After (0: none): capped. */
+uint64_t	 pace_breaker_ms(unsigned retry_after_s);
+/* An upstream 429: only watcher calls go until now + ms (capped). */
 void		 pace_breaker_open(struct pace *, uint64_t now_ms, uint64_t ms);
 uint64_t	 pace_breaker_remaining(const struct pace *, uint64_t now_ms);
 
@@ -617,6 +624,7 @@ struct upstream_req {
 	struct pace_ticket ticket;
 	void		*conn;
 	uint64_t	 retry_after_ms;	/* for RATE_LIMITED */
+	int		 paused;	/* RATE_LIMITED by the 429 breaker */
 	char		 errmsg[256];	/* reason for errors (TLS ...) */
 	int		 retried;
 	struct upstream_req *next;

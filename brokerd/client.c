@@ -331,10 +331,10 @@ client_upstream_error(enum upstream_error e, int *status, const char **msg)
 /* Give one exchange what the Gateway (or the cache) said. */
 static void
 exchange_from_upstream(struct exchange *x, enum upstream_error e,
-    const char *errmsg, uint64_t retry_ms, int status, const char *ctype,
+    const struct upstream_req *u, int status, const char *ctype,
     const char *body, size_t len, unsigned retry_after_s, uint64_t age_ms)
 {
-	const char	*code, *msg;
+	const char	*code, *msg, *errmsg = u != NULL ? u->errmsg : NULL;
 	char		 extra[64], text[512];
 	int		 st;
 
@@ -344,7 +344,9 @@ exchange_from_upstream(struct exchange *x, enum upstream_error e,
 			const struct route *p = x->policy;
 
 			/* Say which limit: the caller can plan around it. */
-			if (p != NULL && p->rate.n > 0) {
+			if (u != NULL && u->paused)
+				msg = u->errmsg;
+			else if (p != NULL && p->rate.n > 0) {
 				snprintf(text, sizeof(text), "rate limited: "
 				    "IBKR allows %s %u per %llu ms (brokerd "
 				    "waited limits.queue_ms for a slot)", p->to,
@@ -352,7 +354,8 @@ exchange_from_upstream(struct exchange *x, enum upstream_error e,
 				    (unsigned long long)p->rate.window_ms);
 				msg = text;
 			}
-			exchange_rate_limited(x, retry_ms, msg);
+			exchange_rate_limited(x, u != NULL ?
+			    u->retry_after_ms : 0, msg);
 			return;
 		}
 		if (errmsg != NULL && errmsg[0] != '\0') {
@@ -363,10 +366,9 @@ exchange_from_upstream(struct exchange *x, enum upstream_error e,
 		return;
 	}
 	if (status == 429) {
-		exchange_rate_limited(x, (uint64_t)(retry_after_s ?
-		    retry_after_s : 60) * 1000, "the Gateway answered 429: "
-		    "brokerd holds client calls back until its Retry-After "
-		    "passes");
+		exchange_rate_limited(x, pace_breaker_ms(retry_after_s),
+		    "the Gateway answered 429: brokerd holds client calls "
+		    "back until its Retry-After passes (15 minutes at most)");
 		return;
 	}
 	extra[0] = '\0';
@@ -402,13 +404,12 @@ client_fetch_cb(struct upstream_req *req, enum upstream_error e,
 
 		x->centry = NULL;
 		if (e == UPSTREAM_OK)
-			exchange_from_upstream(x, e, NULL, 0, resp->status,
+			exchange_from_upstream(x, e, NULL, resp->status,
 			    resp->content_type, resp->body.data,
 			    resp->body.len, resp->retry_after_s, UINT64_MAX);
 		else
-			exchange_from_upstream(x, e, f->req.errmsg,
-			    f->req.retry_after_ms, 0, NULL, NULL, 0, 0,
-			    UINT64_MAX);
+			exchange_from_upstream(x, e, &f->req, 0, NULL, NULL,
+			    0, 0, UINT64_MAX);
 	}
 	ce->nwaiters = 0;
 	cache_finish(srv->cache, ce);
@@ -580,13 +581,13 @@ client_forward_cb(struct upstream_req *req, enum upstream_error e,
 	} else if (e == UPSTREAM_OK) {
 		session_observe(x->c->srv->session, resp->status,
 		    resp->body.data, resp->body.len);
-		exchange_from_upstream(x, e, NULL, 0, resp->status,
+		exchange_from_upstream(x, e, NULL, resp->status,
 		    resp->content_type, resp->body.data, resp->body.len,
 		    resp->retry_after_s, UINT64_MAX);
 		http_response_free(resp);
 	} else
-		exchange_from_upstream(x, e, req->errmsg, req->retry_after_ms,
-		    0, NULL, NULL, 0, 0, UINT64_MAX);
+		exchange_from_upstream(x, e, req, 0, NULL, NULL, 0, 0,
+		    UINT64_MAX);
 	x->ureq = NULL;
 	upstream_req_free(req);
 	free(req);
@@ -690,7 +691,7 @@ client_forward(struct exchange *x, const struct route *rt)
 	if ((ce = cache_find(srv->cache, key.data, now)) != NULL) {
 		if (!ce->inflight) {
 			metrics_cache(srv->metrics, 1);
-			exchange_from_upstream(x, UPSTREAM_OK, NULL, 0,
+			exchange_from_upstream(x, UPSTREAM_OK, NULL,
 			    ce->status, ce->content_type, ce->body.data,
 			    ce->body.len, 0, now - ce->stored_ms);
 			goto done;

@@ -1385,9 +1385,9 @@ cfg_limits(struct cfg *c, yaml_node_t *n, const char *path)
 	static const char *const names[] = { "gateway_rate", "queue_ms",
 	    "max_connections", "max_header_bytes", "max_body_bytes",
 	    "max_response_bytes", "header_timeout_ms", "idle_timeout_ms",
-	    "drain_ms", NULL };
+	    "drain_ms", "rate_slack_ms", NULL };
 	struct config	*conf = c->conf;
-	yaml_node_t	*v[9];
+	yaml_node_t	*v[10];
 	char		 p[CFG_PATH];
 
 	if (cfg_collect(c, n, path, names, v) == -1)
@@ -1426,6 +1426,11 @@ cfg_limits(struct cfg *c, yaml_node_t *n, const char *path)
 	cfg_path(p, path, names[8]);
 	if (v[8] != NULL && cfg_unsigned(c, v[8], p, 0, 3600000,
 	    &conf->drain_ms) == -1)
+		return (-1);
+	/* Past a second of jitter the machine is broken, not the pacing. */
+	cfg_path(p, path, names[9]);
+	if (v[9] != NULL && cfg_unsigned(c, v[9], p, 0, 1000,
+	    &conf->rate_slack_ms) == -1)
 		return (-1);
 	return (0);
 }
@@ -1556,6 +1561,7 @@ cfg_defaults(struct config *conf)
 	conf->gateway_rate.n = 10;
 	conf->gateway_rate.window_ms = 1000;
 	conf->queue_ms = 2000;
+	conf->rate_slack_ms = 100;
 	conf->max_connections = 1024;
 	conf->max_header_bytes = 16384;
 	conf->max_body_bytes = 1048576;

@@ -11,6 +11,10 @@
 
 /* Waiting for a slot that only a pace_release can free: come back then. */
 #define PACE_MIN_RETRY_MS	1000
+/* A Gateway 429 without Retry-After pauses this long (SPEC section 5). */
+#define PACE_BREAKER_DEFAULT_MS	(60 * 1000)
+/* IBKR's penalty box lasts 10-15 minutes: no pause is longer. */
+#define PACE_BREAKER_MAX_MS	(15 * 60 * 1000)
 
 /* One Gateway path (a policy route's `to`): its window and its busy count. */
 struct pace_target {
@@ -23,6 +27,7 @@ struct pace_target {
 
 struct pace {
 	struct pace_window global;
+	unsigned	 slack_ms;	/* added to every window's length */
 	unsigned	 reserve;	/* global slots only the watcher uses */
 	unsigned	 queue_ms;
 	unsigned	 max_queue;
@@ -60,6 +65,16 @@ pace_window_free(struct pace_window *w)
 	w->head = 0;
 }
 
+/*
+ * How long a grant stays in the window: its nominal length plus the
+ * slack, as the Gateway counts arrivals that jitter has moved closer.
+ */
+static uint64_t
+window_len(const struct pace_window *w)
+{
+	return (w->rate.window_ms + w->slack_ms);
+}
+
 /* The i-th oldest grant time still kept (0 <= i < count). */
 static uint64_t
 window_stamp(const struct pace_window *w, unsigned i)
@@ -68,10 +83,10 @@ window_stamp(const struct pace_window *w, unsigned i)
 }
 
 /*
- * Grants stay in the window for window_ms: a grant at t blocks [t, t +
- * window_ms).  Counting from the newest, a request needs fewer than
- * `limit` of them still inside; the one that must leave is the limit-th
- * newest.
+ * Grants stay in the window for window_ms + slack_ms: a grant at t
+ * blocks [t, t + window_ms + slack_ms).  Counting from the newest, a
+ * request needs fewer than `limit` of them still inside; the one that
+ * must leave is the limit-th newest.
  */
 static uint64_t
 window_wait_limit(const struct pace_window *w, uint64_t now_ms,
@@ -82,11 +97,11 @@ window_wait_limit(const struct pace_window *w, uint64_t now_ms,
 	if (w->rate.n == 0)
 		return (0);
 	if (limit == 0)
-		return (w->rate.window_ms);	/* never: a caller's mistake */
+		return (window_len(w));		/* never: a caller's mistake */
 	if (w->count < limit)
 		return (0);
 	t = window_stamp(w, w->count - limit);
-	free_ms = t + w->rate.window_ms;
+	free_ms = t + window_len(w);
 	return (free_ms > now_ms ? free_ms - now_ms : 0);
 }
 
@@ -129,7 +144,7 @@ pace_window_used(const struct pace_window *w, uint64_t now_ms)
 
 	for (i = 0; i < w->count; i++) {
 		t = window_stamp(w, i);
-		if (t > now_ms || now_ms - t < w->rate.window_ms)
+		if (t > now_ms || now_ms - t < window_len(w))
 			used++;
 	}
 	return (used);
@@ -159,6 +174,18 @@ pace_new(struct rate global, unsigned queue_ms, unsigned max_queue)
 	p->queue_ms = queue_ms;
 	p->max_queue = max_queue;
 	return (p);
+}
+
+/* Every window, the global one and each target's, counts slack_ms longer. */
+void
+pace_set_slack(struct pace *p, unsigned slack_ms)
+{
+	struct pace_target	*t;
+
+	p->slack_ms = slack_ms;
+	p->global.slack_ms = slack_ms;
+	for (t = p->targets; t != NULL; t = t->next)
+		t->win.slack_ms = slack_ms;
 }
 
 void
@@ -219,6 +246,7 @@ pace_target_get(struct pace *p, const struct route *policy,
 		goto fail;
 	if (pace_window_init(&t->win, policy->rate) == -1)
 		goto fail;
+	t->win.slack_ms = p->slack_ms;
 	t->concurrency = policy->concurrency;
 	t->next = p->targets;
 	p->targets = t;
@@ -427,8 +455,10 @@ pace_admit(struct pace *p, struct pace_ticket *k, uint64_t now_ms,
 	*retry_after_ms = 0;
 	k->queued = 0;
 	k->next = k->prev = NULL;
+	k->breaker = 0;
 	if (!k->watcher && (rem = pace_breaker_remaining(p, now_ms)) > 0) {
 		*retry_after_ms = rem;
+		k->breaker = 1;
 		p->rejected++;
 		return (-1);
 	}
@@ -508,6 +538,7 @@ pace_poll_class(struct pace *p, int watcher, uint64_t now_ms, int can_grant,
 			continue;
 		if (!k->watcher && rem > 0) {
 			k->retry_after_ms = rem;
+			k->breaker = 1;
 			goto expire;
 		}
 		if (global_free == -1)
@@ -566,9 +597,27 @@ pace_poll(struct pace *p, uint64_t now_ms, int can_grant, int *expired,
 	return (NULL);
 }
 
+/*
+ * The pause a Gateway 429 opens: its Retry-After, 60 s without one, and
+ * never longer than IBKR's own penalty box, or one bad header would stop
+ * every client until a restart.  The one place that decides both.
+ */
+uint64_t
+pace_breaker_ms(unsigned retry_after_s)
+{
+	uint64_t	 ms;
+
+	if (retry_after_s == 0)
+		return (PACE_BREAKER_DEFAULT_MS);
+	ms = (uint64_t)retry_after_s * 1000;
+	return (ms > PACE_BREAKER_MAX_MS ? PACE_BREAKER_MAX_MS : ms);
+}
+
 void
 pace_breaker_open(struct pace *p, uint64_t now_ms, uint64_t ms)
 {
+	if (ms > PACE_BREAKER_MAX_MS)
+		ms = PACE_BREAKER_MAX_MS;
 	if (now_ms + ms > p->breaker_until_ms)
 		p->breaker_until_ms = now_ms + ms;
 	p->breaker_opened++;

@@ -37,7 +37,6 @@
 
 #include "brokerd.h"
 
-#define UPSTREAM_BREAKER_MAX_MS	(15 * 60 * 1000)	/* cap on a 429's pause */
 #define UP_READ_CHUNK		16384
 #define UP_JAR_MAX		64	/* cookies kept */
 #define UP_COOKIE_MAX		4096	/* bytes of name=value */
@@ -1594,15 +1593,7 @@ conn_complete(struct conn *c)
 			log_debug("gateway %s: Set-Cookie ignored",
 			    c->tls->hostport);
 	if (resp->status == 429) {
-		/*
-		 * IBKR's penalty box lasts 10-15 minutes: a longer
-		 * Retry-After is not believed, or one bad header would
-		 * stop every client until a restart.
-		 */
-		ms = (uint64_t)(resp->retry_after_s ? resp->retry_after_s :
-		    60) * 1000;
-		if (ms > UPSTREAM_BREAKER_MAX_MS)
-			ms = UPSTREAM_BREAKER_MAX_MS;
+		ms = pace_breaker_ms(resp->retry_after_s);
 		pace_breaker_open(up->paces->pace, now_ms(), ms);
 		if (up->metrics != NULL)
 			metrics_upstream(up->metrics, "429");
@@ -1854,6 +1845,30 @@ kick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	dispatch(up);
 }
 
+/*
+ * A request pacing refused.  While the 429 breaker is open the client is
+ * told so, and until when: "no slot came free" would send it back at once.
+ */
+static void
+req_refused(struct upstream_req *req, int breaker, uint64_t retry_ms,
+    const char *why)
+{
+	char	 until[32];
+
+	req->retry_after_ms = retry_ms;
+	req->paused = breaker;
+	if (!breaker) {
+		snprintf(req->errmsg, sizeof(req->errmsg), "%s", why);
+		return;
+	}
+	status_time(time(NULL) + (time_t)((retry_ms + 999) / 1000), until,
+	    sizeof(until));
+	snprintf(req->errmsg, sizeof(req->errmsg), "the Gateway answered 429 "
+	    "Too Many Requests: brokerd is pausing client calls until %s "
+	    "(%llu s), as IBKR's penalty grows with every call it refuses",
+	    until, (unsigned long long)((retry_ms + 999) / 1000));
+}
+
 static void
 pace_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -1894,10 +1909,8 @@ dispatch(struct upstream *up)
 					break;
 				req = t->owner;
 				if (expired) {
-					req->retry_after_ms =
-					    t->retry_after_ms;
-					snprintf(req->errmsg,
-					    sizeof(req->errmsg), "no pacing "
+					req_refused(req, t->breaker,
+					    t->retry_after_ms, "no pacing "
 					    "slot within limits.queue_ms");
 					req_finish(up, req,
 					    UPSTREAM_RATE_LIMITED, NULL);
@@ -1963,6 +1976,7 @@ upstream_submit(struct upstream *up, struct upstream_req *req)
 	req->retried = 0;
 	req->next = NULL;
 	req->retry_after_ms = 0;
+	req->paused = 0;
 	req->errmsg[0] = '\0';
 	memset(&req->ticket, 0, sizeof(req->ticket));
 	req->ticket.owner = req;
@@ -1984,10 +1998,7 @@ upstream_submit(struct upstream *up, struct upstream_req *req)
 	else
 		r = pace_enqueue(s->pace, &req->ticket, now, &ra);
 	if (r == -1) {
-		req->retry_after_ms = ra;
-		snprintf(req->errmsg, sizeof(req->errmsg), "%s",
-		    pace_breaker_remaining(s->pace, now) > 0 ? "the Gateway "
-		    "answered 429: pausing" : "pacing queue full");
+		req_refused(req, req->ticket.breaker, ra, "pacing queue full");
 		req_defer(up, req, UPSTREAM_RATE_LIMITED);
 		return;
 	}
@@ -2078,10 +2089,15 @@ upstream_stats(const struct upstream *up, struct upstream_stats *st)
 static struct pace *
 pace_for(const struct config *conf)
 {
+	struct pace	*p;
 	unsigned	 max_queue;
 
 	max_queue = conf->max_connections > 0 ? conf->max_connections : 1024;
-	return (pace_new(conf->gateway_rate, conf->queue_ms, max_queue));
+	if ((p = pace_new(conf->gateway_rate, conf->queue_ms, max_queue)) ==
+	    NULL)
+		return (NULL);
+	pace_set_slack(p, conf->rate_slack_ms);
+	return (p);
 }
 
 struct upstream *
@@ -2166,9 +2182,9 @@ upstream_free(struct upstream *up)
 
 /*
  * SIGHUP: new TLS settings only when they changed (then the saved session
- * goes too), a new pace object only when the global rate or queue_ms
- * changed (the old one serves what it holds), idle connections close,
- * busy ones finish and close if their settings are gone.
+ * goes too), a new pace object only when the global rate, its slack or
+ * queue_ms changed (the old one serves what it holds), idle connections
+ * close, busy ones finish and close if their settings are gone.
  */
 int
 upstream_reconfigure(struct upstream *up, const struct config *conf,
@@ -2186,6 +2202,7 @@ upstream_reconfigure(struct upstream *up, const struct config *conf,
 		log_warn("gateway.tls.insecure is set: the Gateway's "
 		    "certificate at %s is NOT verified", up->tls->hostport);
 	if (oc->gateway_rate.n != conf->gateway_rate.n ||
+	    oc->rate_slack_ms != conf->rate_slack_ms ||
 	    oc->gateway_rate.window_ms != conf->gateway_rate.window_ms ||
 	    oc->queue_ms != conf->queue_ms ||
 	    oc->max_connections != conf->max_connections) {

@@ -140,7 +140,7 @@ echo "== Static checks (shellcheck, cppcheck)"
 p=0
 f=0
 if shellcheck -s sh clients/shell/* scripts/*.sh tests/run-suites.sh \
-    tests/vtc/run.sh bench/run.sh >"$log/shellcheck.log" 2>&1; then
+    tests/vtc/run.sh bench/run.sh tests/soak/*.sh >"$log/shellcheck.log" 2>&1; then
 	p=$((p + 1))
 else
 	head -30 "$log/shellcheck.log"

@@ -214,6 +214,7 @@ let brokerage;		/* per brokerage session: pre-flight, suppression */
 let sess;		/* per read-only session: id and cookie */
 let window1s = [];	/* times (ms) of the requests admitted in the last 1 s */
 let endpointWindows;	/* pacing rule -> times of its requests */
+let arrivals = [];	/* every request's stamp in the last 1000 ms */
 let inFlight = 0;
 let historyInFlight = 0;
 const replies = new Map();	/* reply id -> pending order chain */
@@ -226,8 +227,10 @@ function resetCounters() {
 	counters = { total: 0, by_route: {}, handshakes: 0, resumed: 0,
 	    full: 0, connections: 0, rate_limited: 0, orders: [],
 	    tls_errors: 0, max_in_flight: 0, history_max_in_flight: 0,
-	    history_rejected: 0, pacing_violations: {}, log: [] };
+	    history_rejected: 0, pacing_violations: {}, max_per_1000ms: 0,
+	    log: [] };
 	endpointWindows = new Map();
+	arrivals = [];
 }
 
 function newSession() {
@@ -738,11 +741,20 @@ function behaviourApplies(pathname) {
 	    (pathname.startsWith(pre) || (rel !== null && rel.startsWith(pre))));
 }
 
+/* Insert t into a sorted array (stamps come nearly, not always, in order). */
+function insertSorted(times, t) {
+	let i = times.length;
+	while (i > 0 && times[i - 1] > t)
+		i--;
+	times.splice(i, 0, t);
+}
+
 /*
- * Sliding windows, the strictest reading of IBKR's limits: a request is over
- * when the window already holds N requests younger than the window minus
- * window_slack_ms (the slack forgives arrival jitter: a client that spaced
- * its sends exactly may see them land a few ms closer together).
+ * Sliding windows, the strictest reading of IBKR's limits, counted by each
+ * request's first-byte stamp: a request is over when the window already
+ * holds N requests younger than the window minus window_slack_ms (the
+ * slack forgives arrival jitter; 0 is the strict mode: N arrivals in any
+ * window of its length make the next one over).
  */
 function windowFull(times, n, len_ms, now) {
 	const span = Math.max(1, len_ms - behaviour.window_slack_ms);
@@ -751,13 +763,26 @@ function windowFull(times, n, len_ms, now) {
 	return times.length >= n;
 }
 
+/*
+ * Every arrival, admitted or refused, in the last strict 1000 ms: the most
+ * ever seen at once is counters.max_per_1000ms, whatever the slack.
+ */
+function countArrival(now) {
+	insertSorted(arrivals, now);
+	const last = arrivals[arrivals.length - 1];
+	while (arrivals.length > 0 && last - arrivals[0] >= 1000)
+		arrivals.shift();
+	counters.max_per_1000ms = Math.max(counters.max_per_1000ms,
+	    arrivals.length);
+}
+
 /* More than rate_per_s admitted requests in any 1 s window: 429. */
 function rateLimited(now) {
 	if (!behaviour.rate_per_s)
 		return false;
 	if (windowFull(window1s, behaviour.rate_per_s, 1000, now))
 		return true;
-	window1s.push(now);
+	insertSorted(window1s, now);
 	return false;
 }
 
@@ -800,7 +825,7 @@ function endpointOver(method, pathname, now) {
 		    (counters.pacing_violations[key] || 0) + 1;
 		return behaviour.endpoint_limits;
 	}
-	times.push(now);
+	insertSorted(times, now);
 	return false;
 }
 
@@ -891,15 +916,25 @@ function send(req, res, ans, beh, finish) {
 	finish();
 }
 
+/*
+ * A request is stamped when its first byte arrives: the first data on its
+ * connection after the previous request was read (secureConnection puts
+ * the stamp there, ahead of the HTTP parser).  The windows count these
+ * stamps, as IBKR counts arrivals, not the moment a handler ran.
+ */
 function onRequest(req, res) {
 	const chunks = [];
+	const stamp = req.socket.gwsimFirst ?? performance.now();
 	req.on('data', (c) => chunks.push(c));
 	req.on('error', () => {});
-	req.on('end', () => handle(req, res, Buffer.concat(chunks)));
+	req.on('end', () => {
+		req.socket.gwsimFirst = null;
+		handle(req, res, Buffer.concat(chunks), stamp);
+	});
 }
 
-function handle(req, res, body) {
-	const now = performance.now();
+function handle(req, res, body, stamp) {
+	const now = stamp;
 	const url = new URL(req.url, 'https://127.0.0.1');
 	const key = `${req.method} ${url.pathname}`;
 	const entry = { method: req.method, path: url.pathname,
@@ -913,6 +948,7 @@ function handle(req, res, body) {
 		counters.log.shift();
 	inFlight++;
 	counters.max_in_flight = Math.max(counters.max_in_flight, inFlight);
+	countArrival(now);
 	const isHistory = url.pathname === `${API}/iserver/marketdata/history`;
 	let done = false;
 	const finish = () => {
@@ -1076,6 +1112,11 @@ gw.on('connection', (s) => {
 });
 gw.on('secureConnection', (s) => {
 	s.gwsimId = ++connSeq;
+	s.gwsimFirst = null;
+	s.prependListener('data', () => {
+		if (s.gwsimFirst === null)
+			s.gwsimFirst = performance.now();
+	});
 	counters.handshakes++;
 	if (s.isSessionReused())
 		counters.resumed++;

@@ -238,6 +238,37 @@ test('429 beyond rate_per_s in a 1 s sliding window, with Retry-After',
 	assert.ok(many.every((r) => r.status === 200));
 });
 
+/*
+ * A request is stamped at its first byte: one whose head trickles in over
+ * 400 ms is counted before a request that arrived whole in the meantime,
+ * and max_per_1000ms counts every arrival in a strict window.
+ */
+test('first-byte stamps, strict windows, max_per_1000ms', async () => {
+	await gw.behaviour({ window_slack_ms: 0, rate_per_s: 3 });
+	const s = tls.connect({ port: gw.port, host: '127.0.0.1',
+	    rejectUnauthorized: false });
+	await new Promise((resolve) => s.once('secureConnect', resolve));
+	let got = '';
+	s.on('data', (d) => { got += d; });
+	s.write('GET /v1/api/iserver/accounts HTTP/1.1\r\n');
+	await sleep(200);
+	assert.equal((await gwReq('/portfolio/accounts')).status, 200);
+	await sleep(200);
+	s.write('Host: 127.0.0.1\r\nConnection: close\r\n\r\n');
+	await new Promise((resolve) => s.on('close', resolve));
+	assert.match(got, /^HTTP\/1.1 200/);
+	const cnt = await gw.counters();
+	const slow = cnt.log.find((e) => e.path === '/v1/api/iserver/accounts');
+	const whole = cnt.log.find((e) => e.path === '/v1/api/portfolio/accounts');
+	assert.ok(slow.t_ms < whole.t_ms - 100, `${slow.t_ms} ${whole.t_ms}`);
+	assert.equal(cnt.max_per_1000ms, 2);
+	/* strict: the 4th arrival within 1000 ms is over, the 5th too */
+	const rs = await Promise.all(Array.from({ length: 3 }, () =>
+	    gwReq('/trsrv/stocks?symbols=AAPL')));
+	assert.equal(rs.filter((r) => r.status === 429).length, 2);
+	assert.equal((await gw.counters()).max_per_1000ms, 5);
+});
+
 test('per-endpoint limits: counted always, refused with endpoint_limits',
     async () => {
 	for (let i = 0; i < 2; i++)

@@ -124,6 +124,7 @@ Test(config, defaults_without_file)
 	cr_assert_eq(c->gateway_rate.n, 10);
 	cr_assert_eq(c->gateway_rate.window_ms, 1000);
 	cr_assert_eq(c->queue_ms, 2000);
+	cr_assert_eq(c->rate_slack_ms, 100);
 	cr_assert_eq(c->max_connections, 1024);
 	cr_assert_eq(c->max_header_bytes, 16384);
 	cr_assert_eq(c->max_body_bytes, 1048576);
@@ -218,6 +219,7 @@ Test(config, shipped_example_equals_defaults)
 	cr_assert_eq(c->gateway_rate.n, d->gateway_rate.n);
 	cr_assert_eq(c->gateway_rate.window_ms, d->gateway_rate.window_ms);
 	cr_assert_eq(c->queue_ms, d->queue_ms);
+	cr_assert_eq(c->rate_slack_ms, d->rate_slack_ms);
 	cr_assert_eq(c->max_connections, d->max_connections);
 	cr_assert_eq(c->max_header_bytes, d->max_header_bytes);
 	cr_assert_eq(c->max_body_bytes, d->max_body_bytes);
@@ -277,6 +279,7 @@ Test(config, every_key_block_style)
 	    "limits:\n"
 	    "  gateway_rate: off\n"
 	    "  queue_ms: 0\n"
+	    "  rate_slack_ms: 0\n"
 	    "  max_connections: 5\n"
 	    "  max_header_bytes: 2048\n"
 	    "  max_body_bytes: 10\n"
@@ -333,6 +336,7 @@ Test(config, every_key_block_style)
 	cr_assert_eq(c->routes[0].cache_ms, 7);
 	cr_assert_eq(c->gateway_rate.n, 0);
 	cr_assert_eq(c->queue_ms, 0);
+	cr_assert_eq(c->rate_slack_ms, 0);
 	cr_assert_eq(c->max_connections, 5);
 	cr_assert_eq(c->max_header_bytes, 2048);
 	cr_assert_eq(c->max_body_bytes, 10);
@@ -425,6 +429,10 @@ static const struct bad_case bad_cases[] = {
 	{ "trading: { stop_file: /x }\n", 1, 12, "trading.stop_file: unknown key" },
 	/* rates */
 	{ "limits:\n  gateway_rate: 10\n", 2, 17, "limits.gateway_rate: bad rate" },
+	{ "limits:\n  rate_slack_ms: 1001\n", 2, 18, "limits.rate_slack_ms: 1001 is out of range" },
+	{ "limits:\n  rate_slack_ms: -1\n", 2, 18, "limits.rate_slack_ms" },
+	{ "limits:\n  rate_slack_ms: 50ms\n", 2, 18, "limits.rate_slack_ms" },
+	{ "limits:\n  rate_slack_ms: [1]\n", 2, 18, "limits.rate_slack_ms" },
 	{ "limits:\n  gateway_rate: 0/s\n", 2, 17, "bad rate" },
 	{ "limits:\n  gateway_rate: 10/h\n", 2, 17, "bad rate" },
 	{ "limits:\n  gateway_rate: 1/0s\n", 2, 17, "bad rate" },

@@ -123,6 +123,83 @@ Test(pace_window, one_per_five_seconds_exact)
 	pace_window_free(&w);
 }
 
+/* N per L never admits N + 1 within L + slack, and no longer than that. */
+Test(pace_window, slack_lengthens_the_window)
+{
+	static const struct { unsigned n; uint64_t w, slack; } cases[] = {
+		{ 1, 5000, 100 }, { 10, 1000, 100 }, { 3, 700, 1 },
+		{ 10, 1000, 1000 }
+	};
+	struct pace_window w;
+	uint64_t	 grants[4000], now, wait;
+	size_t		 c, len, i;
+
+	srand(4242);
+	for (c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		cr_assert_eq(pace_window_init(&w,
+		    rate_of(cases[c].n, cases[c].w)), 0);
+		w.slack_ms = (unsigned)cases[c].slack;
+		now = 1000;
+		len = 0;
+		for (i = 0; i < 20000 && len < 4000; i++) {
+			now += (rand() % 8 == 0) ? (uint64_t)(rand() %
+			    (cases[c].w * 2)) : (uint64_t)(rand() % 7);
+			wait = pace_window_wait(&w, now);
+			if (wait == 0) {
+				pace_window_take(&w, now);
+				grants[len++] = now;
+			} else
+				cr_assert_eq(pace_window_wait(&w,
+				    now + wait - 1), 1);
+		}
+		cr_assert_gt(len, cases[c].n * 3);
+		check_windows(grants, len, cases[c].n,
+		    cases[c].w + cases[c].slack);
+		pace_window_free(&w);
+	}
+	/* exact: 1/5s with 100 ms of slack frees at 5100 after the grant */
+	cr_assert_eq(pace_window_init(&w, rate_of(1, 5000)), 0);
+	w.slack_ms = 100;
+	pace_window_take(&w, 100);
+	cr_assert_eq(pace_window_wait(&w, 5100), 100);
+	cr_assert_eq(pace_window_wait(&w, 5199), 1);
+	cr_assert_eq(pace_window_wait(&w, 5200), 0);
+	cr_assert_eq(pace_window_used(&w, 5199), 1);
+	cr_assert_eq(pace_window_used(&w, 5200), 0);
+	pace_window_free(&w);
+}
+
+/* The slack reaches targets made before and after it was set. */
+Test(pace, slack_applies_to_global_and_every_target)
+{
+	struct pace	*p;
+	struct route	 a, b;
+	struct pace_ticket k[4];
+	uint64_t	 ra, next;
+	int		 exp;
+
+	a = route_of("/a", "/v1/api/a", rate_of(1, 5000), 0);
+	b = route_of("/b", "/v1/api/b", rate_of(1, 2000), 0);
+	cr_assert_not_null(p = pace_new(rate_of(2, 1000), 20000, 100));
+	ticket_init(&k[0], &a, 0);
+	cr_assert_eq(pace_acquire(p, &k[0], 0, &ra), 0);
+	pace_release(p, &k[0]);
+	pace_set_slack(p, 100);
+	ticket_init(&k[1], &b, 0);
+	cr_assert_eq(pace_acquire(p, &k[1], 1100, &ra), 0);
+	pace_release(p, &k[1]);
+	/* b (made after): 2000 + 100; a (made before): 5000 + 100 */
+	ticket_init(&k[3], &b, 0);
+	cr_assert_eq(pace_acquire(p, &k[3], 3100, &ra), 1);
+	cr_assert_null(pace_poll(p, 3199, 1, &exp, &next));
+	cr_assert_eq(pace_poll(p, 3200, 1, &exp, &next), &k[3]);
+	ticket_init(&k[2], &a, 0);
+	cr_assert_eq(pace_acquire(p, &k[2], 5000, &ra), 1);
+	cr_assert_null(pace_poll(p, 5099, 1, &exp, &next));
+	cr_assert_eq(pace_poll(p, 5100, 1, &exp, &next), &k[2]);
+	pace_free(p);
+}
+
 /* A token bucket would let 2n through around a window edge; this not. */
 Test(pace_window, never_two_n_at_edge)
 {
@@ -466,6 +543,42 @@ Test(pace, breaker)
 	pace_free(p);
 }
 
+/*
+ * One place decides a Gateway 429's pause: its Retry-After, 60 s without
+ * one, 15 minutes at most (IBKR's penalty box), however it is opened.
+ * Tickets the breaker refuses say so, those the queue refuses do not.
+ */
+Test(pace, breaker_default_cap_and_reason)
+{
+	struct pace	*p;
+	struct pace_ticket c[3], *k;
+	uint64_t	 ra, next;
+	int		 exp;
+
+	cr_assert_eq(pace_breaker_ms(0), 60000);
+	cr_assert_eq(pace_breaker_ms(1), 1000);
+	cr_assert_eq(pace_breaker_ms(600), 600000);
+	cr_assert_eq(pace_breaker_ms(900), 900000);
+	cr_assert_eq(pace_breaker_ms(901), 900000);
+	cr_assert_eq(pace_breaker_ms(4000000000U), 900000);
+	cr_assert_not_null(p = pace_new(rate_of(1, 1000), 500, 100));
+	ticket_init(&c[0], NULL, 0);
+	cr_assert_eq(pace_acquire(p, &c[0], 0, &ra), 0);
+	ticket_init(&c[1], NULL, 0);
+	cr_assert_eq(pace_acquire(p, &c[1], 0, &ra), 1);
+	k = pace_poll(p, 500, 1, &exp, &next);
+	cr_assert_eq(k, &c[1]);
+	cr_assert_eq(exp, 1);
+	cr_assert_eq(c[1].breaker, 0, "a queue timeout is not the breaker");
+	pace_breaker_open(p, 1000, 3600000);
+	cr_assert_eq(pace_breaker_remaining(p, 1000), 900000);
+	ticket_init(&c[2], NULL, 0);
+	cr_assert_eq(pace_acquire(p, &c[2], 2000, &ra), -1);
+	cr_assert_eq(ra, 899000);
+	cr_assert_eq(c[2].breaker, 1);
+	pace_free(p);
+}
+
 Test(pace, queue_bound_and_cancel)
 {
 	struct pace	*p;
@@ -577,7 +690,8 @@ record_grant(struct pace *p, struct record *rec, const struct route *rt,
  * every window of every limit is checked, and every ticket was either
  * granted or expired no earlier than its deadline.
  */
-Test(pace, random_traffic_respects_every_window)
+static void
+random_traffic(unsigned slack)
 {
 	enum { NT = 3000 };
 	struct route	 rt[3];
@@ -600,6 +714,7 @@ Test(pace, random_traffic_respects_every_window)
 		cr_assert_not_null(rec.per[j] = calloc(NT, sizeof(uint64_t)));
 	srand(777);
 	cr_assert_not_null(p = pace_new(rate_of(10, 1000), 2000, 200));
+	pace_set_slack(p, slack);
 	now = 0;
 	arrive = 0;
 	i = 0;
@@ -639,17 +754,33 @@ Test(pace, random_traffic_respects_every_window)
 	cr_assert_gt(expired_n, 0, "the load was meant to overflow");
 	qsort(rec.all, rec.nall, sizeof(uint64_t), cmp_u64);
 	qsort(rec.cli, rec.ncli, sizeof(uint64_t), cmp_u64);
-	check_windows(rec.all, rec.nall, 10, 1000);
-	check_windows(rec.cli, rec.ncli, 9, 1000);
-	check_windows(rec.per[0], rec.nper[0], 1, 5000);
-	check_windows(rec.per[1], rec.nper[1], 10, 1000);
-	check_windows(rec.per[2], rec.nper[2], 3, 700);
+	check_windows(rec.all, rec.nall, 10, 1000 + slack);
+	check_windows(rec.cli, rec.ncli, 9, 1000 + slack);
+	check_windows(rec.per[0], rec.nper[0], 1, 5000 + slack);
+	check_windows(rec.per[1], rec.nper[1], 10, 1000 + slack);
+	check_windows(rec.per[2], rec.nper[2], 3, 700 + slack);
 	pace_free(p);
 	for (j = 0; j < 3; j++)
 		free(rec.per[j]);
 	free(rec.cli);
 	free(rec.all);
 	free(tk);
+}
+
+Test(pace, random_traffic_respects_every_window)
+{
+	random_traffic(0);
+}
+
+/*
+ * limits.rate_slack_ms: every window of every rate, the global one and
+ * each target's, holds no more than n in its length plus the slack, so
+ * arrivals jittered by up to the slack still fit the Gateway's window.
+ */
+Test(pace, random_traffic_respects_every_window_plus_slack)
+{
+	random_traffic(100);
+	random_traffic(300);
 }
 
 /*
