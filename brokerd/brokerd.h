@@ -44,6 +44,7 @@ struct buf {
 void		 buf_init(struct buf *);
 void		 buf_free(struct buf *);
 void		 buf_reset(struct buf *);		/* len = 0, keep memory */
+void		 buf_release(struct buf *, size_t);	/* reset; free past n */
 int		 buf_reserve(struct buf *, size_t);	/* room for n more */
 int		 buf_append(struct buf *, const void *, size_t);
 int		 buf_puts(struct buf *, const char *);

@@ -32,6 +32,19 @@ buf_reset(struct buf *b)
 		b->data[0] = '\0';
 }
 
+/*
+ * Empty the buffer; memory past keep bytes goes back, so a connection that
+ * once took a large piece does not hold its room for good.
+ */
+void
+buf_release(struct buf *b, size_t keep)
+{
+	if (b->cap > keep)
+		buf_free(b);
+	else
+		buf_reset(b);
+}
+
 /* Room for n more bytes plus the terminating NUL. */
 int
 buf_reserve(struct buf *b, size_t n)

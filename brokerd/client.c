@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,7 @@
 #define CLIENT_MAX_PIPELINE	32	/* exchanges queued per connection */
 #define CLIENT_STREAM_HIGH	(256 * 1024)	/* unsent: pause the Gateway */
 #define CLIENT_LINGER_MS	2000	/* discard what follows a closing answer */
+#define CLIENT_TRIM_PEAK	256	/* bursts this large are trimmed */
 
 struct client;
 
@@ -88,6 +90,7 @@ struct fetch {
 static struct client	*clients;
 static struct fetch	*fetches;	/* in flight */
 static unsigned		 nclients;
+static unsigned		 npeak;		/* most connections since a trim */
 
 static void	client_read_cb(struct ev_loop *, ev_io *, int);
 static void	client_write_cb(struct ev_loop *, ev_io *, int);
@@ -1251,6 +1254,21 @@ client_reading(struct client *c, int on)
 	}
 }
 
+/*
+ * A burst of connections leaves its freed memory scattered through the
+ * heap, where glibc keeps it (it gives back only the heap's top).  Once
+ * the burst has mostly gone, hand the free pages back in one pass; a few
+ * milliseconds, once per burst, never per request.
+ */
+static void
+client_trim(void)
+{
+	if (npeak < CLIENT_TRIM_PEAK || nclients > npeak / 16)
+		return;
+	malloc_trim(0);
+	npeak = nclients;
+}
+
 static void
 client_free(struct client *c)
 {
@@ -1274,6 +1292,7 @@ client_free(struct client *c)
 		c->next->prev = c->prev;
 	nclients--;
 	free(c);
+	client_trim();
 }
 
 /* The client caught up with a paused stream: let the Gateway go on. */
@@ -1391,37 +1410,39 @@ client_write_cb(struct ev_loop *loop, ev_io *w, int revents)
 	client_flush(w->data);
 }
 
-/* Parse what arrived into exchanges. */
-static void
-client_process(struct client *c)
+/*
+ * Parse bytes into exchanges; returns how many were taken, or -1 when the
+ * client is gone.  Bytes left over wait in c->in.
+ */
+static ssize_t
+client_parse(struct client *c, const char *data, size_t len)
 {
 	struct exchange		*x;
 	struct http_request	*req;
 	enum http_feed		 rc;
-	size_t			 used;
+	size_t			 off = 0, used;
 	static const char	 cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
-	while (c->in.len > 0 && !c->closing &&
+	while (off < len && !c->closing &&
 	    c->nexchanges < CLIENT_MAX_PIPELINE) {
 		if (!c->in_request) {
 			c->in_request = 1;
 			c->req_start = ev_now(c->srv->loop);
 		}
-		rc = http_reader_feed(&c->rd, c->in.data, c->in.len, &used);
-		buf_consume(&c->in, used);
+		rc = http_reader_feed(&c->rd, data + off, len - off, &used);
+		off += used;
 		if (rc == HTTP_FEED_ERROR) {
 			c->closing = 1;
 			client_reading(c, 0);
 			if ((x = exchange_new(c, NULL)) == NULL) {
 				client_free(c);
-				return;
+				return (-1);
 			}
 			x->close = 1;
-			buf_reset(&c->in);
 			exchange_error(x, c->rd.err_status, c->rd.err_code,
 			    c->rd.err_msg ? c->rd.err_msg : "bad request",
 			    NULL);
-			return;
+			return ((ssize_t)len);	/* the rest is dropped */
 		}
 		if (rc == HTTP_FEED_MORE) {
 			if (http_reader_wants_continue(&c->rd) &&
@@ -1438,39 +1459,60 @@ client_process(struct client *c)
 		    (x = exchange_new(c, req)) == NULL) {
 			http_request_free(req);
 			client_free(c);
-			return;
+			return (-1);
 		}
 		if (c->srv->draining)
 			x->close = 1;
 		client_dispatch(x);
 	}
+	return ((ssize_t)off);
+}
+
+static void
+client_parsed(struct client *c)
+{
 	if (c->nexchanges >= CLIENT_MAX_PIPELINE)
 		client_reading(c, 0);
 	client_arm_timer(c);
 }
 
+/* Parse what waited in c->in; its memory goes once it is empty. */
+static void
+client_process(struct client *c)
+{
+	ssize_t	 n;
+
+	if ((n = client_parse(c, c->in.data, c->in.len)) == -1)
+		return;
+	buf_consume(&c->in, (size_t)n);
+	if (c->in.len == 0)
+		buf_free(&c->in);
+	client_parsed(c);
+}
+
+/*
+ * Every connection reads into one shared chunk and the reader copies out
+ * what it keeps, so an idle connection holds no read buffer: only a
+ * pipelined remainder is kept, in c->in, and freed once parsed.
+ */
 static void
 client_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
+	static char	 chunk[CLIENT_READ_CHUNK];
 	struct client	*c = w->data;
-	char		 discard[4096];
-	ssize_t		 n;
+	ssize_t		 n, used;
 
 	(void)loop;
 	(void)revents;
 	if (c->lingering) {
-		n = recv(c->fd, discard, sizeof(discard), 0);
+		n = recv(c->fd, chunk, sizeof(chunk), 0);
 		if (n == -1 && (errno == EAGAIN || errno == EINTR))
 			return;
 		if (n <= 0)
 			client_free(c);
 		return;
 	}
-	if (buf_reserve(&c->in, CLIENT_READ_CHUNK) == -1) {
-		client_free(c);
-		return;
-	}
-	n = recv(c->fd, c->in.data + c->in.len, CLIENT_READ_CHUNK, 0);
+	n = recv(c->fd, chunk, sizeof(chunk), 0);
 	if (n == -1 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (n <= 0) {
@@ -1478,9 +1520,22 @@ client_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 		client_free(c);
 		return;
 	}
-	c->in.len += (size_t)n;
-	c->in.data[c->in.len] = '\0';
-	client_process(c);
+	if (c->in.len > 0) {
+		if (buf_append(&c->in, chunk, (size_t)n) == -1) {
+			client_free(c);
+			return;
+		}
+		client_process(c);
+		return;
+	}
+	if ((used = client_parse(c, chunk, (size_t)n)) == -1)
+		return;
+	if (used < n && buf_append(&c->in, chunk + used,
+	    (size_t)(n - used)) == -1) {
+		client_free(c);
+		return;
+	}
+	client_parsed(c);
 }
 
 static void
@@ -1497,7 +1552,7 @@ client_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	}
 	c->closing = 1;
 	client_reading(c, 0);
-	buf_reset(&c->in);
+	buf_free(&c->in);
 	if ((x = exchange_new(c, NULL)) == NULL) {
 		client_free(c);
 		return;
@@ -1551,7 +1606,8 @@ client_accept(struct server *srv, struct listener *l, int fd)
 	if (clients != NULL)
 		clients->prev = c;
 	clients = c;
-	nclients++;
+	if (++nclients > npeak)
+		npeak = nclients;
 	client_reading(c, 1);
 	client_arm_timer(c);
 }

@@ -23,6 +23,7 @@
 
 #define HTTP_MAX_TARGET		8192	/* longer request target: 414 */
 #define HTTP_MAX_CHUNK_LINE	4096	/* chunk size line with extensions */
+#define HTTP_READER_KEEP	2048	/* room kept between requests */
 
 /* Chunked framing check, run on body bytes before http-parser sees them. */
 enum chunk_state {
@@ -201,7 +202,11 @@ rd_fail(struct http_reader *rd, int status, const char *msg)
 	return (-1);
 }
 
-/* The per-request part of the reader, ready for the next request. */
+/*
+ * The per-request part of the reader, ready for the next request.  Room
+ * an ordinary head fits in is kept, so a kept-alive connection allocates
+ * nothing per request; a large head's room goes back.
+ */
 static void
 rd_reset(struct http_reader *rd)
 {
@@ -209,8 +214,8 @@ rd_reset(struct http_reader *rd)
 
 	http_request_free(rd->req);
 	rd->req = NULL;
-	buf_reset(&rd->head);
-	buf_reset(&rd->field);
+	buf_release(&rd->head, HTTP_READER_KEEP);
+	buf_release(&rd->field, HTTP_READER_KEEP);
 	rd->in_body = 0;
 	rd->done = 0;
 	rd->last_was_value = 0;
@@ -220,8 +225,8 @@ rd_reset(struct http_reader *rd)
 	rd->continue_sent = 0;
 	if (cx == NULL)
 		return;
-	buf_reset(&cx->value);
-	buf_reset(&cx->url);
+	buf_release(&cx->value, HTTP_READER_KEEP);
+	buf_release(&cx->url, HTTP_READER_KEEP);
 	cx->line_start = 0;
 	cx->first_line_done = 0;
 	cx->skipped_crlf = 0;

@@ -1,7 +1,9 @@
 /*
  * Integration test harness: a real Gateway simulator (tests/gwsim, Node)
  * and a real build/brokerd, each in its own temporary folder, on ports the
- * OS picks, stopped by PID.
+ * OS picks, stopped by PID.  BROKERD_BIN names another daemon binary (or a
+ * wrapper: tests/soak/valgrind.sh), BROKERD_TIMEOUT_SCALE multiplies the
+ * waits for it to start and stop, SANITIZER_LOG_DIR collects reports.
  */
 #ifndef HARNESS_H
 #define HARNESS_H

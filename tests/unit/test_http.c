@@ -294,6 +294,41 @@ Test(http_request, pipelining_three)
 	http_reader_free(&rd);
 }
 
+/*
+ * Between requests the reader keeps the room an ordinary head needs (no
+ * allocation per kept-alive request) and gives back what a large one took.
+ */
+Test(http_request, room_kept_small_released_large)
+{
+	static const char small[] = "GET /a HTTP/1.1\r\nHost: x\r\n\r\n";
+	struct http_reader rd;
+	char		 big[8192];
+	size_t		 used;
+	char		*kept;
+	int		 n;
+
+	http_reader_init(&rd, MAXH, MAXB);
+	cr_assert_eq(http_reader_feed(&rd, small, sizeof(small) - 1, &used),
+	    HTTP_FEED_DONE);
+	http_request_free(http_reader_take(&rd));
+	cr_assert_gt(rd.head.cap, 0);
+	kept = rd.head.data;
+	cr_assert_eq(http_reader_feed(&rd, small, sizeof(small) - 1, &used),
+	    HTTP_FEED_DONE);
+	cr_assert_eq(rd.head.data, kept, "a small head reallocated");
+	http_request_free(http_reader_take(&rd));
+
+	n = snprintf(big, sizeof(big), "GET /b HTTP/1.1\r\nHost: x\r\n"
+	    "X-Pad: %06000d\r\n\r\n", 0);
+	cr_assert_eq(http_reader_feed(&rd, big, (size_t)n, &used),
+	    HTTP_FEED_DONE);
+	cr_assert_geq(rd.head.cap, (size_t)n);
+	http_request_free(http_reader_take(&rd));
+	cr_assert_eq(rd.head.cap, 0, "a %d-byte head's room is kept", n);
+	cr_assert_null(rd.head.data);
+	http_reader_free(&rd);
+}
+
 Test(http_request, bytewise_equals_whole_random_pieces)
 {
 	static const char in[] =
