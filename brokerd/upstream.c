@@ -1548,6 +1548,29 @@ conn_lost(struct conn *c, int ret)
 	conn_fail(c, UPSTREAM_OUTCOME_UNKNOWN, msg);
 }
 
+/*
+ * An answer that cannot be read whole: the Gateway did act on the request,
+ * so an order's outcome is unknown, whatever the answer's fault.
+ */
+static void
+conn_bad_answer(struct conn *c)
+{
+	const char	*why;
+
+	why = c->rd.error == 2 ? "the answer is larger than "
+	    "limits.max_response_bytes" : "malformed HTTP answer";
+	if (!method_idempotent(c->req->method)) {
+		char	 msg[256];
+
+		snprintf(msg, sizeof(msg), "%s; the request's outcome is "
+		    "unknown", why);
+		conn_fail(c, UPSTREAM_OUTCOME_UNKNOWN, msg);
+		return;
+	}
+	conn_fail(c, c->rd.error == 2 ? UPSTREAM_TOO_LARGE :
+	    UPSTREAM_BAD_RESPONSE, why);
+}
+
 static void
 conn_write(struct conn *c)
 {
@@ -1704,13 +1727,7 @@ conn_read(struct conn *c)
 			r = http_resp_reader_feed(&c->rd, (const char *)b,
 			    (size_t)ret, &used);
 			if (r == HTTP_FEED_ERROR) {
-				if (c->rd.error == 2)
-					conn_fail(c, UPSTREAM_TOO_LARGE,
-					    "the answer is larger than "
-					    "limits.max_response_bytes");
-				else
-					conn_fail(c, UPSTREAM_BAD_RESPONSE,
-					    "malformed HTTP answer");
+				conn_bad_answer(c);
 				return;
 			}
 			if (!c->head_seen && c->rd.resp != NULL &&
