@@ -537,6 +537,7 @@ struct gw_status {
 	pid_t		 pid;
 	unsigned	 check_interval_s;
 	char		 message[512];	/* the Gateway's text, any bytes */
+	int		 cert_error;	/* gateway_down: its certificate */
 };
 
 const char	*status_state_name(enum gw_state);
@@ -581,6 +582,7 @@ enum upstream_error {
 	UPSTREAM_TIMEOUT,	/* no complete answer in time: 504 */
 	UPSTREAM_OUTCOME_UNKNOWN, /* non-idempotent, lost after sending */
 	UPSTREAM_RATE_LIMITED,	/* queue_ms passed or breaker open: 429 */
+	UPSTREAM_CERTIFICATE,	/* not the pinned (or a CA-signed) cert: 502 */
 	UPSTREAM_CANCELLED
 };
 
@@ -626,7 +628,7 @@ struct upstream_req {
 	void		*conn;
 	uint64_t	 retry_after_ms;	/* for RATE_LIMITED */
 	int		 paused;	/* RATE_LIMITED by the 429 breaker */
-	char		 errmsg[256];	/* reason for errors (TLS ...) */
+	char		 errmsg[512];	/* reason for errors (TLS ...) */
 	int		 retried;
 	struct upstream_req *next;
 	struct pace	*pace;		/* the pace it is queued in or granted

@@ -302,6 +302,12 @@ client_upstream_error(enum upstream_error e, int *status, const char **msg)
 		*status = 502;
 		*msg = "the Gateway cannot be reached";
 		return ("gateway_unreachable");
+	case UPSTREAM_CERTIFICATE:
+		*status = 502;
+		*msg = "the Gateway's certificate is refused (run `brokerd "
+		    "gateway-fingerprint`, update gateway.tls.pin_sha256, "
+		    "reload)";
+		return ("gateway_certificate");
 	case UPSTREAM_TOO_LARGE:
 		*status = 502;
 		*msg = "the Gateway's answer is larger than "
@@ -1197,6 +1203,13 @@ client_dispatch(struct exchange *x)
 	state = session_status(srv->session)->state;
 	if (strncmp(rt->to, "/v1/api/iserver/", 16) == 0 &&
 	    strncmp(path, "/iserver/auth/", 14) != 0) {
+		/* the operator must act: say what, not "down" */
+		if (state == GW_DOWN && session_status(srv->session)->
+		    cert_error) {
+			exchange_error(x, 502, "gateway_certificate",
+			    session_status(srv->session)->message, NULL);
+			return;
+		}
 		if (state == GW_DOWN) {
 			exchange_error(x, 502, "gateway_unreachable", "the "
 			    "Gateway is down (see /gateway/auth-status)", NULL);

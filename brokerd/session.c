@@ -362,6 +362,8 @@ session_apply(struct session *s, struct gw_status *nst)
 	nst->checked = now;
 	nst->pid = getpid();
 	nst->check_interval_s = s->conf->check_interval_s;
+	if (nst->state != GW_DOWN)
+		nst->cert_error = 0;
 	changed = nst->state != from;
 	if (changed) {
 		nst->since = now;
@@ -395,6 +397,8 @@ session_error_name(enum upstream_error e)
 		return ("connection lost");
 	case UPSTREAM_RATE_LIMITED:
 		return ("rate limited");
+	case UPSTREAM_CERTIFICATE:
+		return ("certificate refused");
 	case UPSTREAM_CANCELLED:
 		return ("cancelled");
 	default:
@@ -425,6 +429,7 @@ session_probe_done(struct session *s, struct session_call *c,
 	if (err != UPSTREAM_OK) {
 		nst.state = GW_DOWN;
 		nst.authenticated = nst.connected = nst.competing = 0;
+		nst.cert_error = err == UPSTREAM_CERTIFICATE;
 		if (c->req.errmsg[0] != '\0')
 			session_set_reason(nst.message, sizeof(nst.message),
 			    c->req.errmsg);

@@ -109,7 +109,7 @@ struct conn {
 	int			 pooled;	/* has been idle: a reuse */
 	int			 pending;	/* fail from the timer */
 	enum upstream_error	 pending_err;
-	char			 pending_msg[256];
+	char			 pending_msg[512];
 	struct conn		*next;
 	struct conn		*prev;
 };
@@ -1331,10 +1331,15 @@ pool_free(const struct upstream *up)
 	return (n);
 }
 
+/*
+ * A refused certificate is its own error (502 gateway_certificate), and
+ * its message names both fingerprints whole: the operator compares them
+ * with `brokerd gateway-fingerprint` before changing the pin.
+ */
 static void
 conn_tls_error(struct conn *c, int ret)
 {
-	char	 e[128], detail[200], got[96], want[96], msg[256];
+	char	 e[128], detail[300], got[96], want[96], msg[512];
 	size_t	 i;
 
 	mbedtls_strerror(ret, e, sizeof(e));
@@ -1343,11 +1348,16 @@ conn_tls_error(struct conn *c, int ret)
 		upstream_hex_colon(c->got, sizeof(c->got), got, sizeof(got));
 		upstream_hex_colon(c->tls->pin, sizeof(c->tls->pin), want,
 		    sizeof(want));
+		memcpy(c->up->st.fingerprint, got, sizeof(got));
 		log_warn("gateway %s: certificate SHA-256 %s does not match "
 		    "gateway.tls.pin_sha256 %s", c->tls->hostport, got, want);
-		snprintf(detail, sizeof(detail), "certificate SHA-256 %s does "
-		    "not match gateway.tls.pin_sha256", got);
-	} else if (c->vflags != 0) {
+		snprintf(msg, sizeof(msg), "TLS handshake failed: the "
+		    "Gateway's certificate SHA-256 %s does not match "
+		    "gateway.tls.pin_sha256 %s", got, want);
+		conn_fail(c, UPSTREAM_CERTIFICATE, msg);
+		return;
+	}
+	if (c->vflags != 0) {
 		if (mbedtls_x509_crt_verify_info(detail, sizeof(detail), "",
 		    c->vflags) < 0)
 			detail[0] = '\0';
@@ -1364,7 +1374,8 @@ conn_tls_error(struct conn *c, int ret)
 		    detail, e);
 	else
 		snprintf(msg, sizeof(msg), "TLS handshake failed: %s", e);
-	conn_fail(c, UPSTREAM_UNREACHABLE, msg);
+	conn_fail(c, c->vflags != 0 ? UPSTREAM_CERTIFICATE :
+	    UPSTREAM_UNREACHABLE, msg);
 }
 
 static void
@@ -1536,6 +1547,29 @@ conn_lost(struct conn *c, int ret)
 	conn_fail(c, UPSTREAM_OUTCOME_UNKNOWN, msg);
 }
 
+/*
+ * An answer that cannot be read whole: the Gateway did act on the request,
+ * so an order's outcome is unknown, whatever the answer's fault.
+ */
+static void
+conn_bad_answer(struct conn *c)
+{
+	const char	*why;
+
+	why = c->rd.error == 2 ? "the answer is larger than "
+	    "limits.max_response_bytes" : "malformed HTTP answer";
+	if (!method_idempotent(c->req->method)) {
+		char	 msg[256];
+
+		snprintf(msg, sizeof(msg), "%s; the request's outcome is "
+		    "unknown", why);
+		conn_fail(c, UPSTREAM_OUTCOME_UNKNOWN, msg);
+		return;
+	}
+	conn_fail(c, c->rd.error == 2 ? UPSTREAM_TOO_LARGE :
+	    UPSTREAM_BAD_RESPONSE, why);
+}
+
 static void
 conn_write(struct conn *c)
 {
@@ -1684,13 +1718,7 @@ conn_read(struct conn *c)
 			r = http_resp_reader_feed(&c->rd, (const char *)b,
 			    (size_t)ret, &used);
 			if (r == HTTP_FEED_ERROR) {
-				if (c->rd.error == 2)
-					conn_fail(c, UPSTREAM_TOO_LARGE,
-					    "the answer is larger than "
-					    "limits.max_response_bytes");
-				else
-					conn_fail(c, UPSTREAM_BAD_RESPONSE,
-					    "malformed HTTP answer");
+				conn_bad_answer(c);
 				return;
 			}
 			if (!c->head_seen && c->rd.resp != NULL &&

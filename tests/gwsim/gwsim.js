@@ -29,14 +29,14 @@ function usage(msg) {
 		process.stderr.write(`gwsim: ${msg}\n`);
 	process.stderr.write('usage: gwsim.js [--cert-mode self|expired|ca] ' +
 	    '[--port N] [--control-port N] [--dir DIR] [--san LIST] ' +
-	    '[--no-tickets] ' +
+	    '[--cert-dir DIR] [--no-tickets] ' +
 	    '[--exit-on-stdin-eof] [--verbose]\n');
 	process.exit(msg ? 2 : 0);
 }
 
 function parseArgs(argv) {
 	const o = { certMode: 'self', port: 0, controlPort: 0, dir: null,
-	    san: 'IP:127.0.0.1,DNS:localhost',
+	    certDir: null, san: 'IP:127.0.0.1,DNS:localhost',
 	    tickets: true, stdinEof: false, verbose: false };
 	for (let i = 0; i < argv.length; i++) {
 		let a = argv[i], v = null;
@@ -57,6 +57,7 @@ function parseArgs(argv) {
 		case '--port': o.port = Number(val()); break;
 		case '--control-port': o.controlPort = Number(val()); break;
 		case '--dir': o.dir = val(); break;
+		case '--cert-dir': o.certDir = val(); break;
 		case '--san': o.san = val(); break;
 		case '--no-tickets': o.tickets = false; break;
 		case '--exit-on-stdin-eof': o.stdinEof = true; break;
@@ -192,6 +193,7 @@ const DEFAULT_BEHAVIOUR = {
 	endpoint_limits: false,	/* answer 429 past IBKR's per-endpoint limits */
 	paths: null,
 	drip_ms: 0,		/* > 0: body in 16 KiB pieces this far apart */
+	raw: null,		/* a hostile answer: a RAW_CASES name */
 };
 
 const STATE_TYPES = { session: 'boolean', authenticated: 'boolean',
@@ -203,7 +205,7 @@ const BEHAVIOUR_TYPES = { delay_ms: 'integer', silent: 'boolean',
     force_body: 'any', rate_per_s: 'integer', close_after_response: 'boolean',
     retry_after_s: 'integer', keep_alive_ms: 'integer',
     window_slack_ms: 'integer', endpoint_limits: 'boolean',
-    paths: 'array|null', drip_ms: 'integer' };
+    paths: 'array|null', drip_ms: 'integer', raw: 'raw|null' };
 
 const clone = (o) => JSON.parse(JSON.stringify(o));
 
@@ -266,6 +268,7 @@ function typeOk(v, spec) {
 		case 'string': return typeof v === 'string';
 		case 'integer': return Number.isInteger(v) && v >= 0;
 		case 'array': return Array.isArray(v);
+		case 'raw': return typeof v === 'string' && v in RAW_CASES;
 		default: return false;
 		}
 	});
@@ -998,6 +1001,10 @@ function handle(req, res, body, stamp) {
 			ans.headers['retry-after'] = String(behaviour.retry_after_s);
 	}
 	entry.status = ans.status;
+	if (beh && behaviour.raw !== null) {
+		entry.status = `raw ${behaviour.raw}`;
+		return sendRaw(req, behaviour.raw, finish);
+	}
 	if (beh && behaviour.silent)
 		return;		/* accepted, never answered */
 	const go = () => {
@@ -1009,6 +1016,49 @@ function handle(req, res, body, stamp) {
 		setTimeout(go, behaviour.delay_ms);
 	else
 		go();
+}
+
+/* ---------- hostile answers ---------- */
+
+/*
+ * Bytes a broken (or merely unusual) Gateway might send, written straight
+ * to the TLS socket past Node's HTTP writer.  close: end the connection
+ * after them; otherwise it stays open, so a client that reuses it after a
+ * broken answer shows up in the log as a later request on the same conn.
+ */
+const RAW_BODY = '{"raw":true}';
+const RAW_OK = 'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n';
+const RAW_CASES = {
+	/* RFC 9112 6.3: a message with both is an attack or an error */
+	cl_te: { close: false, bytes: () => RAW_OK + 'Content-Length: 5\r\n' +
+	    'Transfer-Encoding: chunked\r\n\r\nc\r\n' + RAW_BODY +
+	    '\r\n0\r\n\r\n' },
+	short_body: { close: true, bytes: () => RAW_OK +
+	    'Content-Length: 100\r\n\r\n' + RAW_BODY },
+	/* legal: 1xx interim answers, then the final one */
+	interim: { close: false, bytes: () => 'HTTP/1.1 100 Continue\r\n\r\n' +
+	    'HTTP/1.1 103 Early Hints\r\nLink: </x.css>; rel=preload\r\n\r\n' +
+	    RAW_OK + `Content-Length: ${RAW_BODY.length}\r\n\r\n` + RAW_BODY },
+	/* legal in HTTP/1.1: no length, the body ends with the connection */
+	close_delimited: { close: true, bytes: () => RAW_OK + '\r\n' +
+	    RAW_BODY },
+	no_colon: { close: false, bytes: () => RAW_OK +
+	    'X-Broken header line\r\n' +
+	    `Content-Length: ${RAW_BODY.length}\r\n\r\n` + RAW_BODY },
+	huge_header: { close: false, bytes: () => RAW_OK + 'X-Big: ' +
+	    'a'.repeat(10 * 1024 * 1024) + '\r\n' +
+	    `Content-Length: ${RAW_BODY.length}\r\n\r\n` + RAW_BODY },
+};
+
+function sendRaw(req, name, finish) {
+	const c = RAW_CASES[name];
+	const sock = req.socket;
+	sock.on('error', () => {});	/* the client may hang up mid-way */
+	sock.write(c.bytes(), () => {
+		if (c.close)
+			sock.end();
+		finish();
+	});
 }
 
 /* ---------- control server ---------- */
@@ -1083,9 +1133,24 @@ const cleanupDir = () => {
 };
 process.on('exit', cleanupDir);
 
+/*
+ * --cert-dir: the certificate outlives the simulator, so a restart keeps
+ * the fingerprint (the pin stays valid) unless the folder is emptied.
+ */
+function keptCerts(cdir, mode, san) {
+	fs.mkdirSync(cdir, { recursive: true, mode: 0o700 });
+	const files = { key: path.join(cdir, 'key.pem'),
+	    cert: path.join(cdir, 'cert.pem'),
+	    ca: mode === 'ca' ? path.join(cdir, 'ca.pem') : null };
+	if (Object.values(files).every((f) => f === null || fs.existsSync(f)))
+		return files;
+	return makeCerts(mode, cdir, san);
+}
+
 let certs;
 try {
-	certs = makeCerts(opts.certMode, dir, opts.san);
+	certs = opts.certDir ? keptCerts(opts.certDir, opts.certMode, opts.san) :
+	    makeCerts(opts.certMode, dir, opts.san);
 } catch (e) {
 	process.stderr.write(`gwsim: ${e.message}\n`);
 	process.exit(1);

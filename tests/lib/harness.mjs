@@ -213,6 +213,8 @@ export async function startGwsim(opts = {}) {
 		args.push('--control-port', String(opts.controlPort));
 	if (opts.dir)
 		args.push('--dir', opts.dir);
+	if (opts.certDir)
+		args.push('--cert-dir', opts.certDir);
 	if (opts.tickets === false)
 		args.push('--no-tickets');
 	if (opts.san)

@@ -250,7 +250,7 @@ describe('Gateway certificates', { skip }, () => {
 			assert.ok(r.status === 502 || r.status === 503,
 			    `status ${r.status}`);
 			if (r.status === 502) {
-				assert.equal(r.json().error, 'gateway_unreachable');
+				assert.equal(r.json().error, 'gateway_certificate');
 			}
 			await bd.waitForLog(new RegExp(gw.fingerprint));
 			assert.match(bd.log(), new RegExp(wrong));
@@ -275,7 +275,7 @@ describe('Gateway certificates', { skip }, () => {
 			assert.equal(r.status, 200);
 			const b = await bad.request({ path: '/trsrv/stocks?symbols=AAPL' });
 			assert.equal(b.status, 502);
-			assert.equal(b.json().error, 'gateway_unreachable');
+			assert.equal(b.json().error, 'gateway_certificate');
 			await bad.waitForLog(/not correctly signed|not trusted/i);
 		} finally {
 			await ok.stop();
@@ -339,7 +339,7 @@ describe('a Gateway that goes away', { skip }, () => {
 			const r = await bd.request({ path: '/trsrv/stocks?symbols=AAPL' });
 			const ms = performance.now() - t0;
 			assert.equal(r.status, 502);
-			assert.equal(r.json().error, 'gateway_unreachable');
+			assert.equal(r.json().error, 'gateway_certificate');
 			assert.ok(ms < 100, `${ms} ms`);
 			gw = await startGwsim({ port });
 			const back = await waitFor(async () => (await bd.request({

@@ -660,6 +660,96 @@ test('--san sets the subjectAltName', async () => {
 	}
 });
 
+/* The SHA-256 of the certificate a live server presents. */
+function liveFingerprint(port) {
+	return new Promise((resolve, reject) => {
+		const s = tls.connect({ port, host: '127.0.0.1',
+		    rejectUnauthorized: false }, () => {
+			resolve(s.getPeerCertificate().fingerprint256);
+			s.end();
+		});
+		s.on('error', reject);
+	});
+}
+
+test('--cert-dir keeps the certificate across restarts; a new one differs',
+    async () => {
+	const d = fs.mkdtempSync(`${os.tmpdir()}/gwsim-keep-`);
+	try {
+		const a = await startGwsim({ certDir: `${d}/certs` });
+		const fa = await liveFingerprint(a.port);
+		assert.equal(fa, a.fingerprint);
+		assert.equal(a.cert, `${d}/certs/cert.pem`);
+		assert.equal((await a.stop()).code, 0);
+		assert.ok(fs.existsSync(`${d}/certs/key.pem`), 'key kept');
+		const b = await startGwsim({ certDir: `${d}/certs` });
+		try {
+			assert.equal(b.fingerprint, fa);
+			assert.equal(await liveFingerprint(b.port), fa);
+		} finally {
+			await b.stop();
+		}
+		const c = await startGwsim({ certDir: `${d}/other` });
+		try {
+			assert.notEqual(c.fingerprint, fa);
+			assert.equal(await liveFingerprint(c.port), c.fingerprint);
+		} finally {
+			await c.stop();
+		}
+	} finally {
+		fs.rmSync(d, { recursive: true, force: true });
+	}
+});
+
+/* All a server sends on one request until it closes or waitMs passes. */
+function rawAll(port, bytes, waitMs) {
+	return new Promise((resolve, reject) => {
+		const s = tls.connect({ port, host: '127.0.0.1',
+		    rejectUnauthorized: false }, () => s.write(bytes));
+		const chunks = [];
+		let closed = false;
+		s.on('data', (c) => chunks.push(c));
+		s.on('error', reject);
+		s.on('end', () => { closed = true; });
+		const t = setTimeout(() => s.destroy(), waitMs);
+		s.on('close', () => {
+			clearTimeout(t);
+			resolve({ text: Buffer.concat(chunks).toString(),
+			    closed });
+		});
+	});
+}
+
+test('raw: hostile answers byte for byte, only on the chosen paths',
+    async () => {
+	const get = 'GET /v1/api/hostile/x HTTP/1.1\r\nHost: x\r\n\r\n';
+	const want = {
+		cl_te: [/Content-Length: 5\r\nTransfer-Encoding: chunked\r\n/,
+		    false],
+		short_body: [/Content-Length: 100\r\n\r\n\{"raw":true\}$/, true],
+		interim: [/^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 103 /,
+		    false],
+		close_delimited: [/json\r\n\r\n\{"raw":true\}$/, true],
+		no_colon: [/\r\nX-Broken header line\r\n/, false],
+	};
+	for (const [name, [re, closes]] of Object.entries(want)) {
+		await gw.behaviour({ raw: name, paths: ['/hostile/'] });
+		const r = await rawAll(gw.port, get, 700);
+		assert.match(r.text, re, name);
+		assert.equal(r.closed, closes, `${name}: closed`);
+	}
+	await gw.behaviour({ raw: 'huge_header' });
+	const big = await rawAll(gw.port, get, 3000);
+	assert.ok(big.text.length > 10 * 1024 * 1024, `${big.text.length}`);
+	assert.match(big.text, /^HTTP\/1\.1 200 OK\r\n.*\r\nX-Big: aaaa/s);
+	const log = (await gw.counters()).log;
+	assert.equal(log[log.length - 1].status, 'raw huge_header');
+	/* another path answers normally */
+	const ok = await gwReq('/iserver/accounts');
+	assert.equal(ok.status, 200);
+	await assert.rejects(gw.behaviour({ raw: 'nonsense' }), /raw must be/);
+});
+
 test('SIGTERM: exits 0 and removes its own temp dir', async () => {
 	const g = await startGwsim();
 	const dir = g.cert.replace(/\/cert\.pem$/, '');
