@@ -344,7 +344,7 @@ exchange_from_upstream(struct exchange *x, enum upstream_error e,
     const char *body, size_t len, unsigned retry_after_s, uint64_t age_ms)
 {
 	const char	*code, *msg, *errmsg = u != NULL ? u->errmsg : NULL;
-	char		 extra[64], text[512];
+	char		 extra[64], text[768];
 	int		 st;
 
 	if (e != UPSTREAM_OK) {
