@@ -339,7 +339,7 @@ describe('a Gateway that goes away', { skip }, () => {
 			const r = await bd.request({ path: '/trsrv/stocks?symbols=AAPL' });
 			const ms = performance.now() - t0;
 			assert.equal(r.status, 502);
-			assert.equal(r.json().error, 'gateway_certificate');
+			assert.equal(r.json().error, 'gateway_unreachable');
 			assert.ok(ms < 100, `${ms} ms`);
 			gw = await startGwsim({ port });
 			const back = await waitFor(async () => (await bd.request({
