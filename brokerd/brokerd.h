@@ -504,6 +504,8 @@ void		 metrics_request(struct metrics *, const char *route,
 void		 metrics_upstream(struct metrics *, const char *what);
 		/* "requests", "errors", "handshakes", "timeouts", "429" */
 void		 metrics_cache(struct metrics *, int hit);
+/* A connection answered 503: 0 max_connections, 1 max_tcp, 2 no fds. */
+void		 metrics_refused(struct metrics *, int limit);
 /*
  * Prometheus text format 0.0.4.  Gauges passed in: state name, queue,
  * pool figures, breaker seconds.
@@ -514,6 +516,7 @@ struct metrics_gauges {
 	unsigned	 pool_idle;
 	unsigned	 pool_busy;
 	unsigned	 connections;
+	unsigned	 connections_tcp;	/* of them on TCP */
 	double		 breaker_s;
 	unsigned	 global_used;
 	unsigned	 global_n;
@@ -771,8 +774,6 @@ void		 listen_close(struct listener *, size_t, const struct config *);
  */
 int		 listen_start(struct server *);
 void		 listen_stop(struct server *);
-/* Refused since start: 0 max_connections, 1 max_tcp_connections, 2 fds. */
-uint64_t	 listen_refused_count(int limit);
 
 /* -------------------------------------------------------------- client.c */
 

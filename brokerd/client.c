@@ -891,6 +891,7 @@ client_metrics(struct exchange *x)
 	g.pool_idle = f.us.idle;
 	g.pool_busy = f.us.busy;
 	g.connections = nclients;
+	g.connections_tcp = nclients_tcp;
 	g.breaker_s = f.breaker_s;
 	g.global_used = f.ps.global_used;
 	g.global_n = f.ps.global_n;

@@ -56,7 +56,6 @@ static struct refusal *refusals;
 static unsigned	 nrefusals;
 static struct log_spell listen_short;	/* out of descriptors */
 static uint64_t	 listen_short_refused;	/* ... answered 503 in the spell */
-static uint64_t	 listen_refused[3];	/* by listen_limit_names */
 static struct log_spell listen_full[2];	/* over limits 0 and 1 */
 
 static const char *const listen_limit_names[] = {
@@ -440,8 +439,14 @@ listen_refusal_answer(struct refusal *r)
 	int	 body, len;
 	char	 msg[160];
 
-	body = snprintf(msg, sizeof(msg), "{\"error\":\"too_many_connections\","
-	    "\"message\":\"%s reached; try again later\"}", r->limit);
+	if (strcmp(r->limit, "descriptors") == 0)
+		body = snprintf(msg, sizeof(msg), "{\"error\":"
+		    "\"too_many_connections\",\"message\":\"brokerd is out "
+		    "of file descriptors; try again later\"}");
+	else
+		body = snprintf(msg, sizeof(msg), "{\"error\":"
+		    "\"too_many_connections\",\"message\":\"limits.%s "
+		    "reached; try again later\"}", r->limit);
 	len = snprintf(out, sizeof(out), "HTTP/1.1 503 Service Unavailable\r\n"
 	    "Content-Type: application/json\r\nContent-Length: %d\r\n"
 	    "Retry-After: 1\r\nConnection: close\r\n\r\n%s", body, msg);
@@ -476,9 +481,12 @@ listen_refusal_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 			listen_refusal_free(r);
 		return;
 	}
-	for (i = 0; i < n && r->crlf < 4; i++)
-		r->crlf = (b[i] == ((r->crlf & 1) ? '\n' : '\r')) ? r->crlf + 1 :
-		    (b[i] == '\r' ? 1 : 0);
+	for (i = 0; i < n && r->crlf < 4; i++) {
+		if (b[i] == ((r->crlf & 1) ? '\n' : '\r'))
+			r->crlf++;
+		else
+			r->crlf = b[i] == '\r';
+	}
 	if (r->crlf == 4 || r->read > r->srv->conf->max_header_bytes)
 		listen_refusal_answer(r);
 }
@@ -493,7 +501,7 @@ listen_refusal_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	if (r->answered)
 		listen_refusal_free(r);
 	else
-		listen_refusal_answer(r);	/* no head in time: told anyway */
+		listen_refusal_answer(r);	/* no head in time: told too */
 }
 
 /*
@@ -507,7 +515,7 @@ listen_refuse(struct server *srv, int fd, int limit)
 	struct refusal	*r;
 	double		 head_s;
 
-	listen_refused[limit]++;
+	metrics_refused(srv->metrics, limit);
 	if (nrefusals >= LISTEN_REFUSE_MAX ||
 	    (r = calloc(1, sizeof(*r))) == NULL) {
 		static const char busy[] = "HTTP/1.1 503 Service Unavailable"
@@ -633,10 +641,9 @@ listen_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 			    log_spell_ok(&listen_full[limit]))
 				log_info("limits.%s: accepting again; %llu "
 				    "connections were refused in %.1f s",
-				    listen_limit_names[limit],
-				    (unsigned long long)listen_full[limit].count,
-				    (now_ms() - listen_full[limit].since_ms) /
-				    1000.0);
+				    listen_limit_names[limit], (unsigned long
+				    long)listen_full[limit].count, (now_ms() -
+				    listen_full[limit].since_ms) / 1000.0);
 		client_accept(srv, l, fd);
 	}
 }
@@ -695,11 +702,4 @@ listen_stop(struct server *srv)
 		close(listen_spare);
 		listen_spare = -1;
 	}
-}
-
-/* Connections refused since start, by limit: 0 max_connections, ... */
-uint64_t
-listen_refused_count(int limit)
-{
-	return (limit >= 0 && limit < 3 ? listen_refused[limit] : 0);
 }

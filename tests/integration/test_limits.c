@@ -365,6 +365,14 @@ Test(limits, tcp_cannot_lock_out_unix, .timeout = 60)
 	cr_assert_eq(r.status, 200, "%s", r.body);
 	resp_free(&r);
 	cr_assert_eq(log_count(&b, "limits.max_tcp_connections reached"), 1);
+	sleep_ms(200);		/* the last client's connection closed */
+	cr_assert_eq(req_unix(&b, "GET", "/metrics", key_all, NULL, 0, &r),
+	    0);
+	cr_assert(strstr(r.body, "brokerd_connections_refused_total{limit="
+	    "\"max_tcp_connections\"} 3\n") != NULL, "%s", r.body);
+	cr_assert(strstr(r.body, "brokerd_client_connections_tcp 4\n") !=
+	    NULL, "%s", r.body);
+	resp_free(&r);
 	unfill(tcp, 4);
 	unfill(unx, 4);
 	brokerd_stop(&b);
