@@ -79,6 +79,19 @@ void		 fatal(const char *, ...)
 		    __attribute__((format(printf, 1, 2), noreturn));
 void		 fatalx(const char *, ...)
 		    __attribute__((format(printf, 1, 2), noreturn));
+/*
+ * A failure that repeats is logged once when its spell starts and once
+ * when it ends, with the count: log_spell_fail() counts one and is 1 when
+ * a spell starts now; log_spell_ok() is 1 when one just ended (count and
+ * since_ms still hold its figures).
+ */
+struct log_spell {
+	int		 active;
+	uint64_t	 count;		/* failures in this spell */
+	uint64_t	 since_ms;	/* now_ms() at its first failure */
+};
+int		 log_spell_fail(struct log_spell *);
+int		 log_spell_ok(struct log_spell *);
 /* One line per answered request; never the key, only its name. */
 void		 log_request(const char *method, const char *path,
 		    int status, size_t bytes, double ms, const char *who);
@@ -160,7 +173,8 @@ struct config {
 	struct rate	 gateway_rate;
 	unsigned	 rate_slack_ms;	/* every rate window counts this longer */
 	unsigned	 queue_ms;
-	unsigned	 max_connections;
+	unsigned	 max_connections;	/* both listeners together */
+	unsigned	 max_tcp_connections;	/* TCP alone, <= the above */
 	size_t		 max_header_bytes;
 	size_t		 max_body_bytes;
 	size_t		 max_response_bytes;
@@ -498,6 +512,8 @@ void		 metrics_request(struct metrics *, const char *route,
 void		 metrics_upstream(struct metrics *, const char *what);
 		/* "requests", "errors", "handshakes", "timeouts", "429" */
 void		 metrics_cache(struct metrics *, int hit);
+/* A connection answered 503: 0 max_connections, 1 max_tcp, 2 no fds. */
+void		 metrics_refused(struct metrics *, int limit);
 /*
  * Prometheus text format 0.0.4.  Gauges passed in: state name, queue,
  * pool figures, breaker seconds.
@@ -508,6 +524,7 @@ struct metrics_gauges {
 	unsigned	 pool_idle;
 	unsigned	 pool_busy;
 	unsigned	 connections;
+	unsigned	 connections_tcp;	/* of them on TCP */
 	double		 breaker_s;
 	unsigned	 global_used;
 	unsigned	 global_n;
@@ -747,6 +764,8 @@ enum gw_state	 session_state_of(const struct gw_status *);
 
 /* -------------------------------------------------------------- listen.c */
 
+struct server;			/* main.c: the running daemon */
+
 struct listener {
 	int		 fd;
 	int		 is_unix;
@@ -758,6 +777,14 @@ struct listener {
 int		 listen_open(const struct config *, struct listener **, size_t *,
 		    char *err, size_t errlen);
 void		 listen_close(struct listener *, size_t, const struct config *);
+/*
+ * Accept on srv->listeners.  Over limits.max_connections, or on TCP over
+ * max_tcp_connections, a connection is answered 503 after its request
+ * head, with a short linger; out of descriptors, accepting pauses and a
+ * spare descriptor answers waiting clients 503.  listen_stop: for good.
+ */
+int		 listen_start(struct server *);
+void		 listen_stop(struct server *);
 
 /* -------------------------------------------------------------- client.c */
 
@@ -769,6 +796,7 @@ void		 client_cache_feed(void *server, const char *target,
 		    const struct http_response *);
 void		 client_close_all(struct server *);
 unsigned	 client_count(void);
+unsigned	 client_count_tcp(void);	/* of them on TCP */
 
 /* ---------------------------------------------------------------- main.c */
 

@@ -73,7 +73,8 @@ struct client {
 	int		 closing;	/* stop reading, close when written */
 	int		 lingering;	/* answered, half-closed, discarding */
 	int		 in_request;	/* bytes of a request arrived */
-	ev_tstamp	 req_start;	/* ... since then */
+	ev_tstamp	 req_start;	/* ... since then (the first: accept) */
+	unsigned	 nrequests;	/* heads read whole */
 	struct client	*prev;
 	struct client	*next;
 };
@@ -91,6 +92,7 @@ static struct client	*clients;
 static struct fetch	*fetches;	/* in flight */
 static unsigned		 nclients;
 static unsigned		 npeak;		/* most connections since a trim */
+static unsigned		 nclients_tcp;
 
 static void	client_read_cb(struct ev_loop *, ev_io *, int);
 static void	client_write_cb(struct ev_loop *, ev_io *, int);
@@ -99,10 +101,37 @@ static void	client_process(struct client *);
 static void	client_flush(struct client *);
 static void	client_free(struct client *);
 
+static struct log_spell	 client_journal_spell;
+
+/*
+ * The journal's failures come in spells (a full disk, no descriptors):
+ * logged when one starts and when it ends, not per trade.
+ */
+static void
+client_journal_note(int rc, const char *what)
+{
+	if (rc == -1) {
+		if (log_spell_fail(&client_journal_spell))
+			log_error("journal: an %s line cannot be written: %s; "
+			    "trade requests are refused until it can", what,
+			    strerror(errno));
+	} else if (log_spell_ok(&client_journal_spell))
+		log_warn("journal: written again after %.1f s and %llu "
+		    "failed lines", (now_ms() -
+		    client_journal_spell.since_ms) / 1000.0,
+		    (unsigned long long)client_journal_spell.count);
+}
+
 unsigned
 client_count(void)
 {
 	return (nclients);
+}
+
+unsigned
+client_count_tcp(void)
+{
+	return (nclients_tcp);
 }
 
 /* ------------------------------------------------------------ answers */
@@ -262,9 +291,9 @@ static void
 exchange_abandon(struct exchange *x)
 {
 	if (x->journaled && x->c->srv->journal != NULL) {
-		journal_outcome(x->c->srv->journal, x->journal_id, 0,
-		    "client_gone: the client left before the answer; the "
-		    "outcome is unknown", NULL, 0);
+		client_journal_note(journal_outcome(x->c->srv->journal,
+		    x->journal_id, 0, "client_gone: the client left before "
+		    "the answer; the outcome is unknown", NULL, 0), "outcome");
 		x->journaled = 0;
 	}
 	if (x->ureq != NULL) {
@@ -577,11 +606,13 @@ client_forward_cb(struct upstream_req *req, enum upstream_error e,
 
 	if (x->journaled && jn != NULL) {
 		if (e == UPSTREAM_OK)
-			journal_outcome(jn, x->journal_id, resp->status, NULL,
-			    resp->body.data, resp->body.len);
+			client_journal_note(journal_outcome(jn, x->journal_id,
+			    resp->status, NULL, resp->body.data,
+			    resp->body.len), "outcome");
 		else
-			journal_outcome(jn, x->journal_id, 0,
-			    client_upstream_error(e, &st, &msg), NULL, 0);
+			client_journal_note(journal_outcome(jn, x->journal_id,
+			    0, client_upstream_error(e, &st, &msg), NULL, 0),
+			    "outcome");
 		x->journaled = 0;
 	}
 	if (x->streaming) {
@@ -650,6 +681,7 @@ client_forward(struct exchange *x, const struct route *rt)
 	struct fetch		*f;
 	struct buf		 target, key;
 	uint64_t		 now = now_ms();
+	int			 rc;
 
 	buf_init(&target);
 	buf_init(&key);
@@ -675,10 +707,11 @@ client_forward(struct exchange *x, const struct route *rt)
 		u->on_data = client_stream_data;
 		/* Trades are written down before a byte leaves. */
 		if (x->trade && srv->journal != NULL) {
-			if (journal_intent(srv->journal, x->who, r->method,
+			rc = journal_intent(srv->journal, x->who, r->method,
 			    u->target.data, u->body.data, u->body.len,
-			    &x->journal_id) == -1) {
-				log_error("journal: %s", strerror(errno));
+			    &x->journal_id);
+			client_journal_note(rc, "intent");
+			if (rc == -1) {
 				upstream_req_free(u);
 				free(u);
 				exchange_error(x, 500, "journal_unavailable",
@@ -871,6 +904,7 @@ client_metrics(struct exchange *x)
 	g.pool_idle = f.us.idle;
 	g.pool_busy = f.us.busy;
 	g.connections = nclients;
+	g.connections_tcp = nclients_tcp;
 	g.breaker_s = f.breaker_s;
 	g.global_used = f.ps.global_used;
 	g.global_n = f.ps.global_n;
@@ -1241,8 +1275,11 @@ client_arm_timer(struct client *c)
 	double			 t;
 
 	ev_timer_stop(c->srv->loop, &c->timer);
-	if (c->in_request || c->in.len > 0) {
-		/* From the first byte: slow drips do not extend it. */
+	if (c->in_request || c->in.len > 0 || c->nrequests == 0) {
+		/*
+		 * From the first byte, or for a new connection from accept:
+		 * slow drips and silent sockets do not extend it.
+		 */
 		t = conf->header_timeout_ms / 1000.0 -
 		    (ev_now(c->srv->loop) - c->req_start);
 		if (t < 0.001)
@@ -1304,6 +1341,8 @@ client_free(struct client *c)
 	if (c->next != NULL)
 		c->next->prev = c->prev;
 	nclients--;
+	if (!c->is_unix)
+		nclients_tcp--;
 	free(c);
 	client_trim();
 }
@@ -1440,7 +1479,8 @@ client_parse(struct client *c, const char *data, size_t len)
 	    c->nexchanges < CLIENT_MAX_PIPELINE) {
 		if (!c->in_request) {
 			c->in_request = 1;
-			c->req_start = ev_now(c->srv->loop);
+			if (c->nrequests > 0)
+				c->req_start = ev_now(c->srv->loop);
 		}
 		rc = http_reader_feed(&c->rd, data + off, len - off, &used);
 		off += used;
@@ -1468,6 +1508,7 @@ client_parse(struct client *c, const char *data, size_t len)
 			break;
 		}
 		c->in_request = 0;
+		c->nrequests++;
 		if ((req = http_reader_take(&c->rd)) == NULL ||
 		    (x = exchange_new(c, req)) == NULL) {
 			http_request_free(req);
@@ -1581,18 +1622,7 @@ client_accept(struct server *srv, struct listener *l, int fd)
 	struct client	*c;
 	struct ucred	 cred;
 	socklen_t	 len = sizeof(cred);
-	static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\n"
-	    "Content-Type: application/json\r\nContent-Length: 79\r\n"
-	    "Connection: close\r\n\r\n{\"error\":\"too_many_connections\","
-	    "\"message\":\"limits.max_connections reached\"}";
 
-	if (nclients >= srv->conf->max_connections) {
-		send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL);
-		close(fd);
-		log_warn("refused a connection on %s: max_connections (%u) "
-		    "reached", l->name, srv->conf->max_connections);
-		return;
-	}
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
 		close(fd);
 		return;
@@ -1621,6 +1651,9 @@ client_accept(struct server *srv, struct listener *l, int fd)
 	clients = c;
 	if (++nclients > npeak)
 		npeak = nclients;
+	if (!c->is_unix)
+		nclients_tcp++;
+	c->req_start = ev_now(srv->loop);
 	client_reading(c, 1);
 	client_arm_timer(c);
 }

@@ -1385,9 +1385,9 @@ cfg_limits(struct cfg *c, yaml_node_t *n, const char *path)
 	static const char *const names[] = { "gateway_rate", "queue_ms",
 	    "max_connections", "max_header_bytes", "max_body_bytes",
 	    "max_response_bytes", "header_timeout_ms", "idle_timeout_ms",
-	    "drain_ms", "rate_slack_ms", NULL };
+	    "drain_ms", "rate_slack_ms", "max_tcp_connections", NULL };
 	struct config	*conf = c->conf;
-	yaml_node_t	*v[10];
+	yaml_node_t	*v[11];
 	char		 p[CFG_PATH];
 
 	if (cfg_collect(c, n, path, names, v) == -1)
@@ -1432,6 +1432,20 @@ cfg_limits(struct cfg *c, yaml_node_t *n, const char *path)
 	if (v[9] != NULL && cfg_unsigned(c, v[9], p, 0, 1000,
 	    &conf->rate_slack_ms) == -1)
 		return (-1);
+	/* Three quarters by default: the rest stays for the Unix socket. */
+	cfg_path(p, path, names[10]);
+	if (v[10] == NULL) {
+		conf->max_tcp_connections = (unsigned)((uint64_t)
+		    conf->max_connections * 3 / 4);
+		if (conf->max_tcp_connections == 0)
+			conf->max_tcp_connections = 1;
+	} else if (cfg_unsigned(c, v[10], p, 1, 1000000,
+	    &conf->max_tcp_connections) == -1)
+		return (-1);
+	else if (conf->max_tcp_connections > conf->max_connections)
+		return (cfg_errorf(c, v[10], p, "%u is more than "
+		    "limits.max_connections (%u)", conf->max_tcp_connections,
+		    conf->max_connections));
 	return (0);
 }
 
@@ -1563,6 +1577,7 @@ cfg_defaults(struct config *conf)
 	conf->queue_ms = 2000;
 	conf->rate_slack_ms = 100;
 	conf->max_connections = 1024;
+	conf->max_tcp_connections = 768;
 	conf->max_header_bytes = 16384;
 	conf->max_body_bytes = 1048576;
 	conf->max_response_bytes = 16777216;

@@ -80,12 +80,18 @@ journal_close(struct journal *j)
 	free(j);
 }
 
-/* path.N-1 -> path.N ... path -> path.1; the oldest beyond keep goes. */
+/*
+ * path.N-1 -> path.N ... path -> path.1; the oldest beyond keep goes.
+ * The new file needs a descriptor: make sure of one before any rename, or
+ * a shortage would shift the old files (and drop the oldest) on every
+ * attempt while leaving no file to write to.
+ */
 static int
 journal_rotate(struct journal *j)
 {
 	char	 from[4096], to[4096];
 	unsigned i;
+	int	 fd, saved;
 
 	if (j->keep == 0) {
 		if (ftruncate(j->fd, 0) == -1)
@@ -93,15 +99,22 @@ journal_rotate(struct journal *j)
 		j->size = 0;
 		return (0);
 	}
+	if ((fd = dup(j->fd)) == -1)
+		return (-1);
 	for (i = j->keep; i > 0; i--) {
 		if (i == 1)
 			snprintf(from, sizeof(from), "%s", j->path);
 		else
 			snprintf(from, sizeof(from), "%s.%u", j->path, i - 1);
 		snprintf(to, sizeof(to), "%s.%u", j->path, i);
-		if (rename(from, to) == -1 && errno != ENOENT)
+		if (rename(from, to) == -1 && errno != ENOENT) {
+			saved = errno;
+			close(fd);
+			errno = saved;
 			return (-1);
+		}
 	}
+	close(fd);		/* its slot is the new file's */
 	return (journal_reopen(j));
 }
 

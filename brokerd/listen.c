@@ -1,6 +1,8 @@
 /*
  * The listening sockets: the Unix socket (mode, group, stale file), the
- * optional loopback TCP port, or the ones systemd passes (LISTEN_FDS).
+ * optional loopback TCP port, or the ones systemd passes (LISTEN_FDS);
+ * accepting on them, and refusing politely: over a connection limit or out
+ * of descriptors a client is told 503, never left hanging or reset.
  */
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -17,12 +19,48 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <ev.h>
+
 #include "brokerd.h"
 
 #define LISTEN_BACKLOG	511
 #define LISTEN_FDS_START 3
+#define LISTEN_PAUSE_S	0.2	/* out of descriptors: try again after */
+#define LISTEN_REFUSE_MAX 64	/* refusals reading or lingering at once */
+#define LISTEN_HEAD_MS	1000	/* a refused client's head, at most */
+#define LISTEN_LINGER_MS 1000	/* after the 503: drain before close */
+#define LISTEN_DRAIN_MAX 65536	/* ... at most this much */
+
+/* A refused connection: read its head, answer 503, linger, close. */
+struct refusal {
+	struct server	*srv;
+	int		 fd;
+	int		 answered;	/* 503 sent, write side shut */
+	unsigned	 crlf;		/* of "\r\n\r\n" matched so far */
+	size_t		 read;		/* bytes read and dropped */
+	const char	*limit;		/* the message names it */
+	ev_io		 io;
+	ev_timer	 timer;
+	struct refusal	*prev;
+	struct refusal	*next;
+};
 
 static int	 listen_activated;	/* sockets came from systemd */
+static ev_io	*listen_io;		/* one accept watcher per listener */
+static size_t	 listen_nio;
+static ev_timer	 listen_pause_timer;
+static int	 listen_paused;		/* accept watchers stopped */
+static int	 listen_spare = -1;	/* kept for answering 503 when short */
+static struct server *listen_srv;	/* set by listen_start */
+static struct refusal *refusals;
+static unsigned	 nrefusals;
+static struct log_spell listen_short;	/* out of descriptors */
+static uint64_t	 listen_short_refused;	/* ... answered 503 in the spell */
+static struct log_spell listen_full[2];	/* over limits 0 and 1 */
+
+static const char *const listen_limit_names[] = {
+	"max_connections", "max_tcp_connections", "descriptors"
+};
 
 static int
 listen_nonblock(int fd)
@@ -357,4 +395,311 @@ listen_close(struct listener *ls, size_t n, const struct config *conf)
 	if (had_unix && !listen_activated && conf != NULL &&
 	    conf->unix_path != NULL)
 		unlink(conf->unix_path);
+}
+
+/* ------------------------------------------------------------ accept */
+
+static void	listen_resume(void);
+
+static void
+listen_spare_open(void)
+{
+	if (listen_spare == -1)
+		listen_spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+static void
+listen_refusal_free(struct refusal *r)
+{
+	ev_io_stop(r->srv->loop, &r->io);
+	ev_timer_stop(r->srv->loop, &r->timer);
+	close(r->fd);
+	if (r->prev != NULL)
+		r->prev->next = r->next;
+	else
+		refusals = r->next;
+	if (r->next != NULL)
+		r->next->prev = r->prev;
+	nrefusals--;
+	free(r);
+	/* A descriptor came free: the spare first, then accept again. */
+	listen_spare_open();
+	listen_resume();
+}
+
+/*
+ * Answer 503 and shut the write side; the client reads the answer, then
+ * closes, and we close after it.  Closing at once with its request unread
+ * would send a reset that can destroy the answer before it is read.
+ */
+static void
+listen_refusal_answer(struct refusal *r)
+{
+	char	 out[512];
+	int	 body, len;
+	char	 msg[160];
+
+	if (strcmp(r->limit, "descriptors") == 0)
+		body = snprintf(msg, sizeof(msg), "{\"error\":"
+		    "\"too_many_connections\",\"message\":\"brokerd is out "
+		    "of file descriptors; try again later\"}");
+	else
+		body = snprintf(msg, sizeof(msg), "{\"error\":"
+		    "\"too_many_connections\",\"message\":\"limits.%s "
+		    "reached; try again later\"}", r->limit);
+	len = snprintf(out, sizeof(out), "HTTP/1.1 503 Service Unavailable\r\n"
+	    "Content-Type: application/json\r\nContent-Length: %d\r\n"
+	    "Retry-After: 1\r\nConnection: close\r\n\r\n%s", body, msg);
+	if (len > 0 && (size_t)len < sizeof(out))
+		(void)send(r->fd, out, (size_t)len, MSG_NOSIGNAL);
+	shutdown(r->fd, SHUT_WR);
+	r->answered = 1;
+	ev_timer_stop(r->srv->loop, &r->timer);
+	ev_timer_set(&r->timer, LISTEN_LINGER_MS / 1000.0, 0.);
+	ev_timer_start(r->srv->loop, &r->timer);
+}
+
+static void
+listen_refusal_read_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct refusal	*r = w->data;
+	char		 b[4096];
+	ssize_t		 n, i;
+
+	(void)loop;
+	(void)revents;
+	n = recv(r->fd, b, sizeof(b), 0);
+	if (n == -1 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		listen_refusal_free(r);		/* gone, or done reading */
+		return;
+	}
+	r->read += (size_t)n;
+	if (r->answered) {
+		if (r->read > LISTEN_DRAIN_MAX)
+			listen_refusal_free(r);
+		return;
+	}
+	for (i = 0; i < n && r->crlf < 4; i++) {
+		if (b[i] == ((r->crlf & 1) ? '\n' : '\r'))
+			r->crlf++;
+		else
+			r->crlf = b[i] == '\r';
+	}
+	if (r->crlf == 4 || r->read > r->srv->conf->max_header_bytes)
+		listen_refusal_answer(r);
+}
+
+static void
+listen_refusal_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct refusal	*r = w->data;
+
+	(void)loop;
+	(void)revents;
+	if (r->answered)
+		listen_refusal_free(r);
+	else
+		listen_refusal_answer(r);	/* no head in time: told too */
+}
+
+/*
+ * Refuse a connection, which never counts against the limits.  Past
+ * LISTEN_REFUSE_MAX refusals at once, the answer goes out and the socket
+ * closes at once: a flood must not hold our descriptors.
+ */
+static void
+listen_refuse(struct server *srv, int fd, int limit)
+{
+	struct refusal	*r;
+	double		 head_s;
+
+	metrics_refused(srv->metrics, limit);
+	if (nrefusals >= LISTEN_REFUSE_MAX ||
+	    (r = calloc(1, sizeof(*r))) == NULL) {
+		static const char busy[] = "HTTP/1.1 503 Service Unavailable"
+		    "\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+
+		(void)send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL);
+		close(fd);
+		return;
+	}
+	r->srv = srv;
+	r->fd = fd;
+	r->limit = listen_limit_names[limit];
+	ev_io_init(&r->io, listen_refusal_read_cb, fd, EV_READ);
+	r->io.data = r;
+	head_s = (srv->conf->header_timeout_ms < LISTEN_HEAD_MS ?
+	    srv->conf->header_timeout_ms : LISTEN_HEAD_MS) / 1000.0;
+	ev_timer_init(&r->timer, listen_refusal_timer_cb, head_s, 0.);
+	r->timer.data = r;
+	r->next = refusals;
+	if (refusals != NULL)
+		refusals->prev = r;
+	refusals = r;
+	nrefusals++;
+	ev_io_start(srv->loop, &r->io);
+	ev_timer_start(srv->loop, &r->timer);
+}
+
+static void
+listen_pause_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)w;
+	(void)revents;
+	listen_spare_open();
+	listen_resume();
+}
+
+/*
+ * Out of descriptors (or kernel memory): the listener stays readable, so
+ * accepting on would spin.  Answer one waiting client 503 with the spare
+ * descriptor, stop accepting, and try again after a short pause or when a
+ * refusal frees its descriptor.  Logged once per spell.
+ */
+static void
+listen_pause(struct server *srv, struct listener *l, int err)
+{
+	size_t	 i;
+	int	 fd;
+
+	if (log_spell_fail(&listen_short)) {
+		listen_short_refused = 0;
+		log_warn("accept on %s: %s; pausing accepts, waiting clients "
+		    "are answered 503 one at a time", l->name, strerror(err));
+	}
+	if (listen_spare != -1) {
+		close(listen_spare);
+		listen_spare = -1;
+		fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd != -1) {
+			listen_short_refused++;
+			listen_refuse(srv, fd, 2);
+		} else
+			listen_spare_open();
+	}
+	if (listen_paused)
+		return;
+	for (i = 0; i < listen_nio; i++)
+		ev_io_stop(srv->loop, &listen_io[i]);
+	listen_paused = 1;
+	ev_timer_set(&listen_pause_timer, LISTEN_PAUSE_S, 0.);
+	ev_timer_start(srv->loop, &listen_pause_timer);
+}
+
+/* Which limit a new connection on l is over: -1 none, else an index. */
+static int
+listen_over(const struct server *srv, const struct listener *l)
+{
+	if (client_count() >= srv->conf->max_connections)
+		return (0);
+	if (!l->is_unix && client_count_tcp() >=
+	    srv->conf->max_tcp_connections)
+		return (1);
+	return (-1);
+}
+
+static void
+listen_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct listener	*l = w->data;
+	struct server	*srv = listen_srv;
+	int		 fd, i, limit;
+
+	(void)loop;
+	(void)revents;
+	/* A few at a time: do not starve the connections we have. */
+	for (i = 0; i < 64; i++) {
+		fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd == -1) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK ||
+			    errno == EINTR || errno == ECONNABORTED)
+				return;
+			/* EMFILE, ENFILE, ENOBUFS, ENOMEM, or worse. */
+			listen_pause(srv, l, errno);
+			return;
+		}
+		if (log_spell_ok(&listen_short))
+			log_warn("accept: descriptors available again after "
+			    "%.1f s; %llu connections were answered 503 and "
+			    "%llu accepts paused meanwhile",
+			    (now_ms() - listen_short.since_ms) / 1000.0,
+			    (unsigned long long)listen_short_refused,
+			    (unsigned long long)listen_short.count);
+		if ((limit = listen_over(srv, l)) != -1) {
+			if (log_spell_fail(&listen_full[limit]))
+				log_warn("%s: limits.%s reached; new "
+				    "connections are answered 503", l->name,
+				    listen_limit_names[limit]);
+			listen_refuse(srv, fd, limit);
+			continue;
+		}
+		for (limit = 0; limit < 2; limit++)
+			if ((limit == 0 || !l->is_unix) &&
+			    log_spell_ok(&listen_full[limit]))
+				log_info("limits.%s: accepting again; %llu "
+				    "connections were refused in %.1f s",
+				    listen_limit_names[limit], (unsigned long
+				    long)listen_full[limit].count, (now_ms() -
+				    listen_full[limit].since_ms) / 1000.0);
+		client_accept(srv, l, fd);
+	}
+}
+
+int
+listen_start(struct server *srv)
+{
+	size_t	 i;
+
+	if ((listen_io = calloc(srv->nlisteners, sizeof(*listen_io))) == NULL)
+		return (-1);
+	listen_nio = srv->nlisteners;
+	for (i = 0; i < listen_nio; i++) {
+		ev_io_init(&listen_io[i], listen_accept_cb,
+		    srv->listeners[i].fd, EV_READ);
+		listen_io[i].data = &srv->listeners[i];
+		ev_io_start(srv->loop, &listen_io[i]);
+	}
+	ev_timer_init(&listen_pause_timer, listen_pause_cb, LISTEN_PAUSE_S, 0.);
+	listen_srv = srv;
+	listen_spare_open();
+	return (0);
+}
+
+/* Accept again after a pause, unless stopped for good. */
+static void
+listen_resume(void)
+{
+	struct server	*srv = listen_srv;
+	size_t		 i;
+
+	if (!listen_paused || srv == NULL || srv->draining)
+		return;
+	ev_timer_stop(srv->loop, &listen_pause_timer);
+	listen_paused = 0;
+	for (i = 0; i < listen_nio; i++)
+		ev_io_start(srv->loop, &listen_io[i]);
+}
+
+/* Stop accepting for good (draining, exit); refusals go now. */
+void
+listen_stop(struct server *srv)
+{
+	size_t	 i;
+
+	for (i = 0; i < listen_nio; i++)
+		ev_io_stop(srv->loop, &listen_io[i]);
+	ev_timer_stop(srv->loop, &listen_pause_timer);
+	listen_paused = 0;
+	while (refusals != NULL)
+		listen_refusal_free(refusals);
+	free(listen_io);
+	listen_io = NULL;
+	listen_nio = 0;
+	if (listen_spare != -1) {
+		close(listen_spare);
+		listen_spare = -1;
+	}
 }

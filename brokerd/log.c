@@ -179,3 +179,28 @@ log_request(const char *method, const char *path, int status, size_t bytes,
 		log_emit(LOG_LEVEL_INFO, b.data);
 	buf_free(&b);
 }
+
+/*
+ * A spell of one failure that repeats (no descriptors, a journal that
+ * cannot be written): log when it starts and when it ends, not each time.
+ */
+int
+log_spell_fail(struct log_spell *s)
+{
+	s->count++;
+	if (s->active)
+		return (0);
+	s->active = 1;
+	s->count = 1;
+	s->since_ms = now_ms();
+	return (1);
+}
+
+int
+log_spell_ok(struct log_spell *s)
+{
+	if (!s->active)
+		return (0);
+	s->active = 0;
+	return (1);
+}

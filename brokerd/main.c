@@ -25,7 +25,6 @@ static const char	*conf_file;
 static struct config	**retired;	/* old configs: routes may be in use */
 static size_t		 nretired;
 static ev_timer		 drain_timer;
-static ev_io		*accept_io;
 static int		 verbose;	/* -v outlasts reloads */
 
 static void
@@ -62,28 +61,6 @@ main_notify(const char *msg)
 	    (struct sockaddr *)&sun, len) == -1)
 		log_debug("sd_notify: %s", strerror(errno));
 	close(fd);
-}
-
-static void
-main_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
-{
-	struct listener	*l = w->data;
-	int		 fd, i;
-
-	(void)loop;
-	(void)revents;
-	/* A few at a time: do not starve the connections we have. */
-	for (i = 0; i < 64; i++) {
-		fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd == -1) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK &&
-			    errno != EINTR && errno != ECONNABORTED)
-				log_warn("accept on %s: %s", l->name,
-				    strerror(errno));
-			return;
-		}
-		client_accept(&server, l, fd);
-	}
 }
 
 static int
@@ -164,16 +141,13 @@ static ev_tstamp drain_deadline;
 static void
 main_stop(struct ev_loop *loop, int sig)
 {
-	size_t	 i;
-
 	if (server.draining)
 		return;
 	main_notify("STOPPING=1");
 	log_info("signal %d: stopping (draining up to %u ms)", sig,
 	    server.conf->drain_ms);
 	server.draining = 1;
-	for (i = 0; i < server.nlisteners; i++)
-		ev_io_stop(loop, &accept_io[i]);
+	listen_stop(&server);
 	listen_close(server.listeners, server.nlisteners, server.conf);
 	server.listeners = NULL;
 	server.nlisteners = 0;
@@ -309,15 +283,8 @@ main(int argc, char *argv[])
 	if (listen_open(conf, &server.listeners, &server.nlisteners, err,
 	    sizeof(err)) == -1)
 		fatalx("%s", err);
-	if ((accept_io = calloc(server.nlisteners, sizeof(*accept_io))) ==
-	    NULL)
+	if (listen_start(&server) == -1)
 		fatalx("out of memory");
-	for (i = 0; i < server.nlisteners; i++) {
-		ev_io_init(&accept_io[i], main_accept_cb,
-		    server.listeners[i].fd, EV_READ);
-		accept_io[i].data = &server.listeners[i];
-		ev_io_start(server.loop, &accept_io[i]);
-	}
 	for (i = 0; i < sizeof(signums) / sizeof(signums[0]); i++) {
 		ev_signal_init(&sigs[i], main_signal_cb, signums[i]);
 		ev_signal_start(server.loop, &sigs[i]);
@@ -337,7 +304,6 @@ main(int argc, char *argv[])
 	cache_free(server.cache);
 	metrics_free(server.metrics);
 	journal_close(server.journal);
-	free(accept_io);
 	for (i = 0; i < nretired; i++)
 		config_free(retired[i]);
 	free(retired);

@@ -49,6 +49,7 @@ struct metrics {
 	uint64_t	 up_429;
 	uint64_t	 cache_hits;
 	uint64_t	 cache_misses;
+	uint64_t	 refused[3];	/* by metrics_refused limit */
 };
 
 struct metrics *
@@ -144,6 +145,13 @@ metrics_upstream(struct metrics *m, const char *what)
 		m->up_timeouts++;
 	else if (strcmp(what, "429") == 0)
 		m->up_429++;
+}
+
+void
+metrics_refused(struct metrics *m, int limit)
+{
+	if (limit >= 0 && limit < 3)
+		m->refused[limit]++;
 }
 
 void
@@ -270,6 +278,10 @@ metrics_gauges(const struct metrics_gauges *g, struct buf *b)
 	if (metrics_u64(b, "brokerd_client_connections", "gauge",
 	    "Open client connections.", g->connections) == -1)
 		return (-1);
+	if (metrics_u64(b, "brokerd_client_connections_tcp", "gauge",
+	    "Open client connections on the TCP listener.",
+	    g->connections_tcp) == -1)
+		return (-1);
 	if (metrics_family(b, "brokerd_breaker_seconds", "gauge",
 	    "Seconds left in the pause an upstream 429 opened.") == -1 ||
 	    buf_printf(b, "brokerd_breaker_seconds %.3f\n",
@@ -309,6 +321,16 @@ metrics_render(const struct metrics *m, const struct metrics_gauges *g,
 	    m->cache_hits) == -1 ||
 	    metrics_u64(b, "brokerd_cache_misses_total", "counter",
 	    "Cacheable GETs that went to the Gateway.", m->cache_misses) == -1)
+		return (-1);
+	if (metrics_family(b, "brokerd_connections_refused_total", "counter",
+	    "Connections answered 503: over a limit, or out of descriptors.") ==
+	    -1 || buf_printf(b, "brokerd_connections_refused_total{limit="
+	    "\"max_connections\"} %llu\n"
+	    "brokerd_connections_refused_total{limit=\"max_tcp_connections\"} "
+	    "%llu\nbrokerd_connections_refused_total{limit=\"descriptors\"} "
+	    "%llu\n", (unsigned long long)m->refused[0],
+	    (unsigned long long)m->refused[1],
+	    (unsigned long long)m->refused[2]) == -1)
 		return (-1);
 	if (g != NULL && metrics_gauges(g, b) == -1)
 		return (-1);

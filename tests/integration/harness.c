@@ -1,6 +1,7 @@
 /*
  * Integration test harness; see harness.h.
  */
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -359,6 +360,13 @@ brokerd_spawn(struct brokerd *b, char *const env[])
 		unsetenv("LISTEN_FDS");
 		for (i = 0; env != NULL && env[i] != NULL; i++)
 			putenv(env[i]);
+		if (b->nofile > 0) {
+			struct rlimit	 rl;
+
+			rl.rlim_cur = rl.rlim_max = (rlim_t)b->nofile;
+			if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+				_exit(125);
+		}
 		execl(getenv("BROKERD_BIN") ? getenv("BROKERD_BIN") :
 		    BROKERD_BIN, "brokerd", "-f", "-c", b->conf, (char *)NULL);
 		_exit(127);

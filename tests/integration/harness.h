@@ -33,6 +33,7 @@ struct brokerd {
 	char	 halt[320];
 	int	 tcp_port;	/* 0: no TCP listener */
 	int	 exit_status;	/* after brokerd_stop / brokerd_wait */
+	int	 nofile;	/* > 0: RLIMIT_NOFILE for brokerd_spawn */
 };
 
 struct resp {

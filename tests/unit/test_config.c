@@ -126,6 +126,7 @@ Test(config, defaults_without_file)
 	cr_assert_eq(c->queue_ms, 2000);
 	cr_assert_eq(c->rate_slack_ms, 100);
 	cr_assert_eq(c->max_connections, 1024);
+	cr_assert_eq(c->max_tcp_connections, 768);
 	cr_assert_eq(c->max_header_bytes, 16384);
 	cr_assert_eq(c->max_body_bytes, 1048576);
 	cr_assert_eq(c->max_response_bytes, 16777216);
@@ -221,6 +222,7 @@ Test(config, shipped_example_equals_defaults)
 	cr_assert_eq(c->queue_ms, d->queue_ms);
 	cr_assert_eq(c->rate_slack_ms, d->rate_slack_ms);
 	cr_assert_eq(c->max_connections, d->max_connections);
+	cr_assert_eq(c->max_tcp_connections, d->max_tcp_connections);
 	cr_assert_eq(c->max_header_bytes, d->max_header_bytes);
 	cr_assert_eq(c->max_body_bytes, d->max_body_bytes);
 	cr_assert_eq(c->max_response_bytes, d->max_response_bytes);
@@ -338,6 +340,7 @@ Test(config, every_key_block_style)
 	cr_assert_eq(c->queue_ms, 0);
 	cr_assert_eq(c->rate_slack_ms, 0);
 	cr_assert_eq(c->max_connections, 5);
+	cr_assert_eq(c->max_tcp_connections, 3);
 	cr_assert_eq(c->max_header_bytes, 2048);
 	cr_assert_eq(c->max_body_bytes, 10);
 	cr_assert_eq(c->max_response_bytes, 4096);
@@ -350,6 +353,27 @@ Test(config, every_key_block_style)
 	cr_assert_eq(c->journal_max_bytes, 5000);
 	cr_assert_eq(c->journal_keep, 0);
 	cr_assert_str_eq(c->halt_file, "/tmp/h");
+	config_free(c);
+}
+
+/* TCP gets three quarters of max_connections unless told; never more. */
+Test(config, max_tcp_connections)
+{
+	struct config	*c;
+
+	c = load_text("limits:\n  max_connections: 2\n");
+	cr_assert_not_null(c, "%s", err);
+	cr_assert_eq(c->max_tcp_connections, 1);
+	config_free(c);
+	c = load_text("limits:\n  max_connections: 1\n");
+	cr_assert_not_null(c, "%s", err);
+	cr_assert_eq(c->max_tcp_connections, 1);
+	config_free(c);
+	c = load_text("limits:\n  max_tcp_connections: 10\n"
+	    "  max_connections: 10\n");
+	cr_assert_not_null(c, "%s", err);
+	cr_assert_eq(c->max_tcp_connections, 10);
+	cr_assert_eq(c->max_connections, 10);
 	config_free(c);
 }
 
@@ -424,6 +448,9 @@ static const struct bad_case bad_cases[] = {
 	{ "session:\n  status_file: \"a\\0b\"\n", 2, 16, "NUL" },
 	{ "session:\n  check_interval_s: 0\n", 2, 21, "session.check_interval_s" },
 	{ "limits:\n  max_header_bytes: 10\n", 2, 21, "limits.max_header_bytes: 10 is out of range" },
+	{ "limits:\n  max_connections: 10\n  max_tcp_connections: 11\n", 3, 24, "limits.max_tcp_connections: 11 is more than limits.max_connections (10)" },
+	{ "limits:\n  max_tcp_connections: 1025\n", 2, 24, "limits.max_tcp_connections: 1025 is more than" },
+	{ "limits:\n  max_tcp_connections: 0\n", 2, 24, "limits.max_tcp_connections: 0 is out of range" },
 	{ "journal: { keep: x }\n", 1, 18, "journal.keep" },
 	{ "trading: { halt_file: [a] }\n", 1, 23, "trading.halt_file" },
 	{ "trading: { stop_file: /x }\n", 1, 12, "trading.stop_file: unknown key" },
