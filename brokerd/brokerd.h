@@ -528,6 +528,7 @@ struct metrics_gauges {
 	double		 breaker_s;
 	unsigned	 global_used;
 	unsigned	 global_n;
+	uint64_t	 heap_bytes;	/* malloc'd and in use */
 };
 int		 metrics_render(const struct metrics *,
 		    const struct metrics_gauges *, struct buf *);

@@ -889,6 +889,16 @@ client_gateway_status(struct exchange *x)
 	buf_free(&b);
 }
 
+/* Live heap, what a soak compares at its start and end. */
+static uint64_t
+client_heap_bytes(void)
+{
+	struct mallinfo2	 mi;
+
+	mi = mallinfo2();
+	return ((uint64_t)mi.uordblks + mi.hblkhd);
+}
+
 static void
 client_metrics(struct exchange *x)
 {
@@ -908,6 +918,7 @@ client_metrics(struct exchange *x)
 	g.breaker_s = f.breaker_s;
 	g.global_used = f.ps.global_used;
 	g.global_n = f.ps.global_n;
+	g.heap_bytes = client_heap_bytes();
 	buf_init(&b);
 	if (metrics_render(srv->metrics, &g, &b) == -1)
 		exchange_error(x, 500, "internal_error", "metrics", NULL);

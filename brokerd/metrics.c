@@ -292,6 +292,10 @@ metrics_gauges(const struct metrics_gauges *g, struct buf *b)
 	    "Gateway requests in the current global window.",
 	    g->global_used) == -1)
 		return (-1);
+	if (metrics_u64(b, "brokerd_heap_bytes", "gauge",
+	    "Heap bytes in use (malloc), for leak checks.",
+	    g->heap_bytes) == -1)
+		return (-1);
 	return (metrics_u64(b, "brokerd_gateway_rate_limit", "gauge",
 	    "Gateway requests allowed per global window (0: off).",
 	    g->global_n));

@@ -88,6 +88,23 @@ if [ -n "$nodefiles" ]; then
 	add node "$p" "$f"
 fi
 
+echo "== Mixed soak, 30 s (tests/soak/mixed.mjs; make soak runs it longer)"
+if [ -x build/brokerd ]; then
+	node tests/soak/mixed.mjs --seconds 30 >"$log/soak.log" 2>&1
+	grep -E '^(soak|requests|orders|simulator|brokerd|not ok)' "$log/soak.log"
+	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log/soak.log" | tail -1)
+	if [ -n "$line" ]; then
+		p=${line%% passed*}
+		f=${line#*passed, }
+		f=${f%% failed}
+	else
+		tail -20 "$log/soak.log"
+		p=0
+		f=1
+	fi
+	add soak "$p" "$f"
+fi
+
 echo "== Node client type check"
 if [ -d clients/node/node_modules/typescript ]; then
 	if (cd clients/node && npx --no-install tsc --noEmit -p .) >"$log/tsc.log" 2>&1; then

@@ -256,6 +256,7 @@ Test(metrics, render_parses)
 	g.breaker_s = 12.5;
 	g.global_used = 4;
 	g.global_n = 10;
+	g.heap_bytes = 123456;
 	render(m, &g, &pg);
 
 	cr_assert_eq(value(&pg, "brokerd_requests_total",
@@ -284,6 +285,7 @@ Test(metrics, render_parses)
 	cr_assert_eq(value(&pg, "brokerd_breaker_seconds", ""), 12.5);
 	cr_assert_eq(value(&pg, "brokerd_gateway_rate_used", ""), 4);
 	cr_assert_eq(value(&pg, "brokerd_gateway_rate_limit", ""), 10);
+	cr_assert_eq(value(&pg, "brokerd_heap_bytes", ""), 123456);
 	for (i = 0; i < pg.ns; i++)
 		cr_assert_eq(strncmp(pg.s[i].name, "brokerd_", 8), 0);
 	for (i = 0; i < pg.ntype; i++)
