@@ -497,3 +497,84 @@ out:
 	c->text = NULL;
 	return (rc);
 }
+
+/* ------------------------------------------------------------ the tables */
+
+static int
+cfg_value(struct cfg *c, const struct cfg_row *row, yaml_node_t *n,
+    const char *path, void *base)
+{
+	char	*f = (char *)base + row->off;
+	int	 rc = -1;
+
+	switch (row->type) {
+	case CT_UINT:
+		rc = cfg_unsigned(c, n, path, row->min, row->max,
+		    (unsigned *)(void *)f);
+		break;
+	case CT_SIZE:
+		rc = cfg_size(c, n, path, row->min, row->max,
+		    (size_t *)(void *)f);
+		break;
+	case CT_BOOL:
+		rc = cfg_bool(c, n, path, (int *)(void *)f);
+		break;
+	case CT_STR:
+	case CT_NSTR:
+		rc = cfg_string(c, n, path, row->type == CT_NSTR,
+		    (char **)(void *)f);
+		break;
+	case CT_RATE:
+		rc = cfg_rate(c, n, path, (struct rate *)(void *)f);
+		break;
+	case CT_SCOPES:
+		rc = cfg_scopes(c, n, path, (unsigned *)(void *)f);
+		break;
+	case CT_FN:
+		return (row->fn(c, n, path));
+	}
+	if (rc == 0 && row->fn != NULL)
+		rc = row->fn(c, n, path);
+	return (rc);
+}
+
+void
+cfg_names(const struct cfg_row *rows, const char **names)
+{
+	size_t	 i;
+
+	for (i = 0; rows[i].name != NULL && i < CFG_MAX_ROWS; i++)
+		names[i] = rows[i].name;
+	names[i] = NULL;
+}
+
+/* The keys given (v[i] for rows[i]), in the table's order. */
+int
+cfg_apply(struct cfg *c, const struct cfg_row *rows, yaml_node_t **v,
+    const char *path, void *base)
+{
+	char	 p[CFG_PATH];
+	size_t	 i;
+
+	for (i = 0; rows[i].name != NULL; i++) {
+		if (v[i] == NULL)
+			continue;
+		cfg_path(p, path, rows[i].name);
+		if (cfg_value(c, &rows[i], v[i], p, base) == -1)
+			return (-1);
+	}
+	return (0);
+}
+
+int
+cfg_section(struct cfg *c, yaml_node_t *n, const char *path,
+    const struct cfg_row *rows, void *base)
+{
+	const char	*names[CFG_MAX_ROWS + 1];
+	yaml_node_t	*v[CFG_MAX_ROWS];
+
+	cfg_names(rows, names);
+	if (cfg_collect(c, n, path, names, v) == -1)
+		return (-1);
+	return (cfg_apply(c, rows, v, path, base));
+}

@@ -29,6 +29,30 @@ struct cfg {
 
 typedef int	(*cfg_fn)(struct cfg *, yaml_node_t *, const char *);
 
+#define CFG_MAX_ROWS	16		/* keys in one section */
+
+enum cfg_type {
+	CT_UINT,		/* unsigned, min-max */
+	CT_SIZE,		/* size_t, min-max */
+	CT_BOOL,		/* int 0 or 1 */
+	CT_STR,			/* char *, never null */
+	CT_NSTR,		/* char *, null allowed */
+	CT_RATE,		/* struct rate */
+	CT_SCOPES,		/* unsigned bit set of SCOPE_* */
+	CT_FN			/* fn reads the value itself */
+};
+
+/* One key of a section. */
+struct cfg_row {
+	const char	*name;
+	enum cfg_type	 type;
+	size_t		 off;		/* of the field in its struct */
+	unsigned long long min, max;	/* CT_UINT, CT_SIZE */
+	unsigned long long def;		/* CT_UINT, CT_SIZE, CT_BOOL */
+	const char	*sdef;		/* CT_STR, CT_NSTR, CT_RATE */
+	cfg_fn		 fn;		/* CT_FN: reads; others: checks after */
+};
+
 /* Parse text (one document at most) and hand its root to fn. */
 int	cfg_parse(struct cfg *, const char *, size_t,
 	    int (*)(struct cfg *, yaml_node_t *));
@@ -53,5 +77,18 @@ int	cfg_scopes(struct cfg *, yaml_node_t *, const char *, unsigned *);
 int	cfg_collect(struct cfg *, yaml_node_t *, const char *,
 	    const char *const *, yaml_node_t **);
 int	cfg_list(struct cfg *, yaml_node_t *, const char *, cfg_fn);
+/* A mapping read by a table of rows into the struct at base. */
+int	cfg_section(struct cfg *, yaml_node_t *, const char *,
+	    const struct cfg_row *, void *);
+void	cfg_names(const struct cfg_row *, const char **);
+int	cfg_apply(struct cfg *, const struct cfg_row *, yaml_node_t **,
+	    const char *, void *);
+
+/* config_lists.c: the list sections (keys, peers, routes). */
+int	config_lists_keys(struct cfg *, yaml_node_t *, const char *);
+int	config_lists_peers(struct cfg *, yaml_node_t *, const char *);
+int	config_lists_routes(struct cfg *, yaml_node_t *, const char *);
+int	config_lists_add_key(struct config *, const char *, const char *,
+	    size_t, unsigned);
 
 #endif
