@@ -34,12 +34,11 @@
 static int	config_unix_path(struct cfg *, yaml_node_t *, const char *);
 static int	config_unix_mode(struct cfg *, yaml_node_t *, const char *);
 static int	config_unix_group(struct cfg *, yaml_node_t *, const char *);
-static int	config_listen_unix(struct cfg *, yaml_node_t *, const char *);
+static int	config_sub(struct cfg *, yaml_node_t *, const char *);
 static int	config_listen_tcp(struct cfg *, yaml_node_t *, const char *);
 static int	config_gw_url(struct cfg *, yaml_node_t *, const char *);
 static int	config_gw_pin(struct cfg *, yaml_node_t *, const char *);
 static int	config_gw_ca_file(struct cfg *, yaml_node_t *, const char *);
-static int	config_gateway_tls(struct cfg *, yaml_node_t *, const char *);
 static int	config_log_level(struct cfg *, yaml_node_t *, const char *);
 static int	config_log_format(struct cfg *, yaml_node_t *, const char *);
 
@@ -53,7 +52,7 @@ static const struct cfg_row config_unix_rows[] = {
 };
 
 static const struct cfg_row config_listen_rows[] = {
-	{ "unix", CT_FN, 0, 0, 0, 0, NULL, config_listen_unix },
+	{ "unix", CT_FN, 0, 0, 0, 0, NULL, config_sub },
 	{ "tcp", CT_FN, 0, 0, 0, 0, NULL, config_listen_tcp },
 	{ "tcp_anonymous", CT_SCOPES, C(tcp_anonymous), 0, 0, 0, NULL, NULL },
 	{ NULL }
@@ -69,7 +68,7 @@ static const struct cfg_row config_tls_rows[] = {
 
 static const struct cfg_row config_gateway_rows[] = {
 	{ "url", CT_FN, 0, 0, 0, 0, NULL, config_gw_url },
-	{ "tls", CT_FN, 0, 0, 0, 0, NULL, config_gateway_tls },
+	{ "tls", CT_FN, 0, 0, 0, 0, NULL, config_sub },
 	{ "pool", CT_UINT, C(gw_pool), 1, 64, 4, NULL, NULL },
 	{ "connect_timeout_ms", CT_UINT, C(gw_connect_timeout_ms), 1, 600000,
 	    3000, NULL, NULL },
@@ -130,11 +129,30 @@ static const struct cfg_row config_trading_rows[] = {
 	{ NULL }
 };
 
-static const struct cfg_row *const config_tables[] = {
-	config_unix_rows, config_listen_rows, config_tls_rows,
-	config_gateway_rows, config_session_rows, config_limits_rows,
-	config_log_rows, config_journal_rows, config_trading_rows, NULL
+/* The sections by key path; their fields live in struct config. */
+static const struct {
+	const char		*path;
+	const struct cfg_row	*rows;
+} config_tables[] = {
+	{ "listen", config_listen_rows }, { "listen.unix", config_unix_rows },
+	{ "gateway", config_gateway_rows }, { "gateway.tls", config_tls_rows },
+	{ "session", config_session_rows }, { "limits", config_limits_rows },
+	{ "log", config_log_rows }, { "journal", config_journal_rows },
+	{ "trading", config_trading_rows }, { NULL, NULL }
 };
+
+/* A section of struct config, its table found by its key path. */
+static int
+config_sub(struct cfg *c, yaml_node_t *n, const char *path)
+{
+	size_t	 i;
+
+	for (i = 0; config_tables[i].path != NULL; i++)
+		if (strcmp(config_tables[i].path, path) == 0)
+			return (cfg_section(c, n, path, config_tables[i].rows,
+			    c->conf));
+	return (cfg_errorf(c, n, path, "no table"));
+}
 
 /* ---------------------------------------------------------- the tables */
 
@@ -146,8 +164,8 @@ config_defaults(struct config *conf)
 	char	*f;
 
 	memset(conf, 0, sizeof(*conf));
-	for (i = 0; config_tables[i] != NULL; i++)
-		for (row = config_tables[i]; row->name != NULL; row++) {
+	for (i = 0; config_tables[i].path != NULL; i++)
+		for (row = config_tables[i].rows; row->name != NULL; row++) {
 			f = (char *)conf + row->off;
 			if (row->type == CT_UINT)
 				*(unsigned *)(void *)f = (unsigned)row->def;
@@ -218,12 +236,6 @@ config_unix_group(struct cfg *c, yaml_node_t *n, const char *path)
 		    shown));
 	}
 	return (0);
-}
-
-static int
-config_listen_unix(struct cfg *c, yaml_node_t *n, const char *path)
-{
-	return (cfg_section(c, n, path, config_unix_rows, c->conf));
 }
 
 static int
@@ -316,12 +328,6 @@ config_gw_ca_file(struct cfg *c, yaml_node_t *n, const char *path)
 	return (0);
 }
 
-static int
-config_gateway_tls(struct cfg *c, yaml_node_t *n, const char *path)
-{
-	return (cfg_section(c, n, path, config_tls_rows, c->conf));
-}
-
 /* ------------------------------------------------------------------- log */
 
 static int
@@ -357,59 +363,17 @@ config_log_format(struct cfg *c, yaml_node_t *n, const char *path)
 
 /* -------------------------------------------------------------- the root */
 
-static int
-config_listen(struct cfg *c, yaml_node_t *n, const char *path)
-{
-	return (cfg_section(c, n, path, config_listen_rows, c->conf));
-}
-
-static int
-config_gateway(struct cfg *c, yaml_node_t *n, const char *path)
-{
-	return (cfg_section(c, n, path, config_gateway_rows, c->conf));
-}
-
-static int
-config_session(struct cfg *c, yaml_node_t *n, const char *path)
-{
-	return (cfg_section(c, n, path, config_session_rows, c->conf));
-}
-
-static int
-config_limits(struct cfg *c, yaml_node_t *n, const char *path)
-{
-	return (cfg_section(c, n, path, config_limits_rows, c->conf));
-}
-
-static int
-config_log(struct cfg *c, yaml_node_t *n, const char *path)
-{
-	return (cfg_section(c, n, path, config_log_rows, c->conf));
-}
-
-static int
-config_journal(struct cfg *c, yaml_node_t *n, const char *path)
-{
-	return (cfg_section(c, n, path, config_journal_rows, c->conf));
-}
-
-static int
-config_trading(struct cfg *c, yaml_node_t *n, const char *path)
-{
-	return (cfg_section(c, n, path, config_trading_rows, c->conf));
-}
-
 static const struct cfg_row config_root_rows[] = {
-	{ "listen", CT_FN, 0, 0, 0, 0, NULL, config_listen },
-	{ "gateway", CT_FN, 0, 0, 0, 0, NULL, config_gateway },
-	{ "session", CT_FN, 0, 0, 0, 0, NULL, config_session },
+	{ "listen", CT_FN, 0, 0, 0, 0, NULL, config_sub },
+	{ "gateway", CT_FN, 0, 0, 0, 0, NULL, config_sub },
+	{ "session", CT_FN, 0, 0, 0, 0, NULL, config_sub },
 	{ "keys", CT_FN, 0, 0, 0, 0, NULL, config_lists_keys },
 	{ "peers", CT_FN, 0, 0, 0, 0, NULL, config_lists_peers },
 	{ "routes", CT_FN, 0, 0, 0, 0, NULL, config_lists_routes },
-	{ "limits", CT_FN, 0, 0, 0, 0, NULL, config_limits },
-	{ "log", CT_FN, 0, 0, 0, 0, NULL, config_log },
-	{ "journal", CT_FN, 0, 0, 0, 0, NULL, config_journal },
-	{ "trading", CT_FN, 0, 0, 0, 0, NULL, config_trading },
+	{ "limits", CT_FN, 0, 0, 0, 0, NULL, config_sub },
+	{ "log", CT_FN, 0, 0, 0, 0, NULL, config_sub },
+	{ "journal", CT_FN, 0, 0, 0, 0, NULL, config_sub },
+	{ "trading", CT_FN, 0, 0, 0, 0, NULL, config_sub },
 	{ NULL }
 };
 
@@ -649,8 +613,8 @@ config_free(struct config *conf)
 
 	if (conf == NULL)
 		return;
-	for (i = 0; config_tables[i] != NULL; i++)
-		for (row = config_tables[i]; row->name != NULL; row++)
+	for (i = 0; config_tables[i].path != NULL; i++)
+		for (row = config_tables[i].rows; row->name != NULL; row++)
 			if (row->type == CT_STR || row->type == CT_NSTR)
 				free(*(char **)(void *)((char *)conf +
 				    row->off));
