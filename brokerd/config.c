@@ -3,9 +3,10 @@
  * the environment on top.  Nothing is half applied: the caller swaps the
  * whole struct or keeps the old one.  The sections are tables of rows
  * (name, type, field, range, default), so adding a limit is one row;
- * config_yaml.c turns nodes into values with FILE:LINE:COL errors, and
- * value.c holds the checks shared with listen and client.  This file
- * reads the config and key files and the environment: its edge.
+ * config_yaml.c turns nodes into values with FILE:LINE:COL errors,
+ * config_lists.c reads keys, peers and routes, and value.c holds the
+ * checks shared with listen and client.  This file reads the config file
+ * and the environment: its edge.
  */
 #include <sys/types.h>
 #include <sys/stat.h>

@@ -543,7 +543,7 @@ cfg_names(const struct cfg_row *rows, const char **names)
 {
 	size_t	 i;
 
-	for (i = 0; rows[i].name != NULL && i < CFG_MAX_ROWS; i++)
+	for (i = 0; i < CFG_MAX_ROWS && rows[i].name != NULL; i++)
 		names[i] = rows[i].name;
 	names[i] = NULL;
 }

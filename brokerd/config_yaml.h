@@ -1,7 +1,8 @@
 /*
  * config_yaml.c: YAML nodes (libyaml's document API) into typed values,
- * every error with FILE:LINE:COL and the key path.  Shared by config.c
- * and its tests; nothing here knows the sections or does I/O.
+ * every error with FILE:LINE:COL and the key path, and the engine that
+ * reads a mapping by a table of rows.  Shared by config.c, config_lists.c
+ * and their tests; nothing here knows the sections or does I/O.
  */
 #ifndef BROKERD_CONFIG_YAML_H
 #define BROKERD_CONFIG_YAML_H
