@@ -21,11 +21,13 @@ FUZZ	:= $(wildcard tests/fuzz/fuzz_*.c)
 .PHONY: all test demo bench install uninstall clean deps deps-fuzz fuzz lint soak unit asan integration
 all: build/brokerd
 
-build/obj/%.o: brokerd/%.c brokerd/brokerd.h
+HDRS	:= $(wildcard brokerd/*.h)
+
+build/obj/%.o: brokerd/%.c $(HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(WARN) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
-build/asan/%.o: brokerd/%.c brokerd/brokerd.h
+build/asan/%.o: brokerd/%.c $(HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(WARN) $(CPPFLAGS) -O1 -g $(SAN) -c -o $@ $<
 
@@ -38,7 +40,7 @@ build/libbrokerd-asan.a: $(AOBJS)
 build/brokerd: build/obj/main.o build/libbrokerd.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
 
-build/brokerd-asan: brokerd/main.c brokerd/brokerd.h build/libbrokerd-asan.a
+build/brokerd-asan: brokerd/main.c $(HDRS) build/libbrokerd-asan.a
 	$(CC) $(WARN) $(CPPFLAGS) -O1 -g $(SAN) -o $@ brokerd/main.c build/libbrokerd-asan.a $(LIBS)
 
 build/unit/%: tests/unit/%.c build/libbrokerd.a
@@ -53,7 +55,7 @@ build/integration/%: tests/integration/%.c tests/integration/harness.c tests/int
 	@mkdir -p $(@D)
 	$(CC) $(WARN) $(CPPFLAGS) -Itests/integration $(CFLAGS) -o $@ $< tests/integration/harness.c build/libbrokerd.a $(LIBS) -lcriterion -lcurl
 
-build/fuzz/%: tests/fuzz/%.c $(LIBSRCS) brokerd/brokerd.h
+build/fuzz/%: tests/fuzz/%.c $(LIBSRCS) $(HDRS)
 	@mkdir -p $(@D)
 	clang $(CPPFLAGS) -g -O1 -fsanitize=fuzzer,address,undefined -o $@ $< $(LIBSRCS) $(LIBS)
 

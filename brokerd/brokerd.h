@@ -200,8 +200,6 @@ struct config {
  */
 struct config	*config_load(const char *file, char *err, size_t errlen);
 void		 config_free(struct config *);
-int		 config_rate_parse(const char *, struct rate *);
-		/* "10/s", "1/5s", "1/min", "1/15min", "off" -> 0 / -1 */
 /* Warnings worth printing at -t and at every start (tcp_anonymous...). */
 void		 config_warnings(const struct config *);
 

@@ -21,6 +21,7 @@
 #include <jansson.h>
 
 #include "brokerd.h"
+#include "value.h"
 
 #define CLIENT_READ_CHUNK	16384
 #define CLIENT_MAX_PIPELINE	32	/* exchanges queued per connection */
@@ -971,32 +972,6 @@ client_trading(struct exchange *x)
 
 /* ------------------------------------------------------------ dispatch */
 
-/*
- * On TCP any page in a local browser can reach us: a Host that is not a
- * loopback name is DNS rebinding.
- */
-static int
-client_host_ok(const char *host)
-{
-	static const char *const names[] = { "127.0.0.1", "localhost",
-	    "[::1]" };
-	size_t	 i, n;
-
-	if (host == NULL)
-		return (1);		/* HTTP/1.0 */
-	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		n = strlen(names[i]);
-		if (strncasecmp(host, names[i], n) != 0)
-			continue;
-		if (host[n] == '\0')
-			return (1);
-		if (host[n] == ':' && host[n + 1] != '\0' &&
-		    strspn(host + n + 1, "0123456789") == strlen(host + n + 1))
-			return (1);
-	}
-	return (0);
-}
-
 static size_t
 client_header_count(const struct http_request *r, const char *name)
 {
@@ -1032,7 +1007,7 @@ client_target_host_ok(const struct http_request *r)
 		return (0);
 	memcpy(host, u, len);
 	host[len] = '\0';
-	return (client_host_ok(host));
+	return (value_host_ok(host));
 }
 
 /* Who is asking and what they may do; -1 after answering 401. */
@@ -1205,7 +1180,7 @@ client_dispatch(struct exchange *x)
 	struct stat		 st;
 	enum gw_state		 state;
 
-	if (!c->is_unix && (!client_host_ok(http_request_header(r, "Host")) ||
+	if (!c->is_unix && (!value_host_ok(http_request_header(r, "Host")) ||
 	    !client_target_host_ok(r))) {
 		exchange_error(x, 421, "misdirected_request", "Host must be "
 		    "127.0.0.1, localhost or [::1]", NULL);

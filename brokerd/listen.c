@@ -22,6 +22,7 @@
 #include <ev.h>
 
 #include "brokerd.h"
+#include "value.h"
 
 #define LISTEN_BACKLOG	511
 #define LISTEN_FDS_START 3
@@ -283,22 +284,6 @@ listen_tcp(const struct config *conf, struct listener **ls, size_t *n,
 	return (-1);
 }
 
-/* 127.0.0.0/8, ::1, or ::ffff:127.0.0.0/104 (a dual-stack socket). */
-static int
-listen_is_loopback(const struct sockaddr_storage *ss)
-{
-	const struct sockaddr_in *s4 = (const void *)ss;
-	const struct sockaddr_in6 *s6 = (const void *)ss;
-
-	if (ss->ss_family == AF_INET)
-		return ((ntohl(s4->sin_addr.s_addr) >> 24) == 127);
-	if (ss->ss_family == AF_INET6)
-		return (IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr) ||
-		    (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr) &&
-		    s6->sin6_addr.s6_addr[12] == 127));
-	return (0);
-}
-
 /*
  * systemd socket activation: LISTEN_PID is us, LISTEN_FDS sockets from 3.
  * A passed TCP socket must be loopback too, like listen.tcp.
@@ -332,7 +317,7 @@ listen_systemd(struct listener **ls, size_t *n)
 			    fd);
 		else {
 			listen_addr_name(&ss, addr, sizeof(addr));
-			if (!listen_is_loopback(&ss)) {
+			if (!value_is_loopback(&ss)) {
 				log_warn("systemd fd %d: %s is not a loopback "
 				    "address", fd, addr);
 				errno = EADDRNOTAVAIL;

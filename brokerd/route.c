@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "brokerd.h"
+#include "value.h"
 
 /*
  * The default table: SPEC section 3 plus IBKR's published per-endpoint
@@ -191,18 +192,6 @@ route_strip_v1(const char *path, size_t *len)
 	return (path + vlen);
 }
 
-static int
-route_hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return (c - '0');
-	if (c >= 'a' && c <= 'f')
-		return (c - 'a' + 10);
-	if (c >= 'A' && c <= 'F')
-		return (c - 'A' + 10);
-	return (-1);
-}
-
 /*
  * A "%XX" that is not two hex digits, or that decodes to what a Gateway
  * decodes before routing (RFC 3986 unreserved: "%61ccount" is "account")
@@ -214,8 +203,8 @@ route_escape_unsafe(const char *p, size_t len)
 	int	 hi, lo;
 	unsigned char d;
 
-	if (len < 3 || (hi = route_hexval((unsigned char)p[1])) == -1 ||
-	    (lo = route_hexval((unsigned char)p[2])) == -1)
+	if (len < 3 || (hi = value_hexval((unsigned char)p[1])) == -1 ||
+	    (lo = value_hexval((unsigned char)p[2])) == -1)
 		return (1);
 	d = (unsigned char)(hi << 4 | lo);
 	if (d == '\0')

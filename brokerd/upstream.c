@@ -36,6 +36,7 @@
 #include <mbedtls/x509_crt.h>
 
 #include "brokerd.h"
+#include "value.h"
 
 #define UP_READ_CHUNK		16384
 #define UP_JAR_MAX		64	/* cookies kept */
@@ -2272,49 +2273,6 @@ upstream_reconfigure(struct upstream *up, const struct config *conf,
 
 /* ------------------------------------------------- gateway-fingerprint */
 
-static int
-url_split(const char *url, char *host, size_t hostlen, char *port,
-    size_t portlen)
-{
-	const char	*p = url, *h, *he;
-	size_t		 n;
-
-	if (strncasecmp(p, "https://", 8) == 0)
-		p += 8;
-	else if (strstr(p, "://") != NULL)
-		return (-1);
-	if (*p == '[') {
-		h = p + 1;
-		if ((he = strchr(h, ']')) == NULL)
-			return (-1);
-		p = he + 1;
-	} else {
-		h = p;
-		he = p + strcspn(p, ":/?#");
-		p = he;
-	}
-	n = (size_t)(he - h);
-	if (n == 0 || n >= hostlen)
-		return (-1);
-	memcpy(host, h, n);
-	host[n] = '\0';
-	if (*p == ':') {
-		p++;
-		n = strspn(p, "0123456789");
-		if (n == 0 || n >= portlen || n > 5 ||
-		    (p[n] != '\0' && p[n] != '/'))
-			return (-1);
-		memcpy(port, p, n);
-		port[n] = '\0';
-	} else if (*p == '\0' || *p == '/') {
-		if (portlen < 4)
-			return (-1);
-		memcpy(port, "443", 4);
-	} else
-		return (-1);
-	return (0);
-}
-
 /* Blocking connect with a deadline; the fd is left blocking. */
 static int
 connect_timeout(const char *host, const char *port, unsigned timeout_ms,
@@ -2403,10 +2361,9 @@ upstream_fingerprint_cmd(const char *url, unsigned timeout_ms)
 	mbedtls_ssl_config_init(&conf);
 	mbedtls_ssl_init(&ssl);
 	mbedtls_net_init(&net);
-	if (url_split(url, host, sizeof(host), port, sizeof(port)) == -1) {
-		snprintf(err, sizeof(err), "not an https URL");
+	if (value_https_url(url, host, sizeof(host), port, sizeof(port), err,
+	    sizeof(err)) == -1)
 		goto out;
-	}
 	if ((ret = mbedtls_ctr_drbg_seed(&drbg, mbedtls_entropy_func,
 	    &entropy, (const unsigned char *)pers, sizeof(pers) - 1)) != 0 ||
 	    (ret = mbedtls_ssl_config_defaults(&conf, MBEDTLS_SSL_IS_CLIENT,

@@ -1,6 +1,6 @@
 /*
  * config.c: defaults, every error path with its file:line:column and key,
- * the environment, key files, loopback checks, rates, and the shipped
+ * the environment, key files, loopback checks, and the shipped
  * config/brokerd.yaml being exactly the built-in defaults.
  */
 #include <sys/stat.h>
@@ -710,9 +710,10 @@ Test(config, env_errors_name_the_variable)
 Test(config, loopback_addresses)
 {
 	static const char *const ok[] = { "127.0.0.1:0", "127.1.2.3:80",
-	    "localhost:8000", "LOCALHOST:1", "[::1]:8000" };
+	    "localhost:8000", "LOCALHOST:1", "[::1]:8000",
+	    "[::ffff:127.0.0.1]:1", "127.255.255.254:1" };
 	static const char *const bad[] = { "0.0.0.0:1", "10.0.0.1:1",
-	    "[::]:1", "[::ffff:127.0.0.1]:1", "128.0.0.1:1", "127.1:1",
+	    "[::]:1", "[::ffff:10.0.0.1]:1", "128.0.0.1:1", "127.1:1",
 	    "host:1", "[::1]x:1" };
 	struct config	*c;
 	char		 text[256];
@@ -730,30 +731,4 @@ Test(config, loopback_addresses)
 		    bad[i]);
 		expect_error(text, 1, 16, "listen.tcp");
 	}
-}
-
-Test(config, rates)
-{
-	struct rate	 r;
-
-	cr_assert_eq(config_rate_parse("10/s", &r), 0);
-	cr_assert(r.n == 10 && r.window_ms == 1000);
-	cr_assert_eq(config_rate_parse("1/5s", &r), 0);
-	cr_assert(r.n == 1 && r.window_ms == 5000);
-	cr_assert_eq(config_rate_parse("1/min", &r), 0);
-	cr_assert(r.n == 1 && r.window_ms == 60000);
-	cr_assert_eq(config_rate_parse("1/15min", &r), 0);
-	cr_assert(r.n == 1 && r.window_ms == 900000);
-	cr_assert_eq(config_rate_parse("off", &r), 0);
-	cr_assert_eq(r.n, 0);
-	cr_assert_eq(config_rate_parse("0/s", &r), -1);
-	cr_assert_eq(config_rate_parse("1/0s", &r), -1);
-	cr_assert_eq(config_rate_parse("/s", &r), -1);
-	cr_assert_eq(config_rate_parse("1/", &r), -1);
-	cr_assert_eq(config_rate_parse("1s", &r), -1);
-	cr_assert_eq(config_rate_parse("1/ms", &r), -1);
-	cr_assert_eq(config_rate_parse("-1/s", &r), -1);
-	cr_assert_eq(config_rate_parse("1/s ", &r), -1);
-	cr_assert_eq(config_rate_parse("99999999999/s", &r), -1);
-	cr_assert_eq(config_rate_parse("OFF", &r), -1);
 }
