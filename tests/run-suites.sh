@@ -115,29 +115,23 @@ if [ -d clients/node/node_modules/typescript ]; then
 	fi
 fi
 
-echo "== Shell tests"
-if [ -f tests/shell/run.sh ]; then
-	sh tests/shell/run.sh >"$log/shell.log" 2>&1
-	p=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$log/shell.log" | tail -1)
-	f=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$log/shell.log" | tail -1)
+# A suite that prints "# pass N" and "# fail N" (tests/shell, tests/vtc).
+tap_suite() {	# suite script context-lines
+	sh "$2" >"$log/$1.log" 2>&1
+	p=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$log/$1.log" | tail -1)
+	f=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$log/$1.log" | tail -1)
 	[ -n "$p" ] || p=0
 	[ -n "$f" ] || f=1
-	[ "$f" -ne 0 ] && grep -A5 '^not ok' "$log/shell.log" | head -40
-	echo "shell: $p passed, $f failed"
-	add shell "$p" "$f"
-fi
+	[ "$f" -ne 0 ] && grep -A"$3" '^not ok' "$log/$1.log" | head -40
+	echo "$1: $p passed, $f failed"
+	add "$1" "$p" "$f"
+}
+
+echo "== Shell tests"
+[ -f tests/shell/run.sh ] && tap_suite shell tests/shell/run.sh 5
 
 echo "== Raw-HTTP conformance (varnishtest, tests/vtc)"
-if [ -f tests/vtc/run.sh ]; then
-	sh tests/vtc/run.sh >"$log/vtc.log" 2>&1
-	p=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$log/vtc.log" | tail -1)
-	f=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$log/vtc.log" | tail -1)
-	[ -n "$p" ] || p=0
-	[ -n "$f" ] || f=1
-	[ "$f" -ne 0 ] && grep -A12 '^not ok' "$log/vtc.log" | head -40
-	echo "vtc: $p passed, $f failed"
-	add vtc "$p" "$f"
-fi
+[ -f tests/vtc/run.sh ] && tap_suite vtc tests/vtc/run.sh 12
 
 echo "== Man pages (mandoc -T lint)"
 p=0
