@@ -34,26 +34,7 @@ double		 now_s(void);		/* the same, in seconds */
 
 /* ---------------------------------------------------------------- buf.c */
 
-/* A growable byte buffer; data is always NUL-terminated for convenience. */
-struct buf {
-	char		*data;
-	size_t		 len;
-	size_t		 cap;
-};
-
-void		 buf_init(struct buf *);
-void		 buf_free(struct buf *);
-void		 buf_reset(struct buf *);		/* len = 0, keep memory */
-void		 buf_release(struct buf *, size_t);	/* reset; free past n */
-int		 buf_reserve(struct buf *, size_t);	/* room for n more */
-int		 buf_append(struct buf *, const void *, size_t);
-int		 buf_puts(struct buf *, const char *);
-int		 buf_printf(struct buf *, const char *, ...)
-		    __attribute__((format(printf, 2, 3)));
-void		 buf_truncate(struct buf *, size_t);	/* keep the first n */
-void		 buf_consume(struct buf *, size_t);	/* drop n from front */
-int		 buf_json_string(struct buf *, const char *, size_t);
-						/* append "quoted, escaped" */
+#include "buf.h"
 
 /* ---------------------------------------------------------------- log.c */
 
@@ -241,125 +222,9 @@ int		 route_target(const struct route *, const char *path,
 const struct route *route_policy(const struct route *, size_t,
 		    const char *gw_path, size_t len);
 
-/* ---------------------------------------------------------------- http.c */
+/* ------------------------------- http.c, http_response.c, http_write.c */
 
-struct http_header {
-	char		*name;
-	char		*value;
-};
-
-/* One parsed client request. */
-struct http_request {
-	char		 method[16];
-	char		*path;		/* decoded? no: raw path, no query */
-	char		*query;		/* raw query without '?', or NULL */
-	char		*url;		/* raw request target */
-	struct http_header *headers;
-	size_t		 nheaders;
-	struct buf	 body;
-	int		 http_minor;	/* 0 or 1 */
-	int		 keep_alive;
-	int		 expect_continue;
-};
-
-const char	*http_request_header(const struct http_request *,
-		    const char *name);		/* case-insensitive, or NULL */
-void		 http_request_free(struct http_request *);	/* and struct */
-
-enum http_feed {
-	HTTP_FEED_MORE = 0,	/* all input used, request not complete */
-	HTTP_FEED_DONE,		/* a request is complete (see *used) */
-	HTTP_FEED_ERROR		/* reader->err_status / err_code set */
-};
-
-/*
- * Incremental request reader.  It checks framing itself where Debian's
- * http-parser 2.9.4 is lax (obs-fold, space before colon, bare CR/LF,
- * missing or repeated Host) before handing the head to http-parser.
- */
-struct http_reader {
-	void		*parser;	/* http_parser, owned */
-	struct buf	 head;		/* raw head until CRLFCRLF */
-	int		 in_body;
-	size_t		 max_header_bytes;
-	size_t		 max_body_bytes;
-	struct http_request *req;	/* being built */
-	int		 done;
-	int		 err_status;	/* 400, 413, 414, 431, 501 */
-	const char	*err_code;	/* "bad_request", ... */
-	const char	*err_msg;
-	struct buf	 field;		/* header accumulation */
-	int		 last_was_value;
-	size_t		 nhost;
-	int		 has_cl;
-	int		 has_te;
-	int		 continue_sent;	/* caller sets when it answered 100 */
-};
-
-void		 http_reader_init(struct http_reader *, size_t max_header,
-		    size_t max_body);
-void		 http_reader_free(struct http_reader *);
-/*
- * Feed bytes.  *used tells how many were consumed.  On HTTP_FEED_DONE take
- * the request with http_reader_take() and feed the rest (pipelining).
- * After the head of a request with "Expect: 100-continue" is read,
- * http_reader_wants_continue() is true until the caller sets continue_sent.
- */
-enum http_feed	 http_reader_feed(struct http_reader *, const char *, size_t,
-		    size_t *used);
-struct http_request *http_reader_take(struct http_reader *);
-int		 http_reader_wants_continue(const struct http_reader *);
-/* Head of a request being read (for 100-continue / early refusal), or NULL */
-const struct http_request *http_reader_current(const struct http_reader *);
-
-/* One parsed Gateway answer (buffered whole, capped). */
-struct http_response {
-	int		 status;
-	char		*content_type;	/* or NULL */
-	struct http_header *set_cookies;	/* Set-Cookie values, name unused */
-	size_t		 nset_cookies;
-	unsigned	 retry_after_s;	/* 0 if absent */
-	int		 keep_alive;	/* the connection may be reused */
-	long long	 content_length;	/* declared, or -1 (none, chunked) */
-	struct buf	 body;
-};
-
-void		 http_response_free(struct http_response *);	/* and struct */
-
-struct http_resp_reader {
-	void		*parser;	/* http_parser, owned */
-	size_t		 max_bytes;	/* body cap */
-	int		 head_request;	/* answer to HEAD: no body */
-	struct http_response *resp;
-	int		 started;	/* a byte of the answer arrived */
-	int		 done;
-	int		 error;		/* 1 malformed, 2 too large */
-	struct buf	 field;
-	struct buf	 value;
-	int		 last_was_value;
-};
-
-void		 http_resp_reader_init(struct http_resp_reader *, size_t max,
-		    int head_request);
-void		 http_resp_reader_free(struct http_resp_reader *);
-/* Like http_reader_feed; HTTP_FEED_ERROR with error 1 or 2. */
-enum http_feed	 http_resp_reader_feed(struct http_resp_reader *, const char *,
-		    size_t, size_t *used);
-/* The peer closed: completes a close-delimited body, else error. */
-enum http_feed	 http_resp_reader_eof(struct http_resp_reader *);
-struct http_response *http_resp_reader_take(struct http_resp_reader *);
-
-const char	*http_reason(int status);
-/*
- * Append a response head: status line, Content-Type (if non-NULL),
- * Content-Length, Connection: keep-alive/close, extra (already CRLF
- * terminated lines, or NULL), blank line.  A 1xx is the status line and
- * extra only; 204 and 304 carry no Content-Length.  -1 (nothing appended)
- * when content_type holds a control character.
- */
-int		 http_response_head(struct buf *, int status,
-		    const char *content_type, size_t content_length,
-		    int keep_alive, const char *extra);
+#include "http.h"
 
 /* ---------------------------------------------------------------- pace.c */
 
@@ -605,7 +470,7 @@ enum upstream_error {
 /*
  * Called once per request, with resp NULL unless error == UPSTREAM_OK; the
  * callback owns resp: http_response_free(resp) frees it, struct included
- * (http.c), so no free() after it.
+ * (http_response.c), so no free() after it.
  */
 typedef void	 (*upstream_cb)(struct upstream_req *, enum upstream_error,
 		    struct http_response *resp, void *arg);

@@ -3,11 +3,12 @@
  * prefix, usable without the rest of the daemon.
  */
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "brokerd.h"
+#include "buf.h"
 
 void
 buf_init(struct buf *b)

@@ -473,15 +473,11 @@ static int
 client_head_unframed(struct buf *b, int status, const char *ctype, int keep,
     int chunked)
 {
-	const unsigned char	*p;
+	struct http_head h = { .status = status, .content_type = ctype,
+	    .framing = chunked ? HTTP_FRAME_CHUNKED : HTTP_FRAME_CLOSE,
+	    .keep_alive = keep };
 
-	for (p = (const unsigned char *)ctype; *p != '\0'; p++)
-		if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
-			return (-1);
-	return (buf_printf(b, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n%s"
-	    "Connection: %s\r\n\r\n", status, http_reason(status), ctype,
-	    chunked ? "Transfer-Encoding: chunked\r\n" : "",
-	    keep ? "keep-alive" : "close"));
+	return (http_write_head_buf(b, &h));
 }
 
 /*

@@ -1,6 +1,6 @@
 /*
- * HTTP/1.1 on top of http-parser 2.9.4: client requests in, Gateway
- * answers in, response heads out.  Pure: no sockets, no globals.
+ * Client requests in, on top of http-parser 2.9.4.  Pure: no sockets, no
+ * globals.
  *
  * Debian's http-parser is built without HTTP_PARSER_STRICT: it takes bare
  * LF as a line end, folds obs-fold lines into the value, allows space
@@ -11,15 +11,15 @@
  * hands http-parser only what passed.
  */
 #include <ctype.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #include <http_parser.h>
 
-#include "brokerd.h"
+#include "http.h"
 
 #define HTTP_MAX_TARGET		8192	/* longer request target: 414 */
 #define HTTP_MAX_CHUNK_LINE	4096	/* chunk size line with extensions */
@@ -39,33 +39,50 @@ enum chunk_state {
 	CH_DONE
 };
 
-/* Request reader state that the shared header does not need to show. */
-struct reqctx {
-	http_parser	 hp;
-	struct http_reader *rd;
-	struct buf	 value;		/* header value accumulation */
-	struct buf	 url;
+/* Where the chunked framing check is; all zero for a new body. */
+struct chunker {
+	enum chunk_state state;
+	uint64_t	 size;		/* current chunk size / remaining */
+	unsigned	 digits;
+	size_t		 line;		/* bytes in the current chunk line */
+	size_t		 trailer;	/* bytes of trailers so far */
+	uint64_t	 body;		/* declared chunk bytes so far */
+	int		 pend_status;	/* framing fault found ahead */
+	const char	*pend_msg;
+};
+
+/* Per-request state of the reader: all zero for a new request. */
+struct req_state {
+	int		 last_was_value;
+	int		 in_body;	/* the head is through */
+	size_t		 nhost;
+	int		 has_cl;
+	int		 has_te;
 	size_t		 line_start;	/* offset of the current head line */
 	int		 first_line_done;
 	int		 skipped_crlf;	/* one leading empty line tolerated */
 	int		 headers_done;	/* http-parser passed the head */
 	int		 body_seen;	/* a body byte arrived */
 	int		 chunked;	/* validate chunked framing */
-	enum chunk_state cstate;
-	uint64_t	 csize;		/* current chunk size / remaining */
-	unsigned	 cdigits;
-	size_t		 cline;		/* bytes in the current chunk line */
-	size_t		 ctrailer;	/* bytes of trailers so far */
-	uint64_t	 cbody;		/* declared chunk bytes so far */
-	int		 pend_status;	/* framing fault found ahead */
-	const char	*pend_msg;
+	struct chunker	 ck;
 };
 
-/* Response reader state. */
-struct respctx {
+/* Request reader state that the header does not need to show. */
+struct http_reqctx {
 	http_parser	 hp;
-	struct http_resp_reader *rr;
-	int		 interim;	/* the current message is a 1xx */
+	struct http_reader *rd;
+	struct buf	 field;		/* header name accumulation */
+	struct buf	 value;		/* header value accumulation */
+	struct buf	 url;
+	struct req_state s;
+};
+
+/* What a head's Transfer-Encoding fields said, all of them together. */
+struct te_count {
+	int		 nchunked;	/* chunked codings */
+	int		 chunked_last;	/* the last coding is chunked */
+	int		 unknown;	/* other codings */
+	int		 empty;		/* an empty field */
 };
 
 static int	req_on_url(http_parser *, const char *, size_t);
@@ -84,26 +101,8 @@ static const http_parser_settings req_settings = {
 	.on_message_complete = req_on_message_complete,
 };
 
-static int	resp_on_message_begin(http_parser *);
-static int	resp_on_header_field(http_parser *, const char *, size_t);
-static int	resp_on_header_value(http_parser *, const char *, size_t);
-static int	resp_on_headers_complete(http_parser *);
-static int	resp_on_body(http_parser *, const char *, size_t);
-static int	resp_on_message_complete(http_parser *);
-
-static const http_parser_settings resp_settings = {
-	.on_message_begin = resp_on_message_begin,
-	.on_header_field = resp_on_header_field,
-	.on_header_value = resp_on_header_value,
-	.on_headers_complete = resp_on_headers_complete,
-	.on_body = resp_on_body,
-	.on_message_complete = resp_on_message_complete,
-};
-
-/* ---------------------------------------------------------- requests */
-
-static void
-headers_free(struct http_header *h, size_t n)
+void
+http_headers_free(struct http_header *h, size_t n)
 {
 	size_t	 i;
 
@@ -115,16 +114,17 @@ headers_free(struct http_header *h, size_t n)
 }
 
 /* http-parser drops the OWS before a field value, not the OWS after it. */
-static void
-ows_trim(struct buf *b)
+void
+http_ows_trim(struct buf *b)
 {
 	while (b->len > 0 &&
 	    (b->data[b->len - 1] == ' ' || b->data[b->len - 1] == '\t'))
 		b->data[--b->len] = '\0';
 }
 
-static int
-headers_add(struct http_header **h, size_t *n, const char *name,
+/* Append a copy of name and value; -1 (nothing added) out of memory. */
+int
+http_headers_add(struct http_header **h, size_t *n, const char *name,
     size_t namelen, const char *value, size_t valuelen)
 {
 	struct http_header *nh;
@@ -169,7 +169,7 @@ http_request_free(struct http_request *req)
 	free(req->path);
 	free(req->query);
 	free(req->url);
-	headers_free(req->headers, req->nheaders);
+	http_headers_free(req->headers, req->nheaders);
 	buf_free(&req->body);
 	free(req);
 }
@@ -210,37 +210,19 @@ rd_fail(struct http_reader *rd, int status, const char *msg)
 static void
 rd_reset(struct http_reader *rd)
 {
-	struct reqctx	*cx = rd->parser;
+	struct http_reqctx *cx = rd->parser;
 
 	http_request_free(rd->req);
 	rd->req = NULL;
 	buf_release(&rd->head, HTTP_READER_KEEP);
-	buf_release(&rd->field, HTTP_READER_KEEP);
-	rd->in_body = 0;
 	rd->done = 0;
-	rd->last_was_value = 0;
-	rd->nhost = 0;
-	rd->has_cl = 0;
-	rd->has_te = 0;
 	rd->continue_sent = 0;
 	if (cx == NULL)
 		return;
+	buf_release(&cx->field, HTTP_READER_KEEP);
 	buf_release(&cx->value, HTTP_READER_KEEP);
 	buf_release(&cx->url, HTTP_READER_KEEP);
-	cx->line_start = 0;
-	cx->first_line_done = 0;
-	cx->skipped_crlf = 0;
-	cx->headers_done = 0;
-	cx->body_seen = 0;
-	cx->chunked = 0;
-	cx->cstate = CH_SIZE;
-	cx->csize = 0;
-	cx->cdigits = 0;
-	cx->cline = 0;
-	cx->ctrailer = 0;
-	cx->cbody = 0;
-	cx->pend_status = 0;
-	cx->pend_msg = NULL;
+	memset(&cx->s, 0, sizeof(cx->s));
 	http_parser_init(&cx->hp, HTTP_REQUEST);
 	cx->hp.data = cx;
 }
@@ -248,15 +230,15 @@ rd_reset(struct http_reader *rd)
 void
 http_reader_init(struct http_reader *rd, size_t max_header, size_t max_body)
 {
-	struct reqctx	*cx;
+	struct http_reqctx *cx;
 
 	memset(rd, 0, sizeof(*rd));
 	buf_init(&rd->head);
-	buf_init(&rd->field);
 	rd->max_header_bytes = max_header;
 	rd->max_body_bytes = max_body;
 	if ((cx = calloc(1, sizeof(*cx))) != NULL) {
 		cx->rd = rd;
+		buf_init(&cx->field);
 		buf_init(&cx->value);
 		buf_init(&cx->url);
 	}
@@ -267,13 +249,13 @@ http_reader_init(struct http_reader *rd, size_t max_header, size_t max_body)
 void
 http_reader_free(struct http_reader *rd)
 {
-	struct reqctx	*cx = rd->parser;
+	struct http_reqctx *cx = rd->parser;
 
 	http_request_free(rd->req);
 	rd->req = NULL;
 	buf_free(&rd->head);
-	buf_free(&rd->field);
 	if (cx != NULL) {
+		buf_free(&cx->field);
 		buf_free(&cx->value);
 		buf_free(&cx->url);
 		free(cx);
@@ -281,32 +263,20 @@ http_reader_free(struct http_reader *rd)
 	rd->parser = NULL;
 }
 
-static int
-is_tchar(unsigned char c)
-{
-	if ((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') ||
-	    (c >= 'a' && c <= 'z'))
-		return (1);
-	return (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
-}
-
-static int
-is_ctl(unsigned char c)
-{
-	return ((c < 0x20 && c != '\t') || c == 0x7f);
-}
-
 /*
  * Read a Transfer-Encoding value into counts: chunked codings, whether one
  * is not last, unknown codings.  Parameters (";q=...") are not allowed on
  * chunked and make any other coding unknown anyway.
  */
-static int
-te_scan(const char *v, size_t len, int *nchunked, int *chunked_last,
-    int *unknown)
+static void
+te_scan(const char *v, size_t len, struct te_count *te)
 {
 	size_t	 i = 0, s, e;
 
+	while (i < len && (v[i] == ' ' || v[i] == '\t'))
+		i++;
+	if (i == len)
+		te->empty = 1;
 	for (;;) {
 		while (i < len && (v[i] == ' ' || v[i] == '\t'))
 			i++;
@@ -319,18 +289,17 @@ te_scan(const char *v, size_t len, int *nchunked, int *chunked_last,
 		if (e > s) {
 			if (e - s == 7 &&
 			    strncasecmp(v + s, "chunked", 7) == 0) {
-				(*nchunked)++;
-				*chunked_last = 1;
+				te->nchunked++;
+				te->chunked_last = 1;
 			} else {
-				(*unknown)++;
-				*chunked_last = 0;
+				te->unknown++;
+				te->chunked_last = 0;
 			}
 		}
 		if (i >= len)
 			break;
 		i++;	/* the comma */
 	}
-	return (0);
 }
 
 /*
@@ -369,6 +338,50 @@ host_valid(const char *v, size_t len)
 }
 
 /*
+ * One field line of the head, p to eol (no CRLF): a token name right
+ * before the colon, a value without control characters; Host, once and
+ * well-formed; Content-Length and Transfer-Encoding noted.
+ */
+static int
+head_field(struct http_reader *rd, const char *p, const char *eol,
+    struct te_count *te)
+{
+	struct http_reqctx *cx = rd->parser;
+	const char	*colon, *q, *e;
+
+	if (*p == ' ' || *p == '\t')
+		return (rd_fail(rd, 400, "obsolete line folding in header"));
+	if ((colon = memchr(p, ':', (size_t)(eol - p))) == NULL)
+		return (rd_fail(rd, 400, "header line without colon"));
+	if (colon == p)
+		return (rd_fail(rd, 400, "empty header name"));
+	for (q = p; q < colon; q++)
+		if (!http_tchar((unsigned char)*q))
+			return (rd_fail(rd, 400,
+			    "invalid character in header name"));
+	if (!http_field_ok(colon + 1, (size_t)(eol - colon - 1)))
+		return (rd_fail(rd, 400, "control character in header value"));
+	if (colon - p == 4 && strncasecmp(p, "Host", 4) == 0) {
+		if (++cx->s.nhost > 1)
+			return (rd_fail(rd, 400, "more than one Host"));
+		for (q = colon + 1; q < eol && (*q == ' ' || *q == '\t'); q++)
+			;
+		for (e = eol; e > q && (e[-1] == ' ' || e[-1] == '\t'); e--)
+			;
+		if (!host_valid(q, (size_t)(e - q)))
+			return (rd_fail(rd, 400, "invalid Host"));
+	} else if (colon - p == 14 &&
+	    strncasecmp(p, "Content-Length", 14) == 0) {
+		cx->s.has_cl = 1;
+	} else if (colon - p == 17 &&
+	    strncasecmp(p, "Transfer-Encoding", 17) == 0) {
+		cx->s.has_te = 1;
+		te_scan(colon + 1, (size_t)(eol - colon - 1), te);
+	}
+	return (0);
+}
+
+/*
  * The complete raw head (request line, fields, empty line; every line end
  * is CRLF, checked while it arrived).  Refuse what http-parser would let
  * through: obs-fold, bad field names (space before the colon), control
@@ -377,11 +390,12 @@ host_valid(const char *v, size_t len)
 static int
 head_scan(struct http_reader *rd)
 {
+	struct http_reqctx *cx = rd->parser;
 	const char	*p = rd->head.data, *end = p + rd->head.len;
-	const char	*eol, *colon, *q, *e;
-	int		 nchunked = 0, chunked_last = 0, unknown = 0;
-	int		 te_empty = 0;
+	const char	*eol;
+	struct te_count	 te;
 
+	memset(&te, 0, sizeof(te));
 	/* Skip the request line. */
 	if ((eol = memmem(p, (size_t)(end - p), "\r\n", 2)) == NULL)
 		return (rd_fail(rd, 400, "incomplete request head"));
@@ -391,57 +405,19 @@ head_scan(struct http_reader *rd)
 			return (rd_fail(rd, 400, "incomplete request head"));
 		if (eol == p)
 			break;		/* the empty line */
-		if (*p == ' ' || *p == '\t')
-			return (rd_fail(rd, 400,
-			    "obsolete line folding in header"));
-		if ((colon = memchr(p, ':', (size_t)(eol - p))) == NULL)
-			return (rd_fail(rd, 400, "header line without colon"));
-		if (colon == p)
-			return (rd_fail(rd, 400, "empty header name"));
-		for (q = p; q < colon; q++)
-			if (!is_tchar((unsigned char)*q))
-				return (rd_fail(rd, 400,
-				    "invalid character in header name"));
-		for (q = colon + 1; q < eol; q++)
-			if (is_ctl((unsigned char)*q))
-				return (rd_fail(rd, 400,
-				    "control character in header value"));
-		if (colon - p == 4 && strncasecmp(p, "Host", 4) == 0) {
-			if (++rd->nhost > 1)
-				return (rd_fail(rd, 400, "more than one Host"));
-			for (q = colon + 1; q < eol && (*q == ' ' ||
-			    *q == '\t'); q++)
-				;
-			for (e = eol; e > q && (e[-1] == ' ' ||
-			    e[-1] == '\t'); e--)
-				;
-			if (!host_valid(q, (size_t)(e - q)))
-				return (rd_fail(rd, 400, "invalid Host"));
-		} else if (colon - p == 14 &&
-		    strncasecmp(p, "Content-Length", 14) == 0) {
-			rd->has_cl = 1;
-		} else if (colon - p == 17 &&
-		    strncasecmp(p, "Transfer-Encoding", 17) == 0) {
-			rd->has_te = 1;
-			q = colon + 1;
-			while (q < eol && (*q == ' ' || *q == '\t'))
-				q++;
-			if (q == eol)
-				te_empty = 1;
-			te_scan(q, (size_t)(eol - q), &nchunked, &chunked_last,
-			    &unknown);
-		}
+		if (head_field(rd, p, eol, &te) == -1)
+			return (-1);
 	}
 	if (p >= end)
 		return (rd_fail(rd, 400, "incomplete request head"));
-	if (rd->has_cl && rd->has_te)
+	if (cx->s.has_cl && cx->s.has_te)
 		return (rd_fail(rd, 400,
 		    "both Content-Length and Transfer-Encoding"));
-	if (rd->has_te) {
-		if (te_empty || nchunked > 1 ||
-		    (nchunked == 1 && !chunked_last))
+	if (cx->s.has_te) {
+		if (te.empty || te.nchunked > 1 ||
+		    (te.nchunked == 1 && !te.chunked_last))
 			return (rd_fail(rd, 400, "invalid Transfer-Encoding"));
-		if (unknown > 0)
+		if (te.unknown > 0)
 			return (rd_fail(rd, 501,
 			    "transfer coding not implemented"));
 	}
@@ -461,7 +437,7 @@ request_line_check(struct http_reader *rd, size_t start, size_t end)
 	size_t		 len = end - start, i;
 
 	for (i = 0; i < len; i++)
-		if (is_ctl((unsigned char)l[i]) || l[i] == '\t')
+		if (!http_field_char((unsigned char)l[i]) || l[i] == '\t')
 			return (rd_fail(rd, 400,
 			    "control character in request line"));
 	sp1 = memchr(l, ' ', len);
@@ -485,7 +461,7 @@ static ssize_t
 head_take(struct http_reader *rd, const char *data, size_t len,
     int *complete)
 {
-	struct reqctx	*cx = rd->parser;
+	struct http_reqctx *cx = rd->parser;
 	size_t		 i, pos;
 	unsigned char	 c, prev;
 
@@ -500,12 +476,12 @@ head_take(struct http_reader *rd, const char *data, size_t len,
 			return (rd_fail(rd, 400, "bare LF in request head"));
 		pos = rd->head.len + i + 1;	/* head length with c */
 		if (pos > rd->max_header_bytes) {
-			if (!cx->first_line_done && pos > HTTP_MAX_TARGET)
+			if (!cx->s.first_line_done && pos > HTTP_MAX_TARGET)
 				return (rd_fail(rd, 414,
 				    "request target too long"));
 			return (rd_fail(rd, 431, "request head too large"));
 		}
-		if (!cx->first_line_done && pos - cx->line_start >
+		if (!cx->s.first_line_done && pos - cx->s.line_start >
 		    HTTP_MAX_TARGET + 64)
 			return (rd_fail(rd, 414, "request target too long"));
 		prev = c;
@@ -514,32 +490,118 @@ head_take(struct http_reader *rd, const char *data, size_t len,
 		if (buf_append(&rd->head, data, i + 1) == -1)
 			return (rd_fail(rd, 400, "out of memory"));
 		pos = rd->head.len;
-		if (pos - cx->line_start == 2) {
+		if (pos - cx->s.line_start == 2) {
 			/* An empty line. */
-			if (!cx->first_line_done) {
-				if (cx->skipped_crlf)
+			if (!cx->s.first_line_done) {
+				if (cx->s.skipped_crlf)
 					return (rd_fail(rd, 400,
 					    "empty request line"));
-				cx->skipped_crlf = 1;
+				cx->s.skipped_crlf = 1;
 				buf_reset(&rd->head);
-				cx->line_start = 0;
+				cx->s.line_start = 0;
 				return ((ssize_t)(i + 1));
 			}
 			*complete = 1;
 			return ((ssize_t)(i + 1));
 		}
-		if (!cx->first_line_done) {
-			cx->first_line_done = 1;
-			if (request_line_check(rd, cx->line_start,
+		if (!cx->s.first_line_done) {
+			cx->s.first_line_done = 1;
+			if (request_line_check(rd, cx->s.line_start,
 			    pos - 2) == -1)
 				return (-1);
 		}
-		cx->line_start = pos;
+		cx->s.line_start = pos;
 		return ((ssize_t)(i + 1));
 	}
 	if (buf_append(&rd->head, data, len) == -1)
 		return (rd_fail(rd, 400, "out of memory"));
 	return ((ssize_t)len);
+}
+
+/*
+ * A byte of a chunk size line: hex digits without overflow, then
+ * extensions without control characters, then CRLF.  NULL when it fits,
+ * else why not (*status 413 past max_body).
+ */
+static const char *
+chunk_size_line(struct chunker *ck, unsigned char c, size_t max_body,
+    int *status)
+{
+	switch (ck->state) {
+	case CH_SIZE:
+		if (isxdigit(c)) {
+			if (ck->size > (UINT64_MAX >> 4))
+				return ("chunk size too large");
+			ck->size = ck->size * 16 + (uint64_t)(isdigit(c) ?
+			    c - '0' : tolower(c) - 'a' + 10);
+			ck->digits++;
+		} else if (ck->digits > 0 && (c == ';' || c == ' ')) {
+			/* http-parser takes no HTAB here: nor do we. */
+			ck->state = CH_EXT;
+		} else if (ck->digits > 0 && c == '\r') {
+			ck->state = CH_SIZE_LF;
+		} else
+			return ("invalid chunk size");
+		break;
+	case CH_EXT:
+		if (c == '\r')
+			ck->state = CH_SIZE_LF;
+		else if (!http_field_char(c))
+			return ("invalid chunk extension");
+		break;
+	default:	/* CH_SIZE_LF */
+		if (c != '\n')
+			return ("bare CR in chunk size");
+		ck->line = 0;
+		ck->digits = 0;
+		if (ck->size == 0) {
+			ck->state = CH_TRAILER;
+			return (NULL);
+		}
+		if (ck->size > max_body || ck->body > max_body - ck->size) {
+			*status = 413;
+			return ("body too large");
+		}
+		ck->body += ck->size;
+		ck->state = CH_DATA;
+		return (NULL);
+	}
+	if (++ck->line > HTTP_MAX_CHUNK_LINE)
+		return ("chunk line too long");
+	return (NULL);
+}
+
+/*
+ * A byte of the trailer section: header lines without obs-fold or control
+ * characters, within max_header (*status 431), then the final CRLF.
+ */
+static const char *
+chunk_trailer(struct chunker *ck, unsigned char c, size_t max_header,
+    int *status)
+{
+	if (ck->state != CH_TRAILER) {	/* CH_TRAILER_LF, CH_END_LF */
+		if (c != '\n')
+			return ("bare CR in trailers");
+		ck->line = 0;
+		ck->state = ck->state == CH_END_LF ? CH_DONE : CH_TRAILER;
+		return (NULL);
+	}
+	if (ck->line == 0 && c == '\r') {
+		ck->state = CH_END_LF;
+		return (NULL);
+	}
+	if (ck->line == 0 && (c == ' ' || c == '\t'))
+		return ("obsolete line folding in trailer");
+	if (c == '\r')
+		ck->state = CH_TRAILER_LF;
+	else if (!http_field_char(c))
+		return ("control character in trailer");
+	ck->line++;
+	if (++ck->trailer > max_header) {
+		*status = 431;
+		return ("trailers too large");
+	}
+	return (NULL);
 }
 
 /*
@@ -554,121 +616,50 @@ head_take(struct http_reader *rd, const char *data, size_t len,
 static size_t
 chunk_check(struct http_reader *rd, const char *data, size_t len)
 {
-	struct reqctx	*cx = rd->parser;
-	const char	*why;
+	struct chunker	*ck = &rd->parser->s.ck;
+	const char	*why = NULL;
 	size_t		 i = 0, n;
 	unsigned char	 c;
-	int		 v, status = 400;
+	int		 status = 400;
 
-	while (i < len && cx->cstate != CH_DONE) {
+	while (i < len && ck->state != CH_DONE && why == NULL) {
 		c = (unsigned char)data[i];
-		switch (cx->cstate) {
-		case CH_SIZE:
-			if (isxdigit(c)) {
-				v = isdigit(c) ? c - '0' :
-				    tolower(c) - 'a' + 10;
-				why = "chunk size too large";
-				if (cx->csize > (UINT64_MAX >> 4))
-					goto bad;
-				cx->csize = cx->csize * 16 + (uint64_t)v;
-				cx->cdigits++;
-			} else if (cx->cdigits > 0 && (c == ';' || c == ' ')) {
-				/* http-parser takes no HTAB here: nor do we. */
-				cx->cstate = CH_EXT;
-			} else if (cx->cdigits > 0 && c == '\r') {
-				cx->cstate = CH_SIZE_LF;
-			} else {
-				why = "invalid chunk size";
-				goto bad;
-			}
-			why = "chunk line too long";
-			if (++cx->cline > HTTP_MAX_CHUNK_LINE)
-				goto bad;
-			break;
-		case CH_EXT:
-			why = "invalid chunk extension";
-			if (c == '\r')
-				cx->cstate = CH_SIZE_LF;
-			else if (is_ctl(c))
-				goto bad;
-			why = "chunk line too long";
-			if (++cx->cline > HTTP_MAX_CHUNK_LINE)
-				goto bad;
-			break;
-		case CH_SIZE_LF:
-			why = "bare CR in chunk size";
-			if (c != '\n')
-				goto bad;
-			cx->cline = 0;
-			cx->cdigits = 0;
-			if (cx->csize == 0) {
-				cx->cstate = CH_TRAILER;
-				break;
-			}
-			if (cx->csize > rd->max_body_bytes ||
-			    cx->cbody > rd->max_body_bytes - cx->csize) {
-				status = 413;
-				why = "body too large";
-				goto bad;
-			}
-			cx->cbody += cx->csize;
-			cx->cstate = CH_DATA;
-			break;
+		switch (ck->state) {
 		case CH_DATA:
 			n = len - i;
-			if ((uint64_t)n > cx->csize)
-				n = (size_t)cx->csize;
-			cx->csize -= n;
+			if ((uint64_t)n > ck->size)
+				n = (size_t)ck->size;
+			ck->size -= n;
 			i += n;
-			if (cx->csize == 0)
-				cx->cstate = CH_DATA_CR;
+			if (ck->size == 0)
+				ck->state = CH_DATA_CR;
 			continue;
 		case CH_DATA_CR:
 		case CH_DATA_LF:
-			why = "missing CRLF after chunk data";
-			if (c != (cx->cstate == CH_DATA_CR ? '\r' : '\n'))
-				goto bad;
-			cx->cstate = cx->cstate == CH_DATA_CR ? CH_DATA_LF :
-			    CH_SIZE;
+			if (c != (ck->state == CH_DATA_CR ? '\r' : '\n'))
+				why = "missing CRLF after chunk data";
+			else
+				ck->state = ck->state == CH_DATA_CR ?
+				    CH_DATA_LF : CH_SIZE;
 			break;
 		case CH_TRAILER:
-			if (cx->cline == 0 && c == '\r') {
-				cx->cstate = CH_END_LF;
-				break;
-			}
-			why = "obsolete line folding in trailer";
-			if (cx->cline == 0 && (c == ' ' || c == '\t'))
-				goto bad;
-			why = "control character in trailer";
-			if (c == '\r')
-				cx->cstate = CH_TRAILER_LF;
-			else if (is_ctl(c))
-				goto bad;
-			cx->cline++;
-			if (++cx->ctrailer > rd->max_header_bytes) {
-				status = 431;
-				why = "trailers too large";
-				goto bad;
-			}
-			break;
 		case CH_TRAILER_LF:
 		case CH_END_LF:
-			why = "bare CR in trailers";
-			if (c != '\n')
-				goto bad;
-			cx->cline = 0;
-			cx->cstate = cx->cstate == CH_END_LF ? CH_DONE :
-			    CH_TRAILER;
+			why = chunk_trailer(ck, c, rd->max_header_bytes,
+			    &status);
 			break;
-		case CH_DONE:
+		default:
+			why = chunk_size_line(ck, c, rd->max_body_bytes,
+			    &status);
 			break;
 		}
-		i++;
+		if (why == NULL)
+			i++;
 	}
-	return (i);
-bad:
-	cx->pend_status = status;
-	cx->pend_msg = why;
+	if (why != NULL) {
+		ck->pend_status = status;
+		ck->pend_msg = why;
+	}
 	return (i);
 }
 
@@ -676,7 +667,7 @@ bad:
 static ssize_t
 parse_run(struct http_reader *rd, const char *data, size_t len)
 {
-	struct reqctx	*cx = rd->parser;
+	struct http_reqctx *cx = rd->parser;
 	enum http_errno	 e;
 	size_t		 n;
 
@@ -710,7 +701,7 @@ enum http_feed
 http_reader_feed(struct http_reader *rd, const char *data, size_t len,
     size_t *used)
 {
-	struct reqctx	*cx = rd->parser;
+	struct http_reqctx *cx = rd->parser;
 	size_t		 off = 0, want;
 	ssize_t		 n;
 	int		 complete;
@@ -725,7 +716,7 @@ http_reader_feed(struct http_reader *rd, const char *data, size_t len,
 	if (rd->done)
 		return (HTTP_FEED_DONE);
 	while (off < len && !rd->done) {
-		if (!rd->in_body) {
+		if (!cx->s.in_body) {
 			n = head_take(rd, data + off, len - off, &complete);
 			if (n == -1)
 				goto fail;
@@ -734,7 +725,7 @@ http_reader_feed(struct http_reader *rd, const char *data, size_t len,
 				continue;
 			if (head_scan(rd) == -1)
 				goto fail;
-			rd->in_body = 1;
+			cx->s.in_body = 1;
 			n = parse_run(rd, rd->head.data, rd->head.len);
 			if (n == -1)
 				goto fail;
@@ -745,16 +736,16 @@ http_reader_feed(struct http_reader *rd, const char *data, size_t len,
 			continue;
 		}
 		want = len - off;
-		if (cx->chunked)
+		if (cx->s.chunked)
 			want = chunk_check(rd, data + off, want);
-		cx->body_seen = 1;
+		cx->s.body_seen = 1;
 		/* Zero bytes would tell http-parser the peer closed. */
 		n = want > 0 ? parse_run(rd, data + off, want) : 0;
 		if (n == -1)
 			goto fail;
 		off += (size_t)n;
-		if (cx->pend_status != 0) {
-			rd_fail(rd, cx->pend_status, cx->pend_msg);
+		if (cx->s.ck.pend_status != 0) {
+			rd_fail(rd, cx->s.ck.pend_status, cx->s.ck.pend_msg);
 			goto fail;
 		}
 		if (!rd->done && (size_t)n != want) {
@@ -785,19 +776,19 @@ http_reader_take(struct http_reader *rd)
 int
 http_reader_wants_continue(const struct http_reader *rd)
 {
-	const struct reqctx *cx = rd->parser;
+	const struct http_reqctx *cx = rd->parser;
 
-	return (cx != NULL && rd->req != NULL && cx->headers_done &&
+	return (cx != NULL && rd->req != NULL && cx->s.headers_done &&
 	    !rd->done && rd->req->expect_continue && !rd->continue_sent &&
-	    !cx->body_seen && rd->err_status == 0);
+	    !cx->s.body_seen && rd->err_status == 0);
 }
 
 const struct http_request *
 http_reader_current(const struct http_reader *rd)
 {
-	const struct reqctx *cx = rd->parser;
+	const struct http_reqctx *cx = rd->parser;
 
-	if (cx == NULL || !cx->headers_done || rd->err_status != 0)
+	if (cx == NULL || !cx->s.headers_done || rd->err_status != 0)
 		return (NULL);
 	return (rd->req);
 }
@@ -805,7 +796,7 @@ http_reader_current(const struct http_reader *rd)
 static int
 req_on_url(http_parser *hp, const char *at, size_t len)
 {
-	struct reqctx	*cx = hp->data;
+	struct http_reqctx *cx = hp->data;
 
 	if (buf_append(&cx->url, at, len) == -1)
 		return (rd_fail(cx->rd, 400, "out of memory"));
@@ -814,36 +805,36 @@ req_on_url(http_parser *hp, const char *at, size_t len)
 
 /* A field and its value are complete: keep them (not trailers). */
 static int
-req_header_flush(struct reqctx *cx)
+req_header_flush(struct http_reqctx *cx)
 {
 	struct http_reader *rd = cx->rd;
 
-	if (!rd->last_was_value)
+	if (!cx->s.last_was_value)
 		return (0);
-	ows_trim(&cx->value);
+	http_ows_trim(&cx->value);
 	if (rd->req == NULL &&
 	    (rd->req = calloc(1, sizeof(*rd->req))) == NULL)
 		return (rd_fail(rd, 400, "out of memory"));
-	if (headers_add(&rd->req->headers, &rd->req->nheaders,
-	    rd->field.data, rd->field.len, cx->value.data ? cx->value.data :
+	if (http_headers_add(&rd->req->headers, &rd->req->nheaders,
+	    cx->field.data, cx->field.len, cx->value.data ? cx->value.data :
 	    "", cx->value.len) == -1)
 		return (rd_fail(rd, 400, "out of memory"));
-	buf_reset(&rd->field);
+	buf_reset(&cx->field);
 	buf_reset(&cx->value);
-	rd->last_was_value = 0;
+	cx->s.last_was_value = 0;
 	return (0);
 }
 
 static int
 req_on_header_field(http_parser *hp, const char *at, size_t len)
 {
-	struct reqctx	*cx = hp->data;
+	struct http_reqctx *cx = hp->data;
 
-	if (cx->headers_done)
+	if (cx->s.headers_done)
 		return (0);	/* trailers: dropped */
 	if (req_header_flush(cx) == -1)
 		return (-1);
-	if (buf_append(&cx->rd->field, at, len) == -1)
+	if (buf_append(&cx->field, at, len) == -1)
 		return (rd_fail(cx->rd, 400, "out of memory"));
 	return (0);
 }
@@ -851,11 +842,11 @@ req_on_header_field(http_parser *hp, const char *at, size_t len)
 static int
 req_on_header_value(http_parser *hp, const char *at, size_t len)
 {
-	struct reqctx	*cx = hp->data;
+	struct http_reqctx *cx = hp->data;
 
-	if (cx->headers_done)
+	if (cx->s.headers_done)
 		return (0);
-	cx->rd->last_was_value = 1;
+	cx->s.last_was_value = 1;
 	if (buf_append(&cx->value, at, len) == -1)
 		return (rd_fail(cx->rd, 400, "out of memory"));
 	return (0);
@@ -900,7 +891,7 @@ req_split_url(struct http_request *req)
 static int
 req_on_headers_complete(http_parser *hp)
 {
-	struct reqctx	*cx = hp->data;
+	struct http_reqctx *cx = hp->data;
 	struct http_reader *rd = cx->rd;
 	struct http_request *req;
 	const char	*v;
@@ -912,13 +903,13 @@ req_on_headers_complete(http_parser *hp)
 	    (rd->req = calloc(1, sizeof(*rd->req))) == NULL)
 		return (rd_fail(rd, 400, "out of memory"));
 	req = rd->req;
-	cx->headers_done = 1;	/* later header callbacks are trailers */
+	cx->s.headers_done = 1;	/* later header callbacks are trailers */
 	if (hp->http_major != 1)
 		return (rd_fail(rd, 400, "unsupported HTTP version"));
-	if (hp->http_minor >= 1 && rd->nhost == 0)
+	if (hp->http_minor >= 1 && cx->s.nhost == 0)
 		return (rd_fail(rd, 400, "missing Host"));
 	/* RFC 9112 section 6.1: an HTTP/1.0 peer may not know chunked. */
-	if (hp->http_minor == 0 && rd->has_te)
+	if (hp->http_minor == 0 && cx->s.has_te)
 		return (rd_fail(rd, 400, "Transfer-Encoding in HTTP/1.0"));
 	len = snprintf(req->method, sizeof(req->method), "%s",
 	    http_method_str((enum http_method)hp->method));
@@ -937,14 +928,14 @@ req_on_headers_complete(http_parser *hp)
 	    hp->content_length > rd->max_body_bytes)
 		return (rd_fail(rd, 413, "body too large"));
 	if (hp->flags & F_CHUNKED)
-		cx->chunked = 1;
+		cx->s.chunked = 1;
 	return (0);
 }
 
 static int
 req_on_body(http_parser *hp, const char *at, size_t len)
 {
-	struct reqctx	*cx = hp->data;
+	struct http_reqctx *cx = hp->data;
 	struct http_reader *rd = cx->rd;
 
 	if (len > rd->max_body_bytes ||
@@ -958,7 +949,7 @@ req_on_body(http_parser *hp, const char *at, size_t len)
 static int
 req_on_message_complete(http_parser *hp)
 {
-	struct reqctx	*cx = hp->data;
+	struct http_reqctx *cx = hp->data;
 
 	if (cx->rd->req == NULL)
 		return (rd_fail(cx->rd, 400, "malformed request"));
@@ -967,443 +958,3 @@ req_on_message_complete(http_parser *hp)
 	return (0);
 }
 
-/* --------------------------------------------------------- responses */
-
-/* Frees the answer and the struct itself. */
-void
-http_response_free(struct http_response *resp)
-{
-	if (resp == NULL)
-		return;
-	free(resp->content_type);
-	headers_free(resp->set_cookies, resp->nset_cookies);
-	buf_free(&resp->body);
-	free(resp);
-}
-
-static void
-rr_reset(struct http_resp_reader *rr)
-{
-	struct respctx	*cx = rr->parser;
-
-	http_response_free(rr->resp);
-	rr->resp = NULL;
-	rr->started = 0;
-	rr->done = 0;
-	rr->error = 0;
-	buf_reset(&rr->field);
-	buf_reset(&rr->value);
-	rr->last_was_value = 0;
-	if (cx != NULL) {
-		cx->interim = 0;
-		http_parser_init(&cx->hp, HTTP_RESPONSE);
-		cx->hp.data = cx;
-	}
-}
-
-void
-http_resp_reader_init(struct http_resp_reader *rr, size_t max,
-    int head_request)
-{
-	struct respctx	*cx;
-
-	memset(rr, 0, sizeof(*rr));
-	buf_init(&rr->field);
-	buf_init(&rr->value);
-	rr->max_bytes = max;
-	rr->head_request = head_request;
-	if ((cx = calloc(1, sizeof(*cx))) != NULL)
-		cx->rr = rr;
-	rr->parser = cx;
-	rr_reset(rr);
-}
-
-void
-http_resp_reader_free(struct http_resp_reader *rr)
-{
-	http_response_free(rr->resp);
-	rr->resp = NULL;
-	buf_free(&rr->field);
-	buf_free(&rr->value);
-	free(rr->parser);
-	rr->parser = NULL;
-}
-
-/*
- * Retry-After: delta-seconds, or an HTTP-date (IMF-fixdate, RFC 850,
- * asctime) turned into seconds from now, at least 1.  0 when unreadable.
- */
-static unsigned
-retry_after_parse(const char *v)
-{
-	static const char *const fmts[] = {
-		"%a, %d %b %Y %H:%M:%S GMT",
-		"%A, %d-%b-%y %H:%M:%S GMT",
-		"%a %b %e %H:%M:%S %Y",
-	};
-	struct tm	 tm;
-	const char	*end;
-	unsigned long long s = 0;
-	time_t		 t, now;
-	size_t		 i;
-
-	while (*v == ' ' || *v == '\t')
-		v++;
-	if (isdigit((unsigned char)*v)) {
-		for (; isdigit((unsigned char)*v); v++) {
-			s = s * 10 + (unsigned)(*v - '0');
-			if (s > 86400ULL * 365)
-				s = 86400ULL * 365;
-		}
-		while (*v == ' ' || *v == '\t')
-			v++;
-		return (*v == '\0' ? (unsigned)s : 0);
-	}
-	for (i = 0; i < sizeof(fmts) / sizeof(fmts[0]); i++) {
-		memset(&tm, 0, sizeof(tm));
-		end = strptime(v, fmts[i], &tm);
-		if (end == NULL)
-			continue;
-		while (*end == ' ' || *end == '\t')
-			end++;
-		if (*end != '\0')
-			continue;
-		if ((t = timegm(&tm)) == (time_t)-1)
-			return (0);
-		now = time(NULL);
-		if (t <= now)
-			return (1);
-		if (t - now > 86400 * 365)
-			return (86400 * 365);
-		return ((unsigned)(t - now));
-	}
-	return (0);
-}
-
-static int
-resp_header_flush(struct respctx *cx)
-{
-	struct http_resp_reader *rr = cx->rr;
-	struct http_response *resp = rr->resp;
-	const char	*v;
-
-	if (!rr->last_was_value)
-		return (0);
-	ows_trim(&rr->value);
-	v = rr->value.data ? rr->value.data : "";
-	rr->last_was_value = 0;
-	if (strcasecmp(rr->field.data, "Set-Cookie") == 0) {
-		if (headers_add(&resp->set_cookies, &resp->nset_cookies,
-		    "Set-Cookie", 10, v, rr->value.len) == -1)
-			goto fail;
-	} else if (strcasecmp(rr->field.data, "Content-Type") == 0) {
-		if (resp->content_type == NULL &&
-		    (resp->content_type = strdup(v)) == NULL)
-			goto fail;
-	} else if (strcasecmp(rr->field.data, "Retry-After") == 0)
-		resp->retry_after_s = retry_after_parse(v);
-	buf_reset(&rr->field);
-	buf_reset(&rr->value);
-	return (0);
-fail:
-	rr->error = 1;
-	return (-1);
-}
-
-static int
-resp_on_message_begin(http_parser *hp)
-{
-	struct respctx	*cx = hp->data;
-	struct http_resp_reader *rr = cx->rr;
-
-	/* A new message: after a 1xx, the real answer starts afresh. */
-	http_response_free(rr->resp);
-	buf_reset(&rr->field);
-	buf_reset(&rr->value);
-	rr->last_was_value = 0;
-	cx->interim = 0;
-	if ((rr->resp = calloc(1, sizeof(*rr->resp))) == NULL) {
-		rr->error = 1;
-		return (-1);
-	}
-	rr->resp->content_length = -1;
-	return (0);
-}
-
-static int
-resp_on_header_field(http_parser *hp, const char *at, size_t len)
-{
-	struct respctx	*cx = hp->data;
-
-	if (cx->rr->resp == NULL || resp_header_flush(cx) == -1)
-		return (-1);
-	if (buf_append(&cx->rr->field, at, len) == -1) {
-		cx->rr->error = 1;
-		return (-1);
-	}
-	return (0);
-}
-
-static int
-resp_on_header_value(http_parser *hp, const char *at, size_t len)
-{
-	struct respctx	*cx = hp->data;
-
-	cx->rr->last_was_value = 1;
-	if (buf_append(&cx->rr->value, at, len) == -1) {
-		cx->rr->error = 1;
-		return (-1);
-	}
-	return (0);
-}
-
-/* 1 tells http-parser there is no body: HEAD, 1xx, 204, 304. */
-static int
-resp_on_headers_complete(http_parser *hp)
-{
-	struct respctx	*cx = hp->data;
-	struct http_resp_reader *rr = cx->rr;
-
-	if (rr->resp == NULL || resp_header_flush(cx) == -1)
-		return (-1);
-	rr->resp->status = hp->status_code;
-	if (hp->status_code == 101 || hp->status_code < 100) {
-		rr->error = 1;		/* no protocol switch with brokerd */
-		return (-1);
-	}
-	if (hp->status_code < 200) {
-		cx->interim = 1;
-		return (1);
-	}
-	if ((hp->flags & F_CONTENTLENGTH) && !rr->head_request &&
-	    hp->status_code != 204 && hp->status_code != 304 &&
-	    hp->content_length > rr->max_bytes) {
-		rr->error = 2;
-		return (-1);
-	}
-	if (rr->head_request || hp->status_code == 204 ||
-	    hp->status_code == 304)
-		return (1);
-	if ((hp->flags & F_CONTENTLENGTH) && !(hp->flags & F_CHUNKED))
-		rr->resp->content_length = (long long)hp->content_length;
-	return (0);
-}
-
-static int
-resp_on_body(http_parser *hp, const char *at, size_t len)
-{
-	struct respctx	*cx = hp->data;
-	struct http_resp_reader *rr = cx->rr;
-
-	if (len > rr->max_bytes || rr->resp->body.len > rr->max_bytes - len) {
-		rr->error = 2;
-		return (-1);
-	}
-	if (buf_append(&rr->resp->body, at, len) == -1) {
-		rr->error = 1;
-		return (-1);
-	}
-	return (0);
-}
-
-static int
-resp_on_message_complete(http_parser *hp)
-{
-	struct respctx	*cx = hp->data;
-	struct http_resp_reader *rr = cx->rr;
-
-	if (cx->interim)
-		return (0);	/* 100 Continue and friends: read on */
-	rr->resp->keep_alive = http_should_keep_alive(hp);
-	rr->done = 1;
-	http_parser_pause(hp, 1);
-	return (0);
-}
-
-enum http_feed
-http_resp_reader_feed(struct http_resp_reader *rr, const char *data,
-    size_t len, size_t *used)
-{
-	struct respctx	*cx = rr->parser;
-	enum http_errno	 e;
-	size_t		 n;
-
-	*used = 0;
-	if (cx == NULL)
-		rr->error = 1;
-	else
-		cx->rr = rr;
-	if (rr->error)
-		return (HTTP_FEED_ERROR);
-	if (rr->done)
-		return (HTTP_FEED_DONE);
-	if (len == 0)
-		return (HTTP_FEED_MORE);
-	rr->started = 1;
-	n = http_parser_execute(&cx->hp, &resp_settings, data, len);
-	*used = n;
-	e = HTTP_PARSER_ERRNO(&cx->hp);
-	if (e == HPE_PAUSED && rr->done)
-		return (HTTP_FEED_DONE);
-	if (e != HPE_OK || rr->error) {
-		if (rr->error == 0)
-			rr->error = 1;
-		return (HTTP_FEED_ERROR);
-	}
-	if (n != len) {
-		rr->error = 1;
-		return (HTTP_FEED_ERROR);
-	}
-	return (HTTP_FEED_MORE);
-}
-
-enum http_feed
-http_resp_reader_eof(struct http_resp_reader *rr)
-{
-	struct respctx	*cx = rr->parser;
-
-	if (rr->done)
-		return (HTTP_FEED_DONE);
-	if (cx == NULL || rr->error || !rr->started || rr->resp == NULL) {
-		if (rr->error == 0)
-			rr->error = 1;
-		return (HTTP_FEED_ERROR);
-	}
-	/* Zero bytes tell http-parser the peer closed. */
-	http_parser_execute(&cx->hp, &resp_settings, NULL, 0);
-	if (rr->done)
-		return (HTTP_FEED_DONE);
-	if (rr->error == 0)
-		rr->error = 1;
-	return (HTTP_FEED_ERROR);
-}
-
-struct http_response *
-http_resp_reader_take(struct http_resp_reader *rr)
-{
-	struct http_response *resp;
-
-	if (!rr->done)
-		return (NULL);
-	resp = rr->resp;
-	rr->resp = NULL;
-	rr_reset(rr);
-	return (resp);
-}
-
-/* -------------------------------------------------------- formatting */
-
-const char *
-http_reason(int status)
-{
-	switch (status) {
-	case 100: return ("Continue");
-	case 101: return ("Switching Protocols");
-	case 200: return ("OK");
-	case 201: return ("Created");
-	case 202: return ("Accepted");
-	case 203: return ("Non-Authoritative Information");
-	case 204: return ("No Content");
-	case 205: return ("Reset Content");
-	case 206: return ("Partial Content");
-	case 301: return ("Moved Permanently");
-	case 302: return ("Found");
-	case 303: return ("See Other");
-	case 304: return ("Not Modified");
-	case 307: return ("Temporary Redirect");
-	case 308: return ("Permanent Redirect");
-	case 400: return ("Bad Request");
-	case 401: return ("Unauthorized");
-	case 402: return ("Payment Required");
-	case 403: return ("Forbidden");
-	case 404: return ("Not Found");
-	case 405: return ("Method Not Allowed");
-	case 406: return ("Not Acceptable");
-	case 407: return ("Proxy Authentication Required");
-	case 408: return ("Request Timeout");
-	case 409: return ("Conflict");
-	case 410: return ("Gone");
-	case 411: return ("Length Required");
-	case 412: return ("Precondition Failed");
-	case 413: return ("Content Too Large");
-	case 414: return ("URI Too Long");
-	case 415: return ("Unsupported Media Type");
-	case 416: return ("Range Not Satisfiable");
-	case 417: return ("Expectation Failed");
-	case 421: return ("Misdirected Request");
-	case 422: return ("Unprocessable Content");
-	case 423: return ("Locked");
-	case 425: return ("Too Early");
-	case 426: return ("Upgrade Required");
-	case 428: return ("Precondition Required");
-	case 429: return ("Too Many Requests");
-	case 431: return ("Request Header Fields Too Large");
-	case 500: return ("Internal Server Error");
-	case 501: return ("Not Implemented");
-	case 502: return ("Bad Gateway");
-	case 503: return ("Service Unavailable");
-	case 504: return ("Gateway Timeout");
-	case 505: return ("HTTP Version Not Supported");
-	default:
-		break;
-	}
-	if (status >= 100 && status < 200)
-		return ("Informational");
-	if (status >= 200 && status < 300)
-		return ("Success");
-	if (status >= 300 && status < 400)
-		return ("Redirection");
-	if (status >= 400 && status < 500)
-		return ("Client Error");
-	return ("Server Error");
-}
-
-/* A header value we write must not end the line early. */
-static int
-value_safe(const char *s)
-{
-	for (; *s != '\0'; s++)
-		if (is_ctl((unsigned char)*s))
-			return (0);
-	return (1);
-}
-
-/*
- * A 1xx is a status line (plus extra) only; 204 and 304 carry no
- * Content-Length (RFC 9110 sections 8.6 and 15.4.5).  A Content-Type with
- * a control character (it may come from the Gateway) is refused: -1.
- */
-int
-http_response_head(struct buf *b, int status, const char *content_type,
-    size_t content_length, int keep_alive, const char *extra)
-{
-	size_t	 start = b->len;
-
-	if (status < 100 || status > 999)
-		return (-1);
-	if (content_type != NULL && !value_safe(content_type))
-		return (-1);
-	if (buf_printf(b, "HTTP/1.1 %d %s\r\n", status,
-	    http_reason(status)) == -1)
-		goto fail;
-	if (status >= 200) {
-		if (content_type != NULL &&
-		    buf_printf(b, "Content-Type: %s\r\n", content_type) == -1)
-			goto fail;
-		if (status != 204 && status != 304 &&
-		    buf_printf(b, "Content-Length: %zu\r\n",
-		    content_length) == -1)
-			goto fail;
-		if (buf_puts(b, keep_alive ? "Connection: keep-alive\r\n" :
-		    "Connection: close\r\n") == -1)
-			goto fail;
-	}
-	if (extra != NULL && buf_puts(b, extra) == -1)
-		goto fail;
-	if (buf_puts(b, "\r\n") == -1)
-		goto fail;
-	return (0);
-fail:
-	buf_truncate(b, start);
-	return (-1);
-}

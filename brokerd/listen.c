@@ -420,6 +420,9 @@ listen_refusal_free(struct refusal *r)
 static void
 listen_refusal_answer(struct refusal *r)
 {
+	struct http_head h = { .status = 503,
+	    .content_type = "application/json",
+	    .extra = "Retry-After: 1\r\n" };
 	char	 out[512];
 	int	 body, len;
 	char	 msg[160];
@@ -432,11 +435,14 @@ listen_refusal_answer(struct refusal *r)
 		body = snprintf(msg, sizeof(msg), "{\"error\":"
 		    "\"too_many_connections\",\"message\":\"limits.%s "
 		    "reached; try again later\"}", r->limit);
-	len = snprintf(out, sizeof(out), "HTTP/1.1 503 Service Unavailable\r\n"
-	    "Content-Type: application/json\r\nContent-Length: %d\r\n"
-	    "Retry-After: 1\r\nConnection: close\r\n\r\n%s", body, msg);
-	if (len > 0 && (size_t)len < sizeof(out))
-		(void)send(r->fd, out, (size_t)len, MSG_NOSIGNAL);
+	h.content_length = body > 0 ? (size_t)body : 0;
+	len = http_write_head(out, sizeof(out), &h);
+	if (body > 0 && (size_t)body < sizeof(msg) && len > 0 &&
+	    (size_t)len + (size_t)body < sizeof(out)) {
+		memcpy(out + len, msg, (size_t)body);
+		(void)send(r->fd, out, (size_t)len + (size_t)body,
+		    MSG_NOSIGNAL);
+	}
 	shutdown(r->fd, SHUT_WR);
 	r->answered = 1;
 	ev_timer_stop(r->srv->loop, &r->timer);
@@ -503,10 +509,14 @@ listen_refuse(struct server *srv, int fd, int limit)
 	metrics_refused(srv->metrics, limit);
 	if (nrefusals >= LISTEN_REFUSE_MAX ||
 	    (r = calloc(1, sizeof(*r))) == NULL) {
-		static const char busy[] = "HTTP/1.1 503 Service Unavailable"
-		    "\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+		struct http_head h = { .status = 503 };
+		char	 busy[128];
+		int	 len;
 
-		(void)send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL);
+		/* No allocation here: the head goes from the stack. */
+		len = http_write_head(busy, sizeof(busy), &h);
+		if (len > 0 && (size_t)len < sizeof(busy))
+			(void)send(fd, busy, (size_t)len, MSG_NOSIGNAL);
 		close(fd);
 		return;
 	}

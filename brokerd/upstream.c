@@ -186,25 +186,6 @@ msgf(char *out, size_t len, const char *fmt, ...)
 	va_end(ap);
 }
 
-static int
-is_tchar(int ch)
-{
-	return (isalnum(ch) || (ch != '\0' &&
-	    strchr("!#$%&'*+-.^_`|~", ch) != NULL));
-}
-
-/* Header field values: visible ASCII, spaces, tabs, obs-text; no CR/LF. */
-static int
-field_ok(const char *s)
-{
-	const unsigned char *p;
-
-	for (p = (const unsigned char *)s; *p != '\0'; p++)
-		if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
-			return (0);
-	return (1);
-}
-
 /* ------------------------------------------------------------ cookie jar */
 
 void
@@ -353,7 +334,7 @@ upstream_jar_absorb(struct upstream_jar *j, const char *sc, time_t now)
 	if (name == name_end)
 		return (-1);
 	for (a = name; a < name_end; a++)
-		if (!is_tchar((unsigned char)*a))
+		if (!http_tchar((unsigned char)*a))
 			return (-1);
 	for (a = val; a < val_end; a++)
 		if ((unsigned char)*a < 0x21 || *a == 0x7f || *a == ';' ||
@@ -441,88 +422,46 @@ upstream_jar_clear(struct upstream *up)
 /* ------------------------------------------------------ request format */
 
 static int
-method_has_body(const char *m)
-{
-	return (strcmp(m, "POST") == 0 || strcmp(m, "PUT") == 0 ||
-	    strcmp(m, "PATCH") == 0 || strcmp(m, "DELETE") == 0);
-}
-
-static int
 method_idempotent(const char *m)
 {
 	return (strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0);
+}
+
+/* The request as http_write.c sees it; -1 when method has no NUL. */
+static int
+req_head(const struct upstream_req *req, struct http_out_request *out)
+{
+	if (memchr(req->method, '\0', sizeof(req->method)) == NULL)
+		return (-1);
+	out->method = req->method;
+	out->target = req->target.data != NULL ? req->target.data : "";
+	out->target_len = req->target.len;
+	out->accept = req->accept;
+	out->content_type = req->content_type;
+	out->body = req->body.data;
+	out->body_len = req->body.len;
+	return (0);
 }
 
 /* Nothing the caller put in may bend the request head. */
 static int
 req_valid(const struct upstream_req *req)
 {
-	const unsigned char *p;
-	size_t		 i;
+	struct http_out_request	 out;
 
-	if (req->method[0] == '\0')
-		return (0);
-	for (i = 0; i < sizeof(req->method) && req->method[i] != '\0'; i++)
-		if (!is_tchar((unsigned char)req->method[i]))
-			return (0);
-	if (i == sizeof(req->method))
-		return (0);
-	if (req->target.len == 0 || req->target.data[0] != '/')
-		return (0);
-	for (p = (const unsigned char *)req->target.data, i = 0;
-	    i < req->target.len; i++)
-		if (p[i] <= 0x20 || p[i] == 0x7f)
-			return (0);
-	if (req->content_type != NULL && !field_ok(req->content_type))
-		return (0);
-	if (req->accept != NULL && !field_ok(req->accept))
-		return (0);
-	return (1);
+	return (req_head(req, &out) == 0 &&
+	    http_write_request_check(&out) == 0);
 }
 
-/*
- * Only what the Gateway needs: client.c passes method, target, content
- * type, accept and body; nothing else of the client's reaches here.  The
- * Gateway answers 411 to a POST without Content-Length, so every method
- * that may carry a body says it, 0 included.
- */
 int
 upstream_format_request(struct buf *out, const struct upstream_req *req,
     const char *host, const char *port, const char *cookie)
 {
-	size_t	 start = out->len;
-	int	 v6 = strchr(host, ':') != NULL;
+	struct http_out_request	 r;
 
-	if (!req_valid(req) || !field_ok(host) || !field_ok(port) ||
-	    (cookie != NULL && !field_ok(cookie)))
+	if (req_head(req, &r) == -1)
 		return (-1);
-	if (buf_printf(out, "%s %.*s HTTP/1.1\r\n", req->method,
-	    (int)req->target.len, req->target.data) == -1 ||
-	    buf_printf(out, "Host: %s%s%s:%s\r\n", v6 ? "[" : "", host,
-	    v6 ? "]" : "", port) == -1 ||
-	    buf_puts(out, "User-Agent: brokerd/" BROKERD_VERSION "\r\n") ==
-	    -1 ||
-	    buf_printf(out, "Accept: %s\r\n", req->accept != NULL &&
-	    req->accept[0] != '\0' ? req->accept : "*/*") == -1)
-		goto fail;
-	if (req->content_type != NULL && req->content_type[0] != '\0' &&
-	    buf_printf(out, "Content-Type: %s\r\n", req->content_type) == -1)
-		goto fail;
-	if ((req->body.len > 0 || method_has_body(req->method)) &&
-	    buf_printf(out, "Content-Length: %zu\r\n", req->body.len) == -1)
-		goto fail;
-	if (cookie != NULL && cookie[0] != '\0' &&
-	    buf_printf(out, "Cookie: %s\r\n", cookie) == -1)
-		goto fail;
-	if (buf_puts(out, "Connection: keep-alive\r\n\r\n") == -1)
-		goto fail;
-	if (req->body.len > 0 &&
-	    buf_append(out, req->body.data, req->body.len) == -1)
-		goto fail;
-	return (0);
-fail:
-	buf_truncate(out, start);
-	return (-1);
+	return (http_write_request(out, &r, host, port, cookie));
 }
 
 /* -------------------------------------------------------------- TLS */

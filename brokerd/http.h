@@ -1,0 +1,192 @@
+/*
+ * HTTP/1.1 as brokerd speaks it, on top of http-parser 2.9.4: client
+ * requests in (http.c), the Gateway's answers in (http_response.c), every
+ * head brokerd writes (http_write.c).  A building block in the manner of
+ * redis' ae.h: no sockets, no event loop, no globals, nothing of brokerd.
+ */
+#ifndef HTTP_H
+#define HTTP_H
+
+#include <stddef.h>
+
+#include "buf.h"
+
+struct http_header {
+	char		*name;
+	char		*value;
+};
+
+enum http_feed {
+	HTTP_FEED_MORE = 0,	/* all input used, message not complete */
+	HTTP_FEED_DONE,		/* a message is complete (see *used) */
+	HTTP_FEED_ERROR		/* the reader says why */
+};
+
+/* ------------------------------------------------------------- http.c */
+
+/* One parsed client request. */
+struct http_request {
+	char		 method[16];
+	char		*path;		/* decoded? no: raw path, no query */
+	char		*query;		/* raw query without '?', or NULL */
+	char		*url;		/* raw request target */
+	struct http_header *headers;
+	size_t		 nheaders;
+	struct buf	 body;
+	int		 http_minor;	/* 0 or 1 */
+	int		 keep_alive;
+	int		 expect_continue;
+};
+
+const char	*http_request_header(const struct http_request *,
+		    const char *name);		/* case-insensitive, or NULL */
+void		 http_request_free(struct http_request *);	/* and struct */
+
+struct http_reqctx;		/* http.c: http-parser and framing checks */
+
+/*
+ * Incremental request reader.  It checks framing itself where Debian's
+ * http-parser 2.9.4 is lax (obs-fold, space before colon, bare CR/LF,
+ * missing or repeated Host) before handing the head to http-parser.
+ */
+struct http_reader {
+	struct http_reqctx *parser;	/* owned */
+	struct buf	 head;		/* raw head until CRLFCRLF */
+	size_t		 max_header_bytes;
+	size_t		 max_body_bytes;
+	struct http_request *req;	/* being built */
+	int		 done;
+	int		 err_status;	/* 400, 413, 414, 431, 501 */
+	const char	*err_code;	/* "bad_request", ... */
+	const char	*err_msg;
+	int		 continue_sent;	/* caller sets when it answered 100 */
+};
+
+void		 http_reader_init(struct http_reader *, size_t max_header,
+		    size_t max_body);
+void		 http_reader_free(struct http_reader *);
+/*
+ * Feed bytes.  *used tells how many were consumed.  On HTTP_FEED_DONE take
+ * the request with http_reader_take() and feed the rest (pipelining).
+ * After the head of a request with "Expect: 100-continue" is read,
+ * http_reader_wants_continue() is true until the caller sets continue_sent.
+ */
+enum http_feed	 http_reader_feed(struct http_reader *, const char *, size_t,
+		    size_t *used);
+struct http_request *http_reader_take(struct http_reader *);
+int		 http_reader_wants_continue(const struct http_reader *);
+/* Head of a request being read (for 100-continue / early refusal), or NULL */
+const struct http_request *http_reader_current(const struct http_reader *);
+
+/* Shared by the readers: a header list, and a value's trailing OWS. */
+int		 http_headers_add(struct http_header **, size_t *,
+		    const char *name, size_t namelen, const char *value,
+		    size_t valuelen);
+void		 http_headers_free(struct http_header *, size_t);
+void		 http_ows_trim(struct buf *);
+
+/* ---------------------------------------------------- http_response.c */
+
+/* One parsed Gateway answer (buffered whole, capped). */
+struct http_response {
+	int		 status;
+	char		*content_type;	/* or NULL */
+	struct http_header *set_cookies;	/* Set-Cookie values, name unused */
+	size_t		 nset_cookies;
+	unsigned	 retry_after_s;	/* 0 if absent */
+	int		 keep_alive;	/* the connection may be reused */
+	long long	 content_length;	/* declared, or -1 (none, chunked) */
+	struct buf	 body;
+};
+
+void		 http_response_free(struct http_response *);	/* and struct */
+
+struct http_respctx;		/* http_response.c: http-parser, a field */
+
+struct http_resp_reader {
+	struct http_respctx *parser;	/* owned */
+	size_t		 max_bytes;	/* body cap */
+	int		 head_request;	/* answer to HEAD: no body */
+	struct http_response *resp;
+	int		 started;	/* a byte of the answer arrived */
+	int		 done;
+	int		 error;		/* 1 malformed, 2 too large */
+};
+
+void		 http_resp_reader_init(struct http_resp_reader *, size_t max,
+		    int head_request);
+void		 http_resp_reader_free(struct http_resp_reader *);
+/* Like http_reader_feed; HTTP_FEED_ERROR with error 1 or 2. */
+enum http_feed	 http_resp_reader_feed(struct http_resp_reader *, const char *,
+		    size_t, size_t *used);
+/* The peer closed: completes a close-delimited body, else error. */
+enum http_feed	 http_resp_reader_eof(struct http_resp_reader *);
+struct http_response *http_resp_reader_take(struct http_resp_reader *);
+
+/* ------------------------------------------------------- http_write.c */
+
+/* RFC 9110 section 5.6.2: a byte of a token (method, field name). */
+int		 http_tchar(int);
+/* RFC 9110 section 5.5: a byte of a field value (HTAB, obs-text: yes). */
+int		 http_field_char(int);
+/* 1 when every byte is a field-value byte: nothing can end the line. */
+int		 http_field_ok(const char *, size_t);
+
+const char	*http_reason(int status);
+
+/* How the body after a response head ends. */
+enum http_framing {
+	HTTP_FRAME_LENGTH = 0,	/* Content-Length: content_length */
+	HTTP_FRAME_CHUNKED,	/* Transfer-Encoding: chunked */
+	HTTP_FRAME_CLOSE	/* with the connection */
+};
+
+struct http_head {
+	int		 status;
+	const char	*content_type;	/* or NULL */
+	enum http_framing framing;
+	size_t		 content_length;	/* HTTP_FRAME_LENGTH */
+	int		 keep_alive;
+	const char	*extra;		/* CRLF-terminated lines, or NULL */
+};
+
+/*
+ * A response head: status line, Content-Type (if non-NULL), the framing,
+ * Connection: keep-alive/close, extra, blank line.  A 1xx is the status
+ * line and extra only; 204 and 304 carry no framing field.
+ * http_write_head() is snprintf(3) for fixed memory: the length the head
+ * takes (written when it fits in cap), -1 when the status is not 3 digits
+ * or content_type holds a control character.  http_write_head_buf()
+ * appends it, 0, or -1 with nothing appended.
+ */
+int		 http_write_head(char *, size_t cap, const struct http_head *);
+int		 http_write_head_buf(struct buf *, const struct http_head *);
+/* The same with Content-Length. */
+int		 http_response_head(struct buf *, int status,
+		    const char *content_type, size_t content_length,
+		    int keep_alive, const char *extra);
+
+/* A request brokerd sends the Gateway: only what it needs. */
+struct http_out_request {
+	const char	*method;	/* a token */
+	const char	*target;	/* origin-form, "/..." */
+	size_t		 target_len;
+	const char	*accept;	/* NULL or "": any */
+	const char	*content_type;	/* NULL or "": none */
+	const char	*body;
+	size_t		 body_len;
+};
+
+/* 0 when nothing in it can bend the request head, else -1. */
+int		 http_write_request_check(const struct http_out_request *);
+/*
+ * Append the request: request line, Host (host:port, brackets for IPv6),
+ * User-Agent, Accept, Content-Type, Content-Length, Cookie (when cookie
+ * is non-empty), Connection: keep-alive, body.  -1 (nothing appended) when
+ * a field would break the head (CR, LF, NUL, space in target).
+ */
+int		 http_write_request(struct buf *,
+		    const struct http_out_request *, const char *host,
+		    const char *port, const char *cookie);
+
+#endif /* HTTP_H */

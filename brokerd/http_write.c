@@ -1,0 +1,265 @@
+/*
+ * Every head brokerd writes: its answers' heads to clients, and its
+ * requests' heads to the Gateway; and the token and field-value rules that
+ * keep what it writes, and what it reads, from bending a head.  Pure: no
+ * sockets, no globals.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "brokerd.h"
+
+int
+http_tchar(int c)
+{
+	if ((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') ||
+	    (c >= 'a' && c <= 'z'))
+		return (1);
+	return (c > 0 && c < 0x80 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+/*
+ * field-vchar, SP and HTAB (RFC 9110 section 5.5), obs-text included: a
+ * Gateway's reason or a client's UTF-8 passes.  NUL, CR, LF, the other
+ * controls and DEL do not: a value with one could end the line early.
+ */
+int
+http_field_char(int c)
+{
+	c &= 0xff;
+	return ((c >= 0x20 || c == '\t') && c != 0x7f);
+}
+
+int
+http_field_ok(const char *s, size_t len)
+{
+	size_t	 i;
+
+	for (i = 0; i < len; i++)
+		if (!http_field_char((unsigned char)s[i]))
+			return (0);
+	return (1);
+}
+
+const char *
+http_reason(int status)
+{
+	switch (status) {
+	case 100: return ("Continue");
+	case 101: return ("Switching Protocols");
+	case 200: return ("OK");
+	case 201: return ("Created");
+	case 202: return ("Accepted");
+	case 203: return ("Non-Authoritative Information");
+	case 204: return ("No Content");
+	case 205: return ("Reset Content");
+	case 206: return ("Partial Content");
+	case 301: return ("Moved Permanently");
+	case 302: return ("Found");
+	case 303: return ("See Other");
+	case 304: return ("Not Modified");
+	case 307: return ("Temporary Redirect");
+	case 308: return ("Permanent Redirect");
+	case 400: return ("Bad Request");
+	case 401: return ("Unauthorized");
+	case 402: return ("Payment Required");
+	case 403: return ("Forbidden");
+	case 404: return ("Not Found");
+	case 405: return ("Method Not Allowed");
+	case 406: return ("Not Acceptable");
+	case 407: return ("Proxy Authentication Required");
+	case 408: return ("Request Timeout");
+	case 409: return ("Conflict");
+	case 410: return ("Gone");
+	case 411: return ("Length Required");
+	case 412: return ("Precondition Failed");
+	case 413: return ("Content Too Large");
+	case 414: return ("URI Too Long");
+	case 415: return ("Unsupported Media Type");
+	case 416: return ("Range Not Satisfiable");
+	case 417: return ("Expectation Failed");
+	case 421: return ("Misdirected Request");
+	case 422: return ("Unprocessable Content");
+	case 423: return ("Locked");
+	case 425: return ("Too Early");
+	case 426: return ("Upgrade Required");
+	case 428: return ("Precondition Required");
+	case 429: return ("Too Many Requests");
+	case 431: return ("Request Header Fields Too Large");
+	case 500: return ("Internal Server Error");
+	case 501: return ("Not Implemented");
+	case 502: return ("Bad Gateway");
+	case 503: return ("Service Unavailable");
+	case 504: return ("Gateway Timeout");
+	case 505: return ("HTTP Version Not Supported");
+	default:
+		break;
+	}
+	if (status >= 100 && status < 200)
+		return ("Informational");
+	if (status >= 200 && status < 300)
+		return ("Success");
+	if (status >= 300 && status < 400)
+		return ("Redirection");
+	if (status >= 400 && status < 500)
+		return ("Client Error");
+	return ("Server Error");
+}
+
+/*
+ * A 1xx is a status line (plus extra) only; 204 and 304 carry no
+ * Content-Length nor Transfer-Encoding (RFC 9110 sections 8.6 and 15.4.5,
+ * RFC 9112 section 6.1).  A Content-Type with a control character (it may
+ * come from the Gateway) is refused.  One snprintf, so that a caller with
+ * no memory to spare (listen.c's refusals) writes the same heads.
+ */
+int
+http_write_head(char *out, size_t cap, const struct http_head *h)
+{
+	char		 cl[48];
+	const char	*ct = "", *ctv = "", *ctend = "", *frame = "";
+	const char	*conn = "";
+	int		 n;
+
+	if (h->status < 100 || h->status > 999)
+		return (-1);
+	if (h->content_type != NULL && !http_field_ok(h->content_type,
+	    strlen(h->content_type)))
+		return (-1);
+	if (h->status >= 200) {
+		if (h->content_type != NULL) {
+			ct = "Content-Type: ";
+			ctv = h->content_type;
+			ctend = "\r\n";
+		}
+		if (h->status != 204 && h->status != 304 &&
+		    h->framing == HTTP_FRAME_CHUNKED)
+			frame = "Transfer-Encoding: chunked\r\n";
+		if (h->status != 204 && h->status != 304 &&
+		    h->framing == HTTP_FRAME_LENGTH) {
+			(void)snprintf(cl, sizeof(cl),
+			    "Content-Length: %zu\r\n", h->content_length);
+			frame = cl;
+		}
+		conn = h->keep_alive ? "Connection: keep-alive\r\n" :
+		    "Connection: close\r\n";
+	}
+	n = snprintf(out, cap, "HTTP/1.1 %d %s\r\n%s%s%s%s%s%s\r\n",
+	    h->status, http_reason(h->status), ct, ctv, ctend, frame, conn,
+	    h->extra != NULL ? h->extra : "");
+	return (n < 0 ? -1 : n);
+}
+
+int
+http_write_head_buf(struct buf *b, const struct http_head *h)
+{
+	int	 n;
+
+	if ((n = http_write_head(NULL, 0, h)) == -1 ||
+	    buf_reserve(b, (size_t)n) == -1 ||
+	    http_write_head(b->data + b->len, (size_t)n + 1, h) != n)
+		return (-1);
+	b->len += (size_t)n;
+	return (0);
+}
+
+int
+http_response_head(struct buf *b, int status, const char *content_type,
+    size_t content_length, int keep_alive, const char *extra)
+{
+	struct http_head h = {
+		.status = status,
+		.content_type = content_type,
+		.framing = HTTP_FRAME_LENGTH,
+		.content_length = content_length,
+		.keep_alive = keep_alive,
+		.extra = extra,
+	};
+
+	return (http_write_head_buf(b, &h));
+}
+
+/* ------------------------------------------------- requests to the Gateway */
+
+static int
+method_has_body(const char *m)
+{
+	return (strcmp(m, "POST") == 0 || strcmp(m, "PUT") == 0 ||
+	    strcmp(m, "PATCH") == 0 || strcmp(m, "DELETE") == 0);
+}
+
+/* Nothing the caller put in may bend the request head. */
+int
+http_write_request_check(const struct http_out_request *r)
+{
+	const unsigned char *p;
+	size_t		 i;
+
+	if (r->method[0] == '\0')
+		return (-1);
+	for (p = (const unsigned char *)r->method; *p != '\0'; p++)
+		if (!http_tchar(*p))
+			return (-1);
+	if (r->target_len == 0 || r->target[0] != '/')
+		return (-1);
+	for (p = (const unsigned char *)r->target, i = 0; i < r->target_len;
+	    i++)
+		if (p[i] <= 0x20 || p[i] == 0x7f)
+			return (-1);
+	if (r->content_type != NULL && !http_field_ok(r->content_type,
+	    strlen(r->content_type)))
+		return (-1);
+	if (r->accept != NULL && !http_field_ok(r->accept, strlen(r->accept)))
+		return (-1);
+	return (0);
+}
+
+static int
+field_ok(const char *s)
+{
+	return (http_field_ok(s, strlen(s)));
+}
+
+/*
+ * Only what the Gateway needs: method, target, content type, accept and
+ * body; nothing else of the client's reaches here.  The Gateway answers
+ * 411 to a POST without Content-Length, so every method that may carry a
+ * body says it, 0 included.
+ */
+int
+http_write_request(struct buf *out, const struct http_out_request *r,
+    const char *host, const char *port, const char *cookie)
+{
+	size_t	 start = out->len;
+	int	 v6 = strchr(host, ':') != NULL;
+
+	if (http_write_request_check(r) == -1 || !field_ok(host) ||
+	    !field_ok(port) || (cookie != NULL && !field_ok(cookie)))
+		return (-1);
+	if (buf_printf(out, "%s %.*s HTTP/1.1\r\n", r->method,
+	    (int)r->target_len, r->target) == -1 ||
+	    buf_printf(out, "Host: %s%s%s:%s\r\n", v6 ? "[" : "", host,
+	    v6 ? "]" : "", port) == -1 ||
+	    buf_puts(out, "User-Agent: brokerd/" BROKERD_VERSION "\r\n") ==
+	    -1 ||
+	    buf_printf(out, "Accept: %s\r\n", r->accept != NULL &&
+	    r->accept[0] != '\0' ? r->accept : "*/*") == -1)
+		goto fail;
+	if (r->content_type != NULL && r->content_type[0] != '\0' &&
+	    buf_printf(out, "Content-Type: %s\r\n", r->content_type) == -1)
+		goto fail;
+	if ((r->body_len > 0 || method_has_body(r->method)) &&
+	    buf_printf(out, "Content-Length: %zu\r\n", r->body_len) == -1)
+		goto fail;
+	if (cookie != NULL && cookie[0] != '\0' &&
+	    buf_printf(out, "Cookie: %s\r\n", cookie) == -1)
+		goto fail;
+	if (buf_puts(out, "Connection: keep-alive\r\n\r\n") == -1)
+		goto fail;
+	if (r->body_len > 0 && buf_append(out, r->body, r->body_len) == -1)
+		goto fail;
+	return (0);
+fail:
+	buf_truncate(out, start);
+	return (-1);
+}
