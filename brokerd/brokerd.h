@@ -273,6 +273,16 @@ struct pace	*pace_new(struct rate global, unsigned queue_ms,
 void		 pace_free(struct pace *);
 /* limits.rate_slack_ms: every window counts this much longer. */
 void		 pace_set_slack(struct pace *, unsigned slack_ms);
+/* What a reload may change; routes give each Gateway path its rate. */
+struct pace_limits {
+	struct rate	 global;
+	unsigned	 slack_ms;
+	unsigned	 queue_ms;
+	unsigned	 max_queue;
+	const struct route *routes;
+	size_t		 nroutes;
+};
+int		 pace_update(struct pace *, const struct pace_limits *);
 /*
  * Ask for a slot now.  0: granted (windows taken, concurrency counted);
  * 1: queued (the ticket is linked, wait for pace_poll); -1: refused at

@@ -188,6 +188,112 @@ pace_set_slack(struct pace *p, unsigned slack_ms)
 		t->win.slack_ms = slack_ms;
 }
 
+/*
+ * A window's stamps in an array for rate r: the newest that fit, oldest
+ * first.  What was sent in the last window still counts after a reload.
+ */
+static uint64_t *
+window_carry(const struct pace_window *w, struct rate r, unsigned *count)
+{
+	uint64_t	*st;
+	unsigned	 i, skip;
+
+	*count = 0;
+	if (r.window_ms == 0 || r.n == 0)
+		return (NULL);
+	if ((st = calloc(r.n, sizeof(*st))) == NULL)
+		return (NULL);
+	skip = w->count > r.n ? w->count - r.n : 0;
+	for (i = skip; i < w->count; i++)
+		st[(*count)++] = window_stamp(w, i);
+	return (st);
+}
+
+static void
+window_swap(struct pace_window *w, struct rate r, uint64_t *st,
+    unsigned count)
+{
+	free(w->stamps);
+	if (r.window_ms == 0)
+		r.n = 0;
+	w->rate = r;
+	w->stamps = st;
+	w->head = 0;
+	w->count = count;
+}
+
+static int
+rate_same(struct rate a, struct rate b)
+{
+	return (a.n == b.n && a.window_ms == b.window_ms);
+}
+
+static const struct route *
+pace_route_of(const struct route *routes, size_t nroutes, const char *to)
+{
+	size_t	 i;
+
+	for (i = 0; i < nroutes; i++)
+		if (routes[i].to != NULL && strcmp(routes[i].to, to) == 0)
+			return (&routes[i]);
+	return (NULL);
+}
+
+/*
+ * SIGHUP: the same pace object takes the new limits, so its windows keep
+ * what was sent (a new object would start empty and let 2N through in
+ * one window) and its queue keeps its order.  All memory first, then
+ * the swap: on -1 nothing changed.
+ */
+int
+pace_update(struct pace *p, const struct pace_limits *l)
+{
+	struct pace_target	*t;
+	const struct route	*r;
+	uint64_t		*gst = NULL, **tst = NULL;
+	unsigned		 gn = 0, *tn = NULL, n = 0, i;
+
+	for (t = p->targets; t != NULL; t = t->next)
+		n++;
+	if (n > 0 && ((tst = calloc(n, sizeof(*tst))) == NULL ||
+	    (tn = calloc(n, sizeof(*tn))) == NULL))
+		goto fail;
+	if (!rate_same(p->global.rate, l->global) && l->global.n > 0 &&
+	    (gst = window_carry(&p->global, l->global, &gn)) == NULL)
+		goto fail;
+	for (i = 0, t = p->targets; t != NULL; t = t->next, i++) {
+		r = pace_route_of(l->routes, l->nroutes, t->key);
+		if (r != NULL && !rate_same(t->win.rate, r->rate) &&
+		    r->rate.n > 0 && r->rate.window_ms > 0 &&
+		    (tst[i] = window_carry(&t->win, r->rate, &tn[i])) == NULL)
+			goto fail;
+	}
+	if (!rate_same(p->global.rate, l->global)) {
+		window_swap(&p->global, l->global, gst, gn);
+		p->reserve = pace_reserve_of(p->global.rate.n);
+	}
+	for (i = 0, t = p->targets; t != NULL; t = t->next, i++) {
+		if ((r = pace_route_of(l->routes, l->nroutes, t->key)) == NULL)
+			continue;
+		if (!rate_same(t->win.rate, r->rate))
+			window_swap(&t->win, r->rate, tst[i], tn[i]);
+		t->concurrency = r->concurrency;
+	}
+	p->queue_ms = l->queue_ms;
+	p->max_queue = l->max_queue;
+	pace_set_slack(p, l->slack_ms);
+	free(tst);
+	free(tn);
+	return (0);
+fail:
+	free(gst);
+	for (i = 0; tst != NULL && i < n; i++)
+		free(tst[i]);
+	free(tst);
+	free(tn);
+	return (-1);
+}
+
 void
 pace_free(struct pace *p)
 {

@@ -829,3 +829,72 @@ Test(pace, windows_count_from_the_send)
 	pace_sent(p, &a[0], 9000);
 	pace_free(p);
 }
+
+/*
+ * A reload updates the same pace object: what was sent still counts
+ * under the new limits (a fresh object let 2N through in one window),
+ * a route's new rate applies to its Gateway path, queued tickets stay.
+ */
+Test(pace, update_keeps_history_and_takes_new_limits)
+{
+	struct pace		*p;
+	struct route		 orders;
+	struct pace_limits	 l;
+	struct pace_ticket	 g[10], a[3];
+	uint64_t		 ra, next;
+	int			 exp;
+	unsigned		 i;
+
+	/* the global window: 9 client slots of 10 (1 is the watcher's) */
+	cr_assert_not_null(p = pace_new(rate_of(10, 1000), 10000, 100));
+	for (i = 0; i < 9; i++) {
+		ticket_init(&g[i], NULL, 0);
+		cr_assert_eq(pace_acquire(p, &g[i], i, &ra), 0);
+	}
+	memset(&l, 0, sizeof(l));
+	l.global = rate_of(10, 1000);
+	l.queue_ms = 10000;
+	l.max_queue = 100;
+	cr_assert_eq(pace_update(p, &l), 0);
+	ticket_init(&g[9], NULL, 0);
+	cr_assert_eq(pace_acquire(p, &g[9], 20, &ra), 1,
+	    "a reload opened a fresh window");
+	/* 5/s keeps the newest grants (4..8); 4 client slots: free at 1005 */
+	l.global = rate_of(5, 1000);
+	cr_assert_eq(pace_update(p, &l), 0);
+	cr_assert_null(pace_poll(p, 1004, 1, &exp, &next));
+	cr_assert_eq(pace_poll(p, 1005, 1, &exp, &next), &g[9]);
+	/* queue_ms and slack come along */
+	l.queue_ms = 0;
+	l.slack_ms = 100;
+	cr_assert_eq(pace_update(p, &l), 0);
+	ticket_init(&g[0], NULL, 0);
+	cr_assert_eq(pace_acquire(p, &g[0], 1006, &ra), -1,
+	    "queue_ms 0 refuses what must wait");
+	pace_free(p);
+
+	/* a route's rate: 1/5s becomes 1/10s, counted from the grant at 0 */
+	orders = route_of("/iserver/account/orders",
+	    "/v1/api/iserver/account/orders", rate_of(1, 5000), 0);
+	cr_assert_not_null(p = pace_new(rate_of(100, 1000), 20000, 100));
+	ticket_init(&a[0], &orders, 0);
+	cr_assert_eq(pace_acquire(p, &a[0], 0, &ra), 0);
+	ticket_init(&a[1], &orders, 0);
+	cr_assert_eq(pace_acquire(p, &a[1], 1, &ra), 1);
+	memset(&l, 0, sizeof(l));
+	l.global = rate_of(100, 1000);
+	l.queue_ms = 20000;
+	l.max_queue = 100;
+	orders.rate = rate_of(1, 10000);
+	l.routes = &orders;
+	l.nroutes = 1;
+	cr_assert_eq(pace_update(p, &l), 0);
+	cr_assert_null(pace_poll(p, 5000, 1, &exp, &next));
+	cr_assert_eq(pace_poll(p, 10000, 1, &exp, &next), &a[1]);
+	/* 3/10s: the next goes at once */
+	orders.rate = rate_of(3, 10000);
+	cr_assert_eq(pace_update(p, &l), 0);
+	ticket_init(&a[2], &orders, 0);
+	cr_assert_eq(pace_acquire(p, &a[2], 10001, &ra), 0);
+	pace_free(p);
+}
