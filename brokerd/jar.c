@@ -17,9 +17,7 @@
 void
 jar_init(struct jar *j)
 {
-	j->v = NULL;
-	j->n = 0;
-	j->cap = 0;
+	memset(j, 0, sizeof(*j));
 }
 
 void

@@ -302,6 +302,19 @@ conn_watch(struct conn *c, int events)
 	c->io_fd = c->fd;
 }
 
+/* mbedTLS waits for the socket: watch for what it waits on.  1 if so. */
+static int
+conn_want(struct conn *c, int ret)
+{
+	if (ret == MBEDTLS_ERR_SSL_WANT_READ)
+		conn_watch(c, EV_READ);
+	else if (ret == MBEDTLS_ERR_SSL_WANT_WRITE)
+		conn_watch(c, EV_WRITE);
+	else
+		return (0);
+	return (1);
+}
+
 static void
 conn_timer(struct conn *c, unsigned ms)
 {
@@ -827,14 +840,8 @@ conn_handshake(struct conn *c)
 	int			 ret;
 
 	ret = mbedtls_ssl_handshake(&c->ssl);
-	if (ret == MBEDTLS_ERR_SSL_WANT_READ) {
-		conn_watch(c, EV_READ);
+	if (conn_want(c, ret))
 		return;
-	}
-	if (ret == MBEDTLS_ERR_SSL_WANT_WRITE) {
-		conn_watch(c, EV_WRITE);
-		return;
-	}
 	if (ret != 0) {
 		conn_tls_error(c, ret);
 		return;
@@ -1009,14 +1016,8 @@ conn_write(struct conn *c)
 			c->out_off += (size_t)ret;
 			continue;
 		}
-		if (ret == MBEDTLS_ERR_SSL_WANT_WRITE) {
-			conn_watch(c, EV_WRITE);
+		if (conn_want(c, ret))
 			return;
-		}
-		if (ret == MBEDTLS_ERR_SSL_WANT_READ) {
-			conn_watch(c, EV_READ);
-			return;
-		}
 		conn_lost(c, ret);
 		return;
 	}
@@ -1160,14 +1161,8 @@ conn_read(struct conn *c)
 			}
 			continue;
 		}
-		if (ret == MBEDTLS_ERR_SSL_WANT_READ) {
-			conn_watch(c, EV_READ);
+		if (conn_want(c, ret))
 			return;
-		}
-		if (ret == MBEDTLS_ERR_SSL_WANT_WRITE) {
-			conn_watch(c, EV_WRITE);
-			return;
-		}
 		if ((ret == 0 || ret == MBEDTLS_ERR_SSL_CONN_EOF ||
 		    ret == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY) &&
 		    c->rd.started) {
