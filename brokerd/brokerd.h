@@ -559,32 +559,8 @@ struct upstream_stats {
 	char		 fingerprint[96];	/* of the last peer cert */
 };
 void		 upstream_stats(const struct upstream *, struct upstream_stats *);
-/* `brokerd gateway-fingerprint [URL]`: blocking, prints, exit code. */
-int		 upstream_fingerprint_cmd(const char *url, unsigned timeout_ms);
-/* Colon hex of 32 bytes, upper case: "AB:CD:..." (96 bytes with NUL). */
-void		 upstream_hex_colon(const unsigned char *, size_t, char *,
-		    size_t);
 
 /* Pure pieces, exposed for tests/unit/test_upstream.c. */
-struct upstream_cookie {
-	char		*name;
-	char		*value;
-};
-struct upstream_jar {
-	struct upstream_cookie *v;
-	size_t		 n;
-	size_t		 cap;
-};
-void		 upstream_jar_init(struct upstream_jar *);
-void		 upstream_jar_free(struct upstream_jar *);
-/*
- * Absorb one Set-Cookie value: name=value kept, replaced by name, removed
- * on Max-Age <= 0 or an Expires before now.  -1: malformed, ignored.
- */
-int		 upstream_jar_absorb(struct upstream_jar *, const char *,
-		    time_t now);
-/* Append "a=1; b=2" (nothing when empty). */
-int		 upstream_jar_format(const struct upstream_jar *, struct buf *);
 /*
  * The bytes written to the Gateway: request line, Host (host:port,
  * brackets for IPv6), User-Agent, Accept, Content-Type, Content-Length,
@@ -594,6 +570,32 @@ int		 upstream_jar_format(const struct upstream_jar *, struct buf *);
 int		 upstream_format_request(struct buf *,
 		    const struct upstream_req *, const char *host,
 		    const char *port, const char *cookie);
+
+/* ----------------------------------------------------------------- jar.c */
+
+struct jar_cookie {
+	char		*name;
+	char		*value;
+};
+struct jar {
+	struct jar_cookie *v;
+	size_t		 n;
+	size_t		 cap;
+};
+void		 jar_init(struct jar *);
+void		 jar_free(struct jar *);
+/*
+ * Absorb one Set-Cookie value: name=value kept, replaced by name, removed
+ * on Max-Age <= 0 or an Expires before now.  -1: malformed, ignored.
+ */
+int		 jar_absorb(struct jar *, const char *, time_t now);
+/* Append "a=1; b=2" (nothing when empty). */
+int		 jar_format(const struct jar *, struct buf *);
+
+/* --------------------------------------------------------- fingerprint.c */
+
+/* `brokerd gateway-fingerprint [URL]`: blocking, prints, exit code. */
+int		 fingerprint_cmd(const char *url, unsigned timeout_ms);
 
 /* ------------------------------------------------------------- session.c */
 

@@ -201,12 +201,12 @@ main_fingerprint(int argc, char *argv[], const char *file)
 		return (1);
 	}
 	if (argc == 2)
-		return (upstream_fingerprint_cmd(argv[1], 5000));
+		return (fingerprint_cmd(argv[1], 5000));
 	if ((conf = config_load(file, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "brokerd: %s\n", err);
 		return (1);
 	}
-	rc = upstream_fingerprint_cmd(conf->gw_url != NULL ? conf->gw_url : url,
+	rc = fingerprint_cmd(conf->gw_url != NULL ? conf->gw_url : url,
 	    conf->gw_connect_timeout_ms);
 	config_free(conf);
 	return (rc);

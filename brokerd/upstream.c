@@ -1,21 +1,18 @@
 /*
  * The Gateway connection pool: non-blocking TCP and mbedTLS 2.28 on the
- * libev loop, certificate pinning (or a CA file), TLS session resumption,
- * kept-alive connections used one request at a time, the cookie jar, and
- * exact errors.  Every request, the session watcher's too, passes pace.c
- * before a connection is handed out, and is written at most once.
+ * libev loop (settings and verification in tls.c), kept-alive connections
+ * used one request at a time, the cookie jar replayed (jar.c), and exact
+ * errors.  Every request, the session watcher's too, passes pace.c before
+ * a connection is handed out, and is written at most once.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <arpa/inet.h>
 
 #include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <netdb.h>
-#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,46 +22,14 @@
 #include <unistd.h>
 
 #include <ev.h>
-#include <mbedtls/asn1.h>
-#include <mbedtls/ctr_drbg.h>
-#include <mbedtls/entropy.h>
 #include <mbedtls/error.h>
 #include <mbedtls/net_sockets.h>
-#include <mbedtls/oid.h>
-#include <mbedtls/sha256.h>
 #include <mbedtls/ssl.h>
-#include <mbedtls/x509_crt.h>
 
 #include "brokerd.h"
-#include "value.h"
+#include "tls.h"
 
 #define UP_READ_CHUNK		16384
-#define UP_JAR_MAX		64	/* cookies kept */
-#define UP_COOKIE_MAX		4096	/* bytes of name=value */
-
-enum tls_mode {
-	TLS_PIN = 1,
-	TLS_CA,
-	TLS_INSECURE
-};
-
-/*
- * The TLS settings of one configuration.  Connections hold a reference,
- * so a reload can replace it while older connections finish their request.
- */
-struct tls {
-	mbedtls_ssl_config	 conf;
-	mbedtls_x509_crt	 ca;	/* ca_file, or an empty placeholder */
-	enum tls_mode		 mode;
-	unsigned char		 pin[32];
-	char			*host;	/* no brackets */
-	char			*port;
-	char			*ca_file;
-	char			 hostport[300];	/* for messages, Host: */
-	unsigned char		 ip[16];
-	size_t			 iplen;	/* > 0: host is an IP literal */
-	unsigned		 refs;
-};
 
 enum conn_state {
 	CONN_CONNECTING = 0,	/* TCP connect in progress */
@@ -88,10 +53,7 @@ struct conn {
 	int			 ssl_init;
 	int			 hs_done;
 	mbedtls_ssl_context	 ssl;
-	int			 verified;	/* a certificate came: full hs */
-	int			 pin_mismatch;
-	unsigned char		 got[32];	/* SHA-256 of a refused leaf */
-	uint32_t		 vflags;	/* X.509 flags left */
+	struct tls_check	 chk;		/* what the handshake saw */
 	int			 sys_errno;	/* from the bio callbacks */
 	struct upstream_req	*req;
 	struct buf		 out;		/* request head and body */
@@ -126,16 +88,12 @@ struct upstream {
 	struct ev_loop		*loop;
 	const struct config	*conf;
 	struct metrics		*metrics;
-	mbedtls_entropy_context	 entropy;
-	mbedtls_ctr_drbg_context drbg;
+	struct tls_rng		 rng;
 	struct tls		*tls;		/* current */
-	mbedtls_ssl_session	 session;	/* offered to new connections */
-	int			 has_session;
-	struct tls		*session_tls;	/* made under these settings */
 	struct conn		*conns;		/* idle ones most recent first */
 	unsigned		 nconns;
 	struct pace_slot	*paces;		/* first: the current one */
-	struct upstream_jar	 jar;
+	struct jar		 jar;
 	struct upstream_req	*dq_head;	/* errors to report */
 	struct upstream_req	*dq_tail;
 	ev_timer		 kick;		/* 0 s: deferred work */
@@ -155,26 +113,6 @@ static void	kick(struct upstream *);
 
 /* ------------------------------------------------------------ helpers */
 
-void
-upstream_hex_colon(const unsigned char *p, size_t n, char *out,
-    size_t outlen)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	size_t		 i, o = 0;
-
-	if (outlen == 0)
-		return;
-	for (i = 0; i < n; i++) {
-		if (o + (i > 0 ? 3 : 2) >= outlen)
-			break;
-		if (i > 0)
-			out[o++] = ':';
-		out[o++] = hex[p[i] >> 4];
-		out[o++] = hex[p[i] & 0x0f];
-	}
-	out[o] = '\0';
-}
-
 /* Messages for logs and errmsg: cut when too long, which is harmless. */
 static void __attribute__((format(printf, 3, 4)))
 msgf(char *out, size_t len, const char *fmt, ...)
@@ -189,234 +127,9 @@ msgf(char *out, size_t len, const char *fmt, ...)
 /* ------------------------------------------------------------ cookie jar */
 
 void
-upstream_jar_init(struct upstream_jar *j)
-{
-	j->v = NULL;
-	j->n = 0;
-	j->cap = 0;
-}
-
-void
-upstream_jar_free(struct upstream_jar *j)
-{
-	size_t	 i;
-
-	for (i = 0; i < j->n; i++) {
-		free(j->v[i].name);
-		free(j->v[i].value);
-	}
-	free(j->v);
-	upstream_jar_init(j);
-}
-
-static const char *
-skip_ws(const char *s, const char *end)
-{
-	while (s < end && (*s == ' ' || *s == '\t'))
-		s++;
-	return (s);
-}
-
-static const char *
-trim_ws(const char *s, const char *end)
-{
-	while (end > s && (end[-1] == ' ' || end[-1] == '\t'))
-		end--;
-	return (end);
-}
-
-/* RFC 6265 dates as servers write them; (time_t)-1 when unreadable. */
-static time_t
-cookie_date(const char *s, size_t len)
-{
-	static const char *const fmts[] = {
-		"%a, %d %b %Y %H:%M:%S",
-		"%a, %d-%b-%Y %H:%M:%S",
-		"%A, %d-%b-%y %H:%M:%S",
-		"%a, %d-%b-%y %H:%M:%S",
-		"%a %b %e %H:%M:%S %Y",
-	};
-	char		 tmp[64];
-	const char	*end;
-	struct tm	 tm;
-	size_t		 i;
-
-	if (len == 0 || len >= sizeof(tmp))
-		return ((time_t)-1);
-	memcpy(tmp, s, len);
-	tmp[len] = '\0';
-	for (i = 0; i < sizeof(fmts) / sizeof(fmts[0]); i++) {
-		memset(&tm, 0, sizeof(tm));
-		if ((end = strptime(tmp, fmts[i], &tm)) == NULL)
-			continue;
-		while (*end == ' ')
-			end++;
-		if (*end != '\0' && strcasecmp(end, "GMT") != 0 &&
-		    strcasecmp(end, "UTC") != 0)
-			continue;
-		return (timegm(&tm));
-	}
-	return ((time_t)-1);
-}
-
-/* Max-Age: "-"? digits; 0 when unreadable (the attribute is ignored). */
-static int
-cookie_max_age(const char *s, size_t len, long long *out)
-{
-	long long	 v = 0;
-	size_t		 i = 0;
-	int		 neg = 0;
-
-	if (len > 0 && s[0] == '-') {
-		neg = 1;
-		i = 1;
-	}
-	if (i == len)
-		return (-1);
-	for (; i < len; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return (-1);
-		if (v < 100000000000LL)
-			v = v * 10 + (s[i] - '0');
-	}
-	*out = neg ? -v : v;
-	return (0);
-}
-
-static ssize_t
-jar_find(const struct upstream_jar *j, const char *name, size_t len)
-{
-	size_t	 i;
-
-	for (i = 0; i < j->n; i++)
-		if (strlen(j->v[i].name) == len &&
-		    memcmp(j->v[i].name, name, len) == 0)
-			return ((ssize_t)i);
-	return (-1);
-}
-
-static void
-jar_remove(struct upstream_jar *j, size_t i)
-{
-	free(j->v[i].name);
-	free(j->v[i].value);
-	memmove(&j->v[i], &j->v[i + 1], (j->n - i - 1) * sizeof(j->v[0]));
-	j->n--;
-}
-
-/*
- * The Gateway's cookies are opaque to brokerd: it keeps name=value and
- * replays them, nothing more (one Gateway, one path, always Secure).
- * Bytes that could break the Cookie header are refused.
- */
-int
-upstream_jar_absorb(struct upstream_jar *j, const char *sc, time_t now)
-{
-	const char	*end, *semi, *eq, *name, *name_end, *val, *val_end;
-	const char	*a, *a_end, *a_eq, *an_end, *av;
-	struct upstream_cookie *nv;
-	long long	 max_age = 0;
-	time_t		 expires = (time_t)-1;
-	int		 has_max_age = 0, remove = 0;
-	ssize_t		 at;
-	char		*n = NULL, *v = NULL;
-	size_t		 i;
-
-	end = sc + strlen(sc);
-	if ((semi = memchr(sc, ';', (size_t)(end - sc))) == NULL)
-		semi = end;
-	if ((eq = memchr(sc, '=', (size_t)(semi - sc))) == NULL)
-		return (-1);
-	name = skip_ws(sc, eq);
-	name_end = trim_ws(name, eq);
-	val = skip_ws(eq + 1, semi);
-	val_end = trim_ws(val, semi);
-	if (name == name_end)
-		return (-1);
-	for (a = name; a < name_end; a++)
-		if (!http_tchar((unsigned char)*a))
-			return (-1);
-	for (a = val; a < val_end; a++)
-		if ((unsigned char)*a < 0x21 || *a == 0x7f || *a == ';' ||
-		    *a == ',' || *a == '\\')
-			return (-1);
-	if ((size_t)(name_end - name) + (size_t)(val_end - val) >
-	    UP_COOKIE_MAX)
-		return (-1);
-
-	/* Attributes: only Max-Age and Expires matter here. */
-	for (a = semi; a < end; a = a_end) {
-		a = skip_ws(a + 1, end);
-		if ((a_end = memchr(a, ';', (size_t)(end - a))) == NULL)
-			a_end = end;
-		if ((a_eq = memchr(a, '=', (size_t)(a_end - a))) == NULL)
-			continue;
-		an_end = trim_ws(a, a_eq);
-		av = skip_ws(a_eq + 1, a_end);
-		if (an_end - a == 7 && strncasecmp(a, "max-age", 7) == 0) {
-			if (cookie_max_age(av, (size_t)(trim_ws(av, a_end) -
-			    av), &max_age) == 0)
-				has_max_age = 1;
-		} else if (an_end - a == 7 && strncasecmp(a, "expires", 7) ==
-		    0)
-			expires = cookie_date(av, (size_t)(trim_ws(av, a_end) -
-			    av));
-	}
-	if (has_max_age)
-		remove = max_age <= 0;
-	else if (expires != (time_t)-1)
-		remove = expires <= now;
-
-	at = jar_find(j, name, (size_t)(name_end - name));
-	if (remove) {
-		if (at >= 0)
-			jar_remove(j, (size_t)at);
-		return (0);
-	}
-	if ((v = strndup(val, (size_t)(val_end - val))) == NULL)
-		return (-1);
-	if (at >= 0) {
-		free(j->v[at].value);
-		j->v[at].value = v;
-		return (0);
-	}
-	if (j->n >= UP_JAR_MAX)
-		goto fail;
-	if ((n = strndup(name, (size_t)(name_end - name))) == NULL)
-		goto fail;
-	if (j->n == j->cap) {
-		i = j->cap ? j->cap * 2 : 8;
-		if ((nv = reallocarray(j->v, i, sizeof(*nv))) == NULL)
-			goto fail;
-		j->v = nv;
-		j->cap = i;
-	}
-	j->v[j->n].name = n;
-	j->v[j->n].value = v;
-	j->n++;
-	return (0);
-fail:
-	free(n);
-	free(v);
-	return (-1);
-}
-
-int
-upstream_jar_format(const struct upstream_jar *j, struct buf *out)
-{
-	size_t	 i;
-
-	for (i = 0; i < j->n; i++)
-		if (buf_printf(out, "%s%s=%s", i > 0 ? "; " : "",
-		    j->v[i].name, j->v[i].value) == -1)
-			return (-1);
-	return (0);
-}
-
-void
 upstream_jar_clear(struct upstream *up)
 {
-	upstream_jar_free(&up->jar);
+	jar_free(&up->jar);
 }
 
 /* ------------------------------------------------------ request format */
@@ -462,271 +175,6 @@ upstream_format_request(struct buf *out, const struct upstream_req *req,
 	if (req_head(req, &r) == -1)
 		return (-1);
 	return (http_write_request(out, &r, host, port, cookie));
-}
-
-/* -------------------------------------------------------------- TLS */
-
-/*
- * mbedTLS 2.28 lists only dNSName and otherName in subject_alt_names, so
- * an iPAddress entry ([7] IMPLICIT OCTET STRING) is looked up in the raw
- * extensions.  Any parse trouble means "not found": the check fails closed.
- */
-static int
-crt_has_ip(const mbedtls_x509_crt *crt, const unsigned char *ip, size_t iplen)
-{
-	unsigned char	*p, *end, *ext_end, *gn_end;
-	size_t		 len;
-	int		 crit;
-	mbedtls_x509_buf oid;
-
-	if (crt->v3_ext.p == NULL || crt->v3_ext.len == 0)
-		return (0);
-	p = crt->v3_ext.p;
-	end = p + crt->v3_ext.len;
-	if (mbedtls_asn1_get_tag(&p, end, &len, MBEDTLS_ASN1_CONSTRUCTED |
-	    MBEDTLS_ASN1_SEQUENCE) != 0)
-		return (0);
-	end = p + len;
-	while (p < end) {
-		if (mbedtls_asn1_get_tag(&p, end, &len,
-		    MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE) != 0)
-			return (0);
-		ext_end = p + len;
-		if (mbedtls_asn1_get_tag(&p, ext_end, &oid.len,
-		    MBEDTLS_ASN1_OID) != 0)
-			return (0);
-		oid.p = p;
-		p += oid.len;
-		(void)mbedtls_asn1_get_bool(&p, ext_end, &crit);
-		if (mbedtls_asn1_get_tag(&p, ext_end, &len,
-		    MBEDTLS_ASN1_OCTET_STRING) != 0)
-			return (0);
-		if (MBEDTLS_OID_CMP(MBEDTLS_OID_SUBJECT_ALT_NAME, &oid) != 0) {
-			p = ext_end;
-			continue;
-		}
-		if (mbedtls_asn1_get_tag(&p, ext_end, &len,
-		    MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE) != 0)
-			return (0);
-		gn_end = p + len;
-		while (p < gn_end) {
-			int tag = *p++;
-
-			if (mbedtls_asn1_get_len(&p, gn_end, &len) != 0)
-				return (0);
-			if (tag == (MBEDTLS_ASN1_CONTEXT_SPECIFIC | 7) &&
-			    len == iplen && memcmp(p, ip, iplen) == 0)
-				return (1);
-			p += len;
-		}
-		p = ext_end;
-	}
-	return (0);
-}
-
-/* A DNS name or CN spelled like the IP literal, as some tools write it. */
-static int
-crt_names_host(const mbedtls_x509_crt *crt, const char *host)
-{
-	const mbedtls_x509_sequence *s;
-	const mbedtls_x509_name *n;
-	size_t		 hl = strlen(host);
-
-	for (s = &crt->subject_alt_names; s != NULL && s->buf.p != NULL;
-	    s = s->next)
-		if ((s->buf.tag & MBEDTLS_ASN1_TAG_VALUE_MASK) == 2 &&
-		    s->buf.len == hl && memcmp(s->buf.p, host, hl) == 0)
-			return (1);
-	if (crt->ext_types & MBEDTLS_X509_EXT_SUBJECT_ALT_NAME)
-		return (0);
-	for (n = &crt->subject; n != NULL; n = n->next)
-		if (MBEDTLS_OID_CMP(MBEDTLS_OID_AT_CN, &n->oid) == 0 &&
-		    n->val.len == hl && memcmp(n->val.p, host, hl) == 0)
-			return (1);
-	return (0);
-}
-
-/*
- * Called by mbedTLS for each certificate of the chain, root first, only
- * in a full handshake (a resumed one sends none).  Pinned: the leaf's DER
- * hash decides alone, expiry and chain do not matter (the Gateway ships
- * an expired self-signed certificate).  CA: mbedTLS checked chain and
- * dates; an IP literal host is matched against iPAddress names here.
- */
-static int
-conn_verify_cb(void *arg, mbedtls_x509_crt *crt, int depth, uint32_t *flags)
-{
-	struct conn	*c = arg;
-	struct tls	*t = c->tls;
-	unsigned char	 h[32];
-
-	c->verified = 1;
-	switch (t->mode) {
-	case TLS_INSECURE:
-		*flags = 0;
-		break;
-	case TLS_PIN:
-		if (depth > 0) {
-			*flags = 0;
-			break;
-		}
-		if (mbedtls_sha256_ret(crt->raw.p, crt->raw.len, h, 0) == 0 &&
-		    memcmp(h, t->pin, sizeof(h)) == 0)
-			*flags = 0;
-		else {
-			c->pin_mismatch = 1;
-			memcpy(c->got, h, sizeof(c->got));
-			*flags |= MBEDTLS_X509_BADCERT_NOT_TRUSTED;
-		}
-		break;
-	case TLS_CA:
-		if (depth == 0 && t->iplen > 0 && !crt_has_ip(crt, t->ip,
-		    t->iplen) && !crt_names_host(crt, t->host))
-			*flags |= MBEDTLS_X509_BADCERT_CN_MISMATCH;
-		break;
-	}
-	c->vflags |= *flags;
-	return (0);
-}
-
-static void
-tls_unref(struct tls *t)
-{
-	if (t == NULL || --t->refs > 0)
-		return;
-	mbedtls_ssl_config_free(&t->conf);
-	mbedtls_x509_crt_free(&t->ca);
-	free(t->host);
-	free(t->port);
-	free(t->ca_file);
-	free(t);
-}
-
-static int
-str_eq(const char *a, const char *b)
-{
-	if (a == NULL || b == NULL)
-		return (a == b);
-	return (strcmp(a, b) == 0);
-}
-
-static int
-tls_same(const struct tls *t, const struct config *conf)
-{
-	enum tls_mode	 mode;
-
-	mode = conf->gw_has_pin ? TLS_PIN : conf->gw_ca_file != NULL ?
-	    TLS_CA : TLS_INSECURE;
-	if (mode != t->mode || !str_eq(t->host, conf->gw_host) ||
-	    !str_eq(t->port, conf->gw_port))
-		return (0);
-	if (mode == TLS_PIN && memcmp(t->pin, conf->gw_pin, 32) != 0)
-		return (0);
-	if (mode == TLS_CA && !str_eq(t->ca_file, conf->gw_ca_file))
-		return (0);
-	return (1);
-}
-
-/*
- * One ssl_config per configuration.  Pinning wins over ca_file when both
- * are set.  With a pin there is no CA: an empty placeholder chain keeps
- * mbedTLS from refusing VERIFY_REQUIRED outright, the callback decides.
- */
-static struct tls *
-tls_new(struct upstream *up, const struct config *conf, char *err,
-    size_t errlen)
-{
-	struct tls	*t;
-	char		 e[128];
-	int		 ret, n;
-
-	if (conf->gw_host == NULL || conf->gw_port == NULL) {
-		snprintf(err, errlen, "gateway.url: no host or port");
-		return (NULL);
-	}
-	if (!conf->gw_has_pin && conf->gw_ca_file == NULL &&
-	    !conf->gw_insecure) {
-		snprintf(err, errlen, "gateway.tls: the Gateway's certificate "
-		    "cannot be checked: run `brokerd gateway-fingerprint` and "
-		    "set gateway.tls.pin_sha256 to what it prints (or set "
-		    "gateway.tls.ca_file, or gateway.tls.insecure: true)");
-		return (NULL);
-	}
-	if ((t = calloc(1, sizeof(*t))) == NULL)
-		goto oom;
-	t->refs = 1;
-	mbedtls_ssl_config_init(&t->conf);
-	mbedtls_x509_crt_init(&t->ca);
-	if ((t->host = strdup(conf->gw_host)) == NULL ||
-	    (t->port = strdup(conf->gw_port)) == NULL)
-		goto oom;
-	n = snprintf(t->hostport, sizeof(t->hostport), "%s%s%s:%s",
-	    strchr(t->host, ':') ? "[" : "", t->host,
-	    strchr(t->host, ':') ? "]" : "", t->port);
-	if (n < 0 || (size_t)n >= sizeof(t->hostport)) {
-		snprintf(err, errlen, "gateway.url: host name too long");
-		goto fail;
-	}
-	if (inet_pton(AF_INET, t->host, t->ip) == 1)
-		t->iplen = 4;
-	else if (inet_pton(AF_INET6, t->host, t->ip) == 1)
-		t->iplen = 16;
-
-	if ((ret = mbedtls_ssl_config_defaults(&t->conf, MBEDTLS_SSL_IS_CLIENT,
-	    MBEDTLS_SSL_TRANSPORT_STREAM, MBEDTLS_SSL_PRESET_DEFAULT)) != 0)
-		goto tlsfail;
-	mbedtls_ssl_conf_rng(&t->conf, mbedtls_ctr_drbg_random, &up->drbg);
-	mbedtls_ssl_conf_min_version(&t->conf, MBEDTLS_SSL_MAJOR_VERSION_3,
-	    MBEDTLS_SSL_MINOR_VERSION_3);
-	mbedtls_ssl_conf_session_tickets(&t->conf,
-	    MBEDTLS_SSL_SESSION_TICKETS_ENABLED);
-	mbedtls_ssl_conf_renegotiation(&t->conf,
-	    MBEDTLS_SSL_RENEGOTIATION_DISABLED);
-
-	if (conf->gw_has_pin) {
-		t->mode = TLS_PIN;
-		memcpy(t->pin, conf->gw_pin, sizeof(t->pin));
-		mbedtls_ssl_conf_authmode(&t->conf,
-		    MBEDTLS_SSL_VERIFY_REQUIRED);
-		mbedtls_ssl_conf_ca_chain(&t->conf, &t->ca, NULL);
-	} else if (conf->gw_ca_file != NULL) {
-		t->mode = TLS_CA;
-		if ((t->ca_file = strdup(conf->gw_ca_file)) == NULL)
-			goto oom;
-		if ((ret = mbedtls_x509_crt_parse_file(&t->ca,
-		    conf->gw_ca_file)) < 0 || t->ca.version == 0) {
-			if (ret < 0)
-				mbedtls_strerror(ret, e, sizeof(e));
-			else
-				snprintf(e, sizeof(e), "no certificate");
-			snprintf(err, errlen, "gateway.tls.ca_file %s: %s",
-			    conf->gw_ca_file, e);
-			goto fail;
-		}
-		mbedtls_ssl_conf_authmode(&t->conf,
-		    MBEDTLS_SSL_VERIFY_REQUIRED);
-		mbedtls_ssl_conf_ca_chain(&t->conf, &t->ca, NULL);
-	} else {
-		/* OPTIONAL so that the callback runs and tells full from
-		 * resumed handshakes; it accepts everything. */
-		t->mode = TLS_INSECURE;
-		mbedtls_ssl_conf_authmode(&t->conf,
-		    MBEDTLS_SSL_VERIFY_OPTIONAL);
-		log_warn("gateway.tls.insecure is set: the Gateway's "
-		    "certificate at %s is NOT verified; set "
-		    "gateway.tls.pin_sha256 (brokerd gateway-fingerprint)",
-		    t->hostport);
-	}
-	return (t);
-oom:
-	snprintf(err, errlen, "out of memory");
-	goto fail;
-tlsfail:
-	mbedtls_strerror(ret, e, sizeof(e));
-	snprintf(err, errlen, "TLS setup: %s", e);
-fail:
-	tls_unref(t);
-	return (NULL);
 }
 
 /* --------------------------------------------------------- connections */
@@ -793,6 +241,19 @@ conn_watch(struct conn *c, int events)
 	c->io_fd = c->fd;
 }
 
+/* mbedTLS waits for the socket: watch for what it waits on.  1 if so. */
+static int
+conn_want(struct conn *c, int ret)
+{
+	if (ret == MBEDTLS_ERR_SSL_WANT_READ)
+		conn_watch(c, EV_READ);
+	else if (ret == MBEDTLS_ERR_SSL_WANT_WRITE)
+		conn_watch(c, EV_WRITE);
+	else
+		return (0);
+	return (1);
+}
+
 static void
 conn_timer(struct conn *c, unsigned ms)
 {
@@ -842,7 +303,7 @@ conn_new(struct upstream *up)
 		return (NULL);
 	c->up = up;
 	c->tls = up->tls;
-	c->tls->refs++;
+	tls_ref(c->tls);
 	c->fd = -1;
 	c->io_fd = -1;
 	c->state = CONN_CONNECTING;
@@ -904,14 +365,20 @@ slot_of(struct upstream *up, const struct pace *p)
 	return (NULL);
 }
 
-/*
- * The single exit of a request: release its grant, forget it, count the
- * error, then call back.  Nothing of it is touched after the callback
- * (which usually frees it).
- */
+/* Out of every queue: no connection, no deferred error, no grant. */
 static void
-req_finish(struct upstream *up, struct upstream_req *req,
-    enum upstream_error e, struct http_response *resp)
+req_detach(struct upstream_req *req)
+{
+	req->pace = NULL;
+	req->granted = 0;
+	req->deferred = 0;
+	req->conn = NULL;
+	req->next = NULL;
+}
+
+/* Give back the request's grant and its hold on the pace object. */
+static void
+req_release(struct upstream *up, struct upstream_req *req)
 {
 	struct pace_slot *s;
 
@@ -921,11 +388,19 @@ req_finish(struct upstream *up, struct upstream_req *req,
 		if ((s = slot_of(up, req->pace)) != NULL && s->users > 0)
 			s->users--;
 	}
-	req->pace = NULL;
-	req->granted = 0;
-	req->deferred = 0;
-	req->conn = NULL;
-	req->next = NULL;
+	req_detach(req);
+}
+
+/*
+ * The single exit of a request: release its grant, forget it, count the
+ * error, then call back.  Nothing of it is touched after the callback
+ * (which usually frees it).
+ */
+static void
+req_finish(struct upstream *up, struct upstream_req *req,
+    enum upstream_error e, struct http_response *resp)
+{
+	req_release(up, req);
 	switch (e) {
 	case UPSTREAM_OK:
 	case UPSTREAM_RATE_LIMITED:
@@ -1109,6 +584,29 @@ conn_open(struct upstream *up, struct upstream_req *req)
 	return (c);
 }
 
+/* Forget the last exchange: what was written, read and streamed. */
+static void
+conn_reset(struct conn *c)
+{
+	c->out_off = 0;
+	c->wrote = 0;
+	c->write_started = 0;
+	c->writing = 0;
+	c->no_reuse = 0;
+	c->head_seen = 0;
+	c->streaming = 0;
+	c->paused = 0;
+	c->streamed = 0;
+	if (c->rd_init) {
+		http_resp_reader_free(&c->rd);
+		c->rd_init = 0;
+	}
+	if (c->out.cap > 65536)
+		buf_free(&c->out);
+	else
+		buf_reset(&c->out);
+}
+
 /* Bind-time work: format the request, arm the reader and the timeout. */
 static int
 conn_prepare(struct conn *c)
@@ -1119,20 +617,12 @@ conn_prepare(struct conn *c)
 	int			 rc;
 
 	buf_init(&ck);
-	buf_reset(&c->out);
-	c->out_off = 0;
-	c->wrote = 0;
-	c->write_started = 0;
+	conn_reset(c);
 	c->writing = 1;
-	c->no_reuse = 0;
-	c->head_seen = 0;
-	c->streaming = 0;
-	c->paused = 0;
-	c->streamed = 0;
 	req->streaming = 0;
 	req->resp_length = -1;
 	c->state = CONN_BUSY;
-	if (upstream_jar_format(&up->jar, &ck) == -1) {
+	if (jar_format(&up->jar, &ck) == -1) {
 		buf_free(&ck);
 		return (-1);
 	}
@@ -1141,8 +631,6 @@ conn_prepare(struct conn *c)
 	buf_free(&ck);
 	if (rc == -1)
 		return (-1);
-	if (c->rd_init)
-		http_resp_reader_free(&c->rd);
 	http_resp_reader_init(&c->rd, up->conf->max_response_bytes,
 	    strcmp(req->method, "HEAD") == 0);
 	c->rd_init = 1;
@@ -1158,19 +646,7 @@ conn_make_idle(struct conn *c)
 {
 	c->state = CONN_IDLE;
 	c->pooled = 1;
-	c->writing = 0;
-	c->wrote = 0;
-	c->head_seen = 0;
-	c->streaming = 0;
-	c->paused = 0;
-	if (c->rd_init) {
-		http_resp_reader_free(&c->rd);
-		c->rd_init = 0;
-	}
-	if (c->out.cap > 65536)
-		buf_free(&c->out);
-	else
-		buf_reset(&c->out);
+	conn_reset(c);
 	ev_timer_stop(c->up->loop, &c->timer);
 	conn_watch(c, EV_READ);
 	conn_unlink(c);
@@ -1272,50 +748,27 @@ pool_free(const struct upstream *up)
 }
 
 /*
- * A refused certificate is its own error (502 gateway_certificate), and
- * its message names both fingerprints whole: the operator compares them
- * with `brokerd gateway-fingerprint` before changing the pin.
+ * A refused certificate is its own error (502 gateway_certificate); a
+ * pin mismatch is also warned about once with both fingerprints, and the
+ * one presented shows in /gateway/status.
  */
 static void
 conn_tls_error(struct conn *c, int ret)
 {
-	char	 e[128], detail[300], got[96], want[96], msg[512];
-	size_t	 i;
+	char			 msg[512], got[96], want[96];
+	enum upstream_error	 e;
 
-	mbedtls_strerror(ret, e, sizeof(e));
-	detail[0] = '\0';
-	if (c->pin_mismatch) {
-		upstream_hex_colon(c->got, sizeof(c->got), got, sizeof(got));
-		upstream_hex_colon(c->tls->pin, sizeof(c->tls->pin), want,
+	e = tls_failure(&c->chk, ret, c->sys_errno, msg, sizeof(msg));
+	if (c->chk.pin_mismatch) {
+		tls_hex_colon(c->chk.got, sizeof(c->chk.got), got,
+		    sizeof(got));
+		tls_hex_colon(c->tls->pin, sizeof(c->tls->pin), want,
 		    sizeof(want));
 		memcpy(c->up->st.fingerprint, got, sizeof(got));
 		log_warn("gateway %s: certificate SHA-256 %s does not match "
 		    "gateway.tls.pin_sha256 %s", c->tls->hostport, got, want);
-		snprintf(msg, sizeof(msg), "TLS handshake failed: the "
-		    "Gateway's certificate SHA-256 %s does not match "
-		    "gateway.tls.pin_sha256 %s", got, want);
-		conn_fail(c, UPSTREAM_CERTIFICATE, msg);
-		return;
 	}
-	if (c->vflags != 0) {
-		if (mbedtls_x509_crt_verify_info(detail, sizeof(detail), "",
-		    c->vflags) < 0)
-			detail[0] = '\0';
-		for (i = 0; detail[i] != '\0'; i++)
-			if (detail[i] == '\n')
-				detail[i] = detail[i + 1] != '\0' ? ';' : '\0';
-	} else if (c->sys_errno != 0)
-		snprintf(detail, sizeof(detail), "%s", strerror(c->sys_errno));
-	else if (ret == MBEDTLS_ERR_SSL_CONN_EOF || ret == 0)
-		snprintf(detail, sizeof(detail), "the peer closed the "
-		    "connection");
-	if (detail[0] != '\0')
-		msgf(msg, sizeof(msg), "TLS handshake failed: %s (%s)",
-		    detail, e);
-	else
-		snprintf(msg, sizeof(msg), "TLS handshake failed: %s", e);
-	conn_fail(c, c->vflags != 0 ? UPSTREAM_CERTIFICATE :
-	    UPSTREAM_UNREACHABLE, msg);
+	conn_fail(c, e, msg);
 }
 
 static void
@@ -1323,24 +776,16 @@ conn_handshake(struct conn *c)
 {
 	struct upstream		*up = c->up;
 	const mbedtls_x509_crt	*peer;
-	unsigned char		 h[32];
 	int			 ret;
 
 	ret = mbedtls_ssl_handshake(&c->ssl);
-	if (ret == MBEDTLS_ERR_SSL_WANT_READ) {
-		conn_watch(c, EV_READ);
+	if (conn_want(c, ret))
 		return;
-	}
-	if (ret == MBEDTLS_ERR_SSL_WANT_WRITE) {
-		conn_watch(c, EV_WRITE);
-		return;
-	}
 	if (ret != 0) {
 		conn_tls_error(c, ret);
 		return;
 	}
-	if (c->tls->mode != TLS_INSECURE &&
-	    mbedtls_ssl_get_verify_result(&c->ssl) != 0) {
+	if (!tls_trusted(c->tls, &c->ssl)) {
 		conn_tls_error(c, MBEDTLS_ERR_X509_CERT_VERIFY_FAILED);
 		return;
 	}
@@ -1348,21 +793,15 @@ conn_handshake(struct conn *c)
 	up->st.handshakes++;
 	if (up->metrics != NULL)
 		metrics_upstream(up->metrics, "handshakes");
-	if (!c->verified)
+	if (!c->chk.verified)
 		up->st.resumed++;
-	else if ((peer = mbedtls_ssl_get_peer_cert(&c->ssl)) != NULL &&
-	    mbedtls_sha256_ret(peer->raw.p, peer->raw.len, h, 0) == 0)
-		upstream_hex_colon(h, sizeof(h), up->st.fingerprint,
+	else if ((peer = mbedtls_ssl_get_peer_cert(&c->ssl)) != NULL)
+		(void)tls_fingerprint(peer, up->st.fingerprint,
 		    sizeof(up->st.fingerprint));
-	if (c->tls == up->tls) {
-		mbedtls_ssl_session_free(&up->session);
-		mbedtls_ssl_session_init(&up->session);
-		up->has_session = mbedtls_ssl_get_session(&c->ssl,
-		    &up->session) == 0;
-		up->session_tls = up->has_session ? c->tls : NULL;
-	}
+	if (c->tls == up->tls)
+		tls_save_session(c->tls, &c->ssl);
 	log_debug("gateway %s: TLS %s handshake done (%s)", c->tls->hostport,
-	    c->verified ? "full" : "resumed",
+	    c->chk.verified ? "full" : "resumed",
 	    mbedtls_ssl_get_ciphersuite(&c->ssl));
 	ev_timer_stop(up->loop, &c->timer);
 	if (c->req == NULL) {
@@ -1380,10 +819,9 @@ conn_handshake(struct conn *c)
 static void
 conn_connected(struct conn *c)
 {
-	struct upstream	*up = c->up;
 	socklen_t	 len = sizeof(int);
-	int		 err = 0, ret;
-	char		 msg[256], e[128];
+	int		 err = 0;
+	char		 msg[256];
 
 	if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
 		err = errno;
@@ -1398,18 +836,11 @@ conn_connected(struct conn *c)
 	}
 	mbedtls_ssl_init(&c->ssl);
 	c->ssl_init = 1;
-	if ((ret = mbedtls_ssl_setup(&c->ssl, &c->tls->conf)) != 0 ||
-	    (c->tls->iplen == 0 && (ret = mbedtls_ssl_set_hostname(&c->ssl,
-	    c->tls->host)) != 0)) {
-		mbedtls_strerror(ret, e, sizeof(e));
-		snprintf(msg, sizeof(msg), "TLS setup: %s", e);
+	if (tls_start(c->tls, &c->ssl, &c->chk, c, bio_send, bio_recv, msg,
+	    sizeof(msg)) == -1) {
 		conn_fail(c, UPSTREAM_UNREACHABLE, msg);
 		return;
 	}
-	mbedtls_ssl_set_bio(&c->ssl, c, bio_send, bio_recv, NULL);
-	mbedtls_ssl_set_verify(&c->ssl, conn_verify_cb, c);
-	if (up->has_session && up->session_tls == c->tls)
-		(void)mbedtls_ssl_set_session(&c->ssl, &up->session);
 	c->state = CONN_HANDSHAKE;
 	conn_handshake(c);
 }
@@ -1524,14 +955,8 @@ conn_write(struct conn *c)
 			c->out_off += (size_t)ret;
 			continue;
 		}
-		if (ret == MBEDTLS_ERR_SSL_WANT_WRITE) {
-			conn_watch(c, EV_WRITE);
+		if (conn_want(c, ret))
 			return;
-		}
-		if (ret == MBEDTLS_ERR_SSL_WANT_READ) {
-			conn_watch(c, EV_READ);
-			return;
-		}
 		conn_lost(c, ret);
 		return;
 	}
@@ -1562,7 +987,7 @@ conn_complete(struct conn *c)
 	req->conn = NULL;
 	c->served++;
 	for (i = 0; i < resp->nset_cookies; i++)
-		if (upstream_jar_absorb(&up->jar, resp->set_cookies[i].value,
+		if (jar_absorb(&up->jar, resp->set_cookies[i].value,
 		    time(NULL)) == -1)
 			log_debug("gateway %s: Set-Cookie ignored",
 			    c->tls->hostport);
@@ -1675,14 +1100,8 @@ conn_read(struct conn *c)
 			}
 			continue;
 		}
-		if (ret == MBEDTLS_ERR_SSL_WANT_READ) {
-			conn_watch(c, EV_READ);
+		if (conn_want(c, ret))
 			return;
-		}
-		if (ret == MBEDTLS_ERR_SSL_WANT_WRITE) {
-			conn_watch(c, EV_WRITE);
-			return;
-		}
 		if ((ret == 0 || ret == MBEDTLS_ERR_SSL_CONN_EOF ||
 		    ret == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY) &&
 		    c->rd.started) {
@@ -1938,11 +1357,8 @@ upstream_submit(struct upstream *up, struct upstream_req *req)
 	uint64_t	 ra = 0, now;
 	int		 r;
 
-	req->conn = NULL;
-	req->granted = 0;
-	req->deferred = 0;
+	req_detach(req);
 	req->retried = 0;
-	req->next = NULL;
 	req->retry_after_ms = 0;
 	req->paused = 0;
 	req->errmsg[0] = '\0';
@@ -1982,7 +1398,6 @@ void
 upstream_cancel(struct upstream *up, struct upstream_req *req)
 {
 	struct conn	*c;
-	struct pace_slot *s;
 
 	if (req->pace == NULL)
 		return;			/* finished, or never submitted */
@@ -2005,15 +1420,7 @@ upstream_cancel(struct upstream *up, struct upstream_req *req)
 		}
 		/* Connecting: it becomes idle when ready. */
 	}
-	if (req->granted)
-		pace_release(req->pace, &req->ticket);
-	if ((s = slot_of(up, req->pace)) != NULL && s->users > 0)
-		s->users--;
-	req->pace = NULL;
-	req->granted = 0;
-	req->deferred = 0;
-	req->conn = NULL;
-	req->next = NULL;
+	req_release(up, req);
 	kick(up);
 }
 
@@ -2054,28 +1461,30 @@ upstream_stats(const struct upstream *up, struct upstream_stats *st)
 	}
 }
 
-static struct pace *
-pace_for(const struct config *conf)
+/* A pace object for conf's global rate, queue_ms and slack. */
+static struct pace_slot *
+slot_new(const struct config *conf)
 {
-	struct pace	*p;
+	struct pace_slot *s;
 	unsigned	 max_queue;
 
 	max_queue = conf->max_connections > 0 ? conf->max_connections : 1024;
-	if ((p = pace_new(conf->gateway_rate, conf->queue_ms, max_queue)) ==
-	    NULL)
+	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return (NULL);
-	pace_set_slack(p, conf->rate_slack_ms);
-	return (p);
+	if ((s->pace = pace_new(conf->gateway_rate, conf->queue_ms,
+	    max_queue)) == NULL) {
+		free(s);
+		return (NULL);
+	}
+	pace_set_slack(s->pace, conf->rate_slack_ms);
+	return (s);
 }
 
 struct upstream *
 upstream_new(struct ev_loop *loop, const struct config *conf,
     struct metrics *m, char *err, size_t errlen)
 {
-	static const char pers[] = "brokerd upstream";
 	struct upstream	*up;
-	char		 e[128];
-	int		 ret;
 
 	if ((up = calloc(1, sizeof(*up))) == NULL) {
 		snprintf(err, errlen, "out of memory");
@@ -2084,25 +1493,15 @@ upstream_new(struct ev_loop *loop, const struct config *conf,
 	up->loop = loop;
 	up->conf = conf;
 	up->metrics = m;
-	mbedtls_entropy_init(&up->entropy);
-	mbedtls_ctr_drbg_init(&up->drbg);
-	mbedtls_ssl_session_init(&up->session);
-	upstream_jar_init(&up->jar);
+	jar_init(&up->jar);
 	ev_init(&up->kick, kick_cb);
 	up->kick.data = up;
 	ev_init(&up->pace_timer, pace_timer_cb);
 	up->pace_timer.data = up;
-	if ((ret = mbedtls_ctr_drbg_seed(&up->drbg, mbedtls_entropy_func,
-	    &up->entropy, (const unsigned char *)pers, sizeof(pers) - 1)) !=
-	    0) {
-		mbedtls_strerror(ret, e, sizeof(e));
-		snprintf(err, errlen, "random generator: %s", e);
+	if (tls_rng_init(&up->rng, "brokerd upstream", err, errlen) == -1 ||
+	    (up->tls = tls_new(conf, &up->rng, err, errlen)) == NULL)
 		goto fail;
-	}
-	if ((up->tls = tls_new(up, conf, err, errlen)) == NULL)
-		goto fail;
-	if ((up->paces = calloc(1, sizeof(*up->paces))) == NULL ||
-	    (up->paces->pace = pace_for(conf)) == NULL) {
+	if ((up->paces = slot_new(conf)) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
@@ -2141,10 +1540,8 @@ upstream_free(struct upstream *up)
 		free(s);
 	}
 	tls_unref(up->tls);
-	mbedtls_ssl_session_free(&up->session);
-	upstream_jar_free(&up->jar);
-	mbedtls_ctr_drbg_free(&up->drbg);
-	mbedtls_entropy_free(&up->entropy);
+	jar_free(&up->jar);
+	tls_rng_free(&up->rng);
 	free(up);
 }
 
@@ -2164,7 +1561,7 @@ upstream_reconfigure(struct upstream *up, const struct config *conf,
 	const struct config *oc = up->conf;
 
 	if (!tls_same(up->tls, conf)) {
-		if ((nt = tls_new(up, conf, err, errlen)) == NULL)
+		if ((nt = tls_new(conf, &up->rng, err, errlen)) == NULL)
 			return (-1);
 	} else if (up->tls->mode == TLS_INSECURE)
 		log_warn("gateway.tls.insecure is set: the Gateway's "
@@ -2174,21 +1571,17 @@ upstream_reconfigure(struct upstream *up, const struct config *conf,
 	    oc->gateway_rate.window_ms != conf->gateway_rate.window_ms ||
 	    oc->queue_ms != conf->queue_ms ||
 	    oc->max_connections != conf->max_connections) {
-		if ((ns = calloc(1, sizeof(*ns))) == NULL ||
-		    (ns->pace = pace_for(conf)) == NULL) {
-			free(ns);
+		if ((ns = slot_new(conf)) == NULL) {
 			tls_unref(nt);
 			snprintf(err, errlen, "out of memory");
 			return (-1);
 		}
 	}
 	if (nt != NULL) {
+		/* Connections still under the old settings never resume. */
+		tls_forget_session(up->tls);
 		tls_unref(up->tls);
 		up->tls = nt;
-		mbedtls_ssl_session_free(&up->session);
-		mbedtls_ssl_session_init(&up->session);
-		up->has_session = 0;
-		up->session_tls = NULL;
 	}
 	if (ns != NULL) {
 		/* The breaker is about the Gateway, not the settings. */
@@ -2208,151 +1601,4 @@ upstream_reconfigure(struct upstream *up, const struct config *conf,
 	}
 	kick(up);
 	return (0);
-}
-
-/* ------------------------------------------------- gateway-fingerprint */
-
-/* Blocking connect with a deadline; the fd is left blocking. */
-static int
-connect_timeout(const char *host, const char *port, unsigned timeout_ms,
-    char *err, size_t errlen)
-{
-	struct addrinfo	 hints, *res = NULL, *ai;
-	struct pollfd	 pfd;
-	struct timeval	 tv;
-	socklen_t	 len;
-	int		 fd = -1, r, soerr = 0, flags;
-
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_socktype = SOCK_STREAM;
-	if ((r = getaddrinfo(host, port, &hints, &res)) != 0) {
-		msgf(err, errlen, "cannot resolve %s: %s", host,
-		    gai_strerror(r));
-		return (-1);
-	}
-	for (ai = res; ai != NULL; ai = ai->ai_next) {
-		if ((fd = socket(ai->ai_family, ai->ai_socktype |
-		    SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol)) == -1) {
-			soerr = errno;
-			continue;
-		}
-		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == -1) {
-			if (errno != EINPROGRESS) {
-				soerr = errno;
-				goto next;
-			}
-			pfd.fd = fd;
-			pfd.events = POLLOUT;
-			if ((r = poll(&pfd, 1, (int)timeout_ms)) <= 0) {
-				soerr = r == 0 ? ETIMEDOUT : errno;
-				goto next;
-			}
-			len = sizeof(soerr);
-			if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr,
-			    &len) == -1)
-				soerr = errno;
-			if (soerr != 0)
-				goto next;
-		}
-		if ((flags = fcntl(fd, F_GETFL)) != -1)
-			(void)fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
-		tv.tv_sec = timeout_ms / 1000;
-		tv.tv_usec = (timeout_ms % 1000) * 1000;
-		(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-		freeaddrinfo(res);
-		return (fd);
-next:
-		close(fd);
-		fd = -1;
-	}
-	freeaddrinfo(res);
-	msgf(err, errlen, "connect to %s port %s: %s", host, port,
-	    strerror(soerr));
-	return (-1);
-}
-
-/*
- * `brokerd gateway-fingerprint [URL]`: no verification on purpose (it
- * shows what to pin); the fingerprint alone goes to stdout, for scripts.
- */
-int
-upstream_fingerprint_cmd(const char *url, unsigned timeout_ms)
-{
-	static const char pers[] = "brokerd fingerprint";
-	mbedtls_entropy_context	 entropy;
-	mbedtls_ctr_drbg_context drbg;
-	mbedtls_ssl_config	 conf;
-	mbedtls_ssl_context	 ssl;
-	mbedtls_net_context	 net;
-	const mbedtls_x509_crt	*peer;
-	unsigned char		 h[32];
-	char			 host[256], port[8], err[256], e[128];
-	char			 hex[96];
-	unsigned char		 ip[16];
-	int			 ret, rc = 1;
-
-	if (url == NULL || *url == '\0')
-		url = "https://127.0.0.1:5000";
-	if (timeout_ms == 0)
-		timeout_ms = 5000;
-	mbedtls_entropy_init(&entropy);
-	mbedtls_ctr_drbg_init(&drbg);
-	mbedtls_ssl_config_init(&conf);
-	mbedtls_ssl_init(&ssl);
-	mbedtls_net_init(&net);
-	if (value_https_url(url, host, sizeof(host), port, sizeof(port), err,
-	    sizeof(err)) == -1)
-		goto out;
-	if ((ret = mbedtls_ctr_drbg_seed(&drbg, mbedtls_entropy_func,
-	    &entropy, (const unsigned char *)pers, sizeof(pers) - 1)) != 0 ||
-	    (ret = mbedtls_ssl_config_defaults(&conf, MBEDTLS_SSL_IS_CLIENT,
-	    MBEDTLS_SSL_TRANSPORT_STREAM, MBEDTLS_SSL_PRESET_DEFAULT)) != 0)
-		goto tlsfail;
-	mbedtls_ssl_conf_rng(&conf, mbedtls_ctr_drbg_random, &drbg);
-	mbedtls_ssl_conf_authmode(&conf, MBEDTLS_SSL_VERIFY_NONE);
-	mbedtls_ssl_conf_read_timeout(&conf, timeout_ms);
-	if ((ret = mbedtls_ssl_setup(&ssl, &conf)) != 0)
-		goto tlsfail;
-	if (inet_pton(AF_INET, host, ip) != 1 &&
-	    inet_pton(AF_INET6, host, ip) != 1 &&
-	    (ret = mbedtls_ssl_set_hostname(&ssl, host)) != 0)
-		goto tlsfail;
-	if ((net.fd = connect_timeout(host, port, timeout_ms, err,
-	    sizeof(err))) == -1)
-		goto out;
-	mbedtls_ssl_set_bio(&ssl, &net, mbedtls_net_send, NULL,
-	    mbedtls_net_recv_timeout);
-	while ((ret = mbedtls_ssl_handshake(&ssl)) != 0)
-		if (ret != MBEDTLS_ERR_SSL_WANT_READ &&
-		    ret != MBEDTLS_ERR_SSL_WANT_WRITE)
-			goto tlsfail;
-	if ((peer = mbedtls_ssl_get_peer_cert(&ssl)) == NULL) {
-		snprintf(err, sizeof(err), "no certificate from the server");
-		goto out;
-	}
-	if ((ret = mbedtls_sha256_ret(peer->raw.p, peer->raw.len, h, 0)) != 0)
-		goto tlsfail;
-	upstream_hex_colon(h, sizeof(h), hex, sizeof(hex));
-	printf("%s\n", hex);
-	fflush(stdout);
-	fprintf(stderr, "paste into gateway.tls.pin_sha256 (certificate "
-	    "valid until %04d-%02d-%02d; expiry does not matter when "
-	    "pinned)\n", peer->valid_to.year, peer->valid_to.mon,
-	    peer->valid_to.day);
-	(void)mbedtls_ssl_close_notify(&ssl);
-	rc = 0;
-	goto out;
-tlsfail:
-	mbedtls_strerror(ret, e, sizeof(e));
-	snprintf(err, sizeof(err), "TLS: %s", e);
-out:
-	if (rc != 0)
-		fprintf(stderr, "brokerd: gateway-fingerprint %s: %s\n", url,
-		    err);
-	mbedtls_net_free(&net);
-	mbedtls_ssl_free(&ssl);
-	mbedtls_ssl_config_free(&conf);
-	mbedtls_ctr_drbg_free(&drbg);
-	mbedtls_entropy_free(&entropy);
-	return (rc);
 }

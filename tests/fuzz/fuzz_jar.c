@@ -12,7 +12,7 @@
 
 #include "brokerd.h"
 
-#define JAR_MAX	64	/* UP_JAR_MAX in upstream.c */
+#define JAR_MAX	64	/* JAR_MAX in jar.c */
 
 static int
 is_tchar(int ch)
@@ -23,7 +23,7 @@ is_tchar(int ch)
 }
 
 static void
-check_jar(const struct upstream_jar *j)
+check_jar(const struct jar *j)
 {
 	const unsigned char *p;
 	size_t		 i, k;
@@ -49,7 +49,7 @@ check_jar(const struct upstream_jar *j)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct upstream_jar j;
+	struct jar j;
 	struct buf	 out;
 	char		*s, *line, *next;
 	size_t		 i;
@@ -58,15 +58,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return (0);
 	memcpy(s, data, size);
 	s[size] = '\0';
-	upstream_jar_init(&j);
+	jar_init(&j);
 	for (line = s; line != NULL; line = next) {
 		if ((next = strchr(line, '\n')) != NULL)
 			*next++ = '\0';
-		(void)upstream_jar_absorb(&j, line, (time_t)1764050710);
+		(void)jar_absorb(&j, line, (time_t)1764050710);
 		check_jar(&j);
 	}
 	buf_init(&out);
-	if (upstream_jar_format(&j, &out) == 0) {
+	if (jar_format(&j, &out) == 0) {
 		for (i = 0; i < out.len; i++)
 			if ((unsigned char)out.data[i] < 0x20 ||
 			    out.data[i] == 0x7f)
@@ -75,7 +75,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 	}
 	buf_free(&out);
-	upstream_jar_free(&j);
+	jar_free(&j);
 	free(s);
 	return (0);
 }
