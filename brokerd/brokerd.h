@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include <ev.h>
+
 #define BROKERD_VERSION		"0.1.0"
 #define BROKERD_CONF		"/etc/brokerd/brokerd.yaml"
 
@@ -662,17 +664,150 @@ void		 listen_close(struct listener *, size_t, const struct config *);
 int		 listen_start(struct server *);
 void		 listen_stop(struct server *);
 
+/* --------------------------------------------------------------- admit.c */
+
+/* Who is asking, as the listener saw them. */
+struct admit_peer {
+	int		 is_unix;
+	int		 has_cred;	/* uid and gid from SO_PEERCRED */
+	uid_t		 uid;
+	gid_t		 gid;
+};
+
+/* What admission decided: status 0 admits, else the refusal to answer. */
+struct admit_verdict {
+	int		 status;	/* 0, or 400, 401, 403, 404, ... */
+	const char	*code;		/* "unauthorized", ... */
+	const char	*message;	/* static, text or the gw_status's */
+	char		 text[128];	/* room for a composed message */
+	char		 extra[128];	/* header lines, CRLF-ended, or "" */
+	char		 who[64];	/* key or peer name, never the key */
+	unsigned	 scopes;	/* granted to who */
+	unsigned	 need;		/* the matched route's method needs */
+	const struct route *route;	/* matched, or NULL */
+};
+
+/* A TCP request's Host and absolute-form authority must be loopback. */
+int		 admit_host(const struct http_request *, int is_unix,
+		    struct admit_verdict *);
+/* Who is asking: a key, a Unix-socket peer or keyless TCP; -1 refused. */
+int		 admit_who(const struct config *, const struct admit_peer *,
+		    const struct http_request *, struct admit_verdict *);
+/* After admit_who: -1 (403) when its scopes lack need. */
+int		 admit_scope(struct admit_verdict *, unsigned need);
+/* Refuse 405 with "Allow: allow". */
+void		 admit_allow(struct admit_verdict *, const char *allow);
+/*
+ * A routed request (path: the request's without /v1/api): who, route,
+ * method, scope, the kill switch (trading.halt_file exists), and the
+ * Gateway session that /iserver/ calls need.  0 admits v->route.
+ */
+int		 admit_request(const struct config *, const struct gw_status *,
+		    const struct admit_peer *, const struct http_request *,
+		    const char *path, struct admit_verdict *);
+
 /* -------------------------------------------------------------- client.c */
 
-struct server;			/* main.c: the running daemon */
+struct client;
+struct fetch;			/* forward.c: a shared GET in flight */
+
+/*
+ * One request and its answer.  Pipelined requests are answered in the
+ * order they came; an answer waits in its own buffer until the ones
+ * before it are written.
+ */
+struct exchange {
+	struct client	*c;
+	struct http_request *req;	/* NULL: the request was unreadable */
+	struct exchange	*next;
+	int		 done;		/* out holds the whole answer */
+	int		 close;		/* close after writing it */
+	struct buf	 out;
+	int		 status;
+	size_t		 bytes;		/* body bytes */
+	double		 start;
+	char		 who[64];	/* key or peer name, never the key */
+	const char	*route;		/* metrics label */
+	const struct route *policy;	/* its Gateway path's limits */
+	struct upstream_req *ureq;	/* non-GET in flight, ours */
+	struct cache_entry *centry;	/* GET: waiting on this entry */
+	int		 trade;
+	int		 journaled;	/* an intent line awaits its outcome */
+	uint64_t	 journal_id;
+	int		 streaming;	/* head sent, body follows in pieces */
+	int		 chunked;	/* ... framed as chunks */
+	int		 paused;	/* the Gateway connection waits for us */
+};
+
+struct client {
+	struct server	*srv;
+	int		 fd;
+	struct admit_peer peer;
+	ev_io		 rio;
+	ev_io		 wio;
+	ev_timer	 timer;
+	struct http_reader rd;
+	struct buf	 in;
+	struct exchange	*head;		/* oldest unanswered */
+	struct exchange	*tail;
+	size_t		 nexchanges;
+	size_t		 wpos;		/* written of head->out */
+	int		 reading;	/* rio active */
+	int		 closing;	/* stop reading, close when written */
+	int		 lingering;	/* answered, half-closed, discarding */
+	int		 in_request;	/* bytes of a request arrived */
+	ev_tstamp	 req_start;	/* ... since then (the first: accept) */
+	unsigned	 nrequests;	/* heads read whole */
+	struct client	*prev;
+	struct client	*next;
+};
 
 void		 client_accept(struct server *, struct listener *, int fd);
-/* A watcher's answer for target, kept if its route has cache_ms. */
-void		 client_cache_feed(void *server, const char *target,
-		    const struct http_response *);
 void		 client_close_all(struct server *);
-unsigned	 client_count(void);
-unsigned	 client_count_tcp(void);	/* of them on TCP */
+
+/* ------------------------------------------------------------ exchange.c */
+
+/* A new exchange at the tail of c's queue, or NULL. */
+struct exchange	*exchange_new(struct client *, struct http_request *);
+/* Detach it from what it waits on (no answer follows) and free it. */
+void		 exchange_free(struct exchange *);
+/* Whether the connection stays open after this exchange's answer. */
+int		 exchange_keep_alive(const struct exchange *);
+/* A whole answer; written later, in request order. */
+void		 exchange_answer(struct exchange *, int status,
+		    const char *ctype, const char *body, size_t len,
+		    const char *extra);
+void		 exchange_json(struct exchange *, int status, const char *body,
+		    const char *extra);
+/* {"error":code,"message":message}; closes after a framing error. */
+void		 exchange_error(struct exchange *, int status, const char *code,
+		    const char *message, const char *extra);
+void		 exchange_rate_limited(struct exchange *, uint64_t retry_ms,
+		    const char *message);
+/* Take admission's word: who asked, and answer a refusal (-1). */
+int		 exchange_verdict(struct exchange *,
+		    const struct admit_verdict *);
+/* The answer is all in out: log it, count it, have it written. */
+void		 exchange_finish(struct exchange *, int status);
+/* Output not yet written. */
+size_t		 exchange_unsent(const struct exchange *);
+
+/* ------------------------------------------------------------- forward.c */
+
+/* To the Gateway along rt: shared and cached GETs, journaled trades. */
+void		 forward_request(struct exchange *, const struct route *rt);
+/* The exchange goes without an answer: cancel what it waits on. */
+void		 forward_abandon(struct exchange *);
+/* The client caught up with a paused stream: let the Gateway go on. */
+void		 forward_resume(struct exchange *);
+/* A watcher's answer for target, kept if its route has cache_ms. */
+void		 forward_cache_feed(void *server, const char *target,
+		    const struct http_response *);
+
+/* ------------------------------------------------------------- builtin.c */
+
+/* Answer one of brokerd's own paths; 0 when path is not one. */
+int		 builtin_answer(struct exchange *, const char *path);
 
 /* ---------------------------------------------------------------- main.c */
 
@@ -688,6 +823,11 @@ struct server {
 	struct journal	*journal;	/* NULL unless journal.file */
 	int		 draining;
 	uint64_t	 started_ms;
+	struct client	*clients;	/* client.c: every connection */
+	unsigned	 nclients;
+	unsigned	 nclients_tcp;	/* of them on TCP */
+	unsigned	 npeak;		/* most connections since a trim */
+	struct fetch	*fetches;	/* forward.c: shared GETs in flight */
 };
 
 

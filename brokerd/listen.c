@@ -588,9 +588,9 @@ listen_pause(struct server *srv, struct listener *l, int err)
 static int
 listen_over(const struct server *srv, const struct listener *l)
 {
-	if (client_count() >= srv->conf->max_connections)
+	if (srv->nclients >= srv->conf->max_connections)
 		return (0);
-	if (!l->is_unix && client_count_tcp() >=
+	if (!l->is_unix && srv->nclients_tcp >=
 	    srv->conf->max_tcp_connections)
 		return (1);
 	return (-1);

@@ -128,10 +128,10 @@ static void
 main_drain_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	(void)revents;
-	if (client_count() == 0 || ev_now(loop) >= *(ev_tstamp *)w->data) {
-		if (client_count() > 0)
+	if (server.nclients == 0 || ev_now(loop) >= *(ev_tstamp *)w->data) {
+		if (server.nclients > 0)
 			log_warn("drain time over: closing %u connections",
-			    client_count());
+			    server.nclients);
 		ev_break(loop, EVBREAK_ALL);
 	}
 }
@@ -279,7 +279,7 @@ main(int argc, char *argv[])
 	if ((server.session = session_new(server.loop, conf,
 	    server.upstream)) == NULL)
 		fatalx("out of memory");
-	session_set_feed(server.session, client_cache_feed, &server);
+	session_set_feed(server.session, forward_cache_feed, &server);
 	if (listen_open(conf, &server.listeners, &server.nlisteners, err,
 	    sizeof(err)) == -1)
 		fatalx("%s", err);
