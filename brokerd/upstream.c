@@ -1547,18 +1547,18 @@ upstream_free(struct upstream *up)
 
 /*
  * SIGHUP: new TLS settings only when they changed (then the saved session
- * goes too), a new pace object only when the global rate, its slack or
- * queue_ms changed (the old one serves what it holds), idle connections
- * close, busy ones finish and close if their settings are gone.
+ * goes too); the pace object takes the new limits in place, keeping what
+ * was sent and its queue (a fresh one would let 2N through one window);
+ * idle connections close, busy ones finish and close if their settings
+ * are gone.
  */
 int
 upstream_reconfigure(struct upstream *up, const struct config *conf,
     char *err, size_t errlen)
 {
 	struct tls	*nt = NULL;
-	struct pace_slot *ns = NULL;
 	struct conn	*c, *next;
-	const struct config *oc = up->conf;
+	struct pace_limits l;
 
 	if (!tls_same(up->tls, conf)) {
 		if ((nt = tls_new(conf, &up->rng, err, errlen)) == NULL)
@@ -1566,31 +1566,23 @@ upstream_reconfigure(struct upstream *up, const struct config *conf,
 	} else if (up->tls->mode == TLS_INSECURE)
 		log_warn("gateway.tls.insecure is set: the Gateway's "
 		    "certificate at %s is NOT verified", up->tls->hostport);
-	if (oc->gateway_rate.n != conf->gateway_rate.n ||
-	    oc->rate_slack_ms != conf->rate_slack_ms ||
-	    oc->gateway_rate.window_ms != conf->gateway_rate.window_ms ||
-	    oc->queue_ms != conf->queue_ms ||
-	    oc->max_connections != conf->max_connections) {
-		if ((ns = slot_new(conf)) == NULL) {
-			tls_unref(nt);
-			snprintf(err, errlen, "out of memory");
-			return (-1);
-		}
+	memset(&l, 0, sizeof(l));
+	l.global = conf->gateway_rate;
+	l.slack_ms = conf->rate_slack_ms;
+	l.queue_ms = conf->queue_ms;
+	l.max_queue = conf->max_connections > 0 ? conf->max_connections : 1024;
+	l.routes = conf->routes;
+	l.nroutes = conf->nroutes;
+	if (pace_update(up->paces->pace, &l) == -1) {
+		tls_unref(nt);
+		snprintf(err, errlen, "out of memory");
+		return (-1);
 	}
 	if (nt != NULL) {
 		/* Connections still under the old settings never resume. */
 		tls_forget_session(up->tls);
 		tls_unref(up->tls);
 		up->tls = nt;
-	}
-	if (ns != NULL) {
-		/* The breaker is about the Gateway, not the settings. */
-		uint64_t now = now_ms(), rem;
-
-		if ((rem = pace_breaker_remaining(up->paces->pace, now)) > 0)
-			pace_breaker_open(ns->pace, now, rem);
-		ns->next = up->paces;
-		up->paces = ns;
 	}
 	up->conf = conf;
 	for (c = up->conns; c != NULL; c = next) {

@@ -430,6 +430,55 @@ describe('a kept-alive connection that turns out closed', { skip }, () => {
 });
 
 describe('reload (SIGHUP)', { skip }, () => {
+	test('a route\'s new rate applies at once', async () => {
+		const gw = await startGwsim();
+		const bd = await startBrokerd({ gwsim: gw, config:
+		    'limits:\n  queue_ms: 100\nroutes:\n' +
+		    '  - { prefix: /trsrv/, to: /v1/api/trsrv/, ' +
+		    'methods: { GET: read }, rate: 1/5s }\n' });
+		const path = '/trsrv/stocks?symbols=AAPL';
+		const nc = { 'cache-control': 'no-cache' };
+		try {
+			assert.equal((await bd.request({ path, headers: nc }))
+			    .status, 200);
+			assert.equal((await bd.request({ path, headers: nc }))
+			    .status, 429, '1/5s');
+			const text = fs.readFileSync(bd.configFile, 'utf8');
+			fs.writeFileSync(bd.configFile,
+			    text.replace('rate: 1/5s', 'rate: 10/s'));
+			await bd.reload(/configuration reloaded/);
+			assert.equal((await bd.request({ path, headers: nc }))
+			    .status, 200, 'the route is 10/s now');
+		} finally {
+			await bd.stop();
+			await gw.stop();
+		}
+	});
+
+	test('a reload does not open a fresh window', async () => {
+		const gw = await startGwsim();
+		const bd = await startBrokerd({ gwsim: gw, config: {
+		    limits: { gateway_rate: '5/10s', queue_ms: 0,
+		    rate_slack_ms: 100 } } });
+		const path = '/trsrv/stocks?symbols=AAPL';
+		const nc = { 'cache-control': 'no-cache' };
+		try {
+			let n = 0;
+			while ((await bd.request({ path, headers: nc })).status ===
+			    200)
+				assert.ok(++n <= 5, 'more than 5 in 10 s');
+			const text = fs.readFileSync(bd.configFile, 'utf8');
+			fs.writeFileSync(bd.configFile,
+			    text.replace('rate_slack_ms: 100', 'rate_slack_ms: 50'));
+			await bd.reload(/configuration reloaded/);
+			assert.equal((await bd.request({ path, headers: nc }))
+			    .status, 429, 'what was sent before the reload counts');
+		} finally {
+			await bd.stop();
+			await gw.stop();
+		}
+	});
+
 	test('new TLS settings apply to new connections, idle ones close',
 	    async () => {
 		const gw = await startGwsim();
