@@ -190,6 +190,8 @@ struct config {
 	unsigned	 journal_keep;
 
 	char		*halt_file;
+
+	unsigned	 refs;		/* holders: config_ref, config_unref */
 };
 
 /*
@@ -199,6 +201,14 @@ struct config {
  * (or "FILE: message" when no position applies).
  */
 struct config	*config_load(const char *file, char *err, size_t errlen);
+/*
+ * config_load's caller holds the one reference; whatever keeps a pointer
+ * into a configuration past the current event takes another, and the last
+ * config_unref frees it.  config_free frees at once, whatever the count:
+ * for one nobody else can hold (tests, -t).
+ */
+const struct config *config_ref(const struct config *);
+void		 config_unref(const struct config *);
 void		 config_free(struct config *);
 /* Warnings worth printing at -t and at every start (tcp_anonymous...). */
 void		 config_warnings(const struct config *);
@@ -632,6 +642,8 @@ struct upstream_req {
 	char		*accept;	/* or NULL */
 	struct buf	 body;
 	const struct route *policy;	/* pacing key, or NULL */
+	const struct config *conf;	/* a reference to policy's own, or
+					   NULL; upstream_req_free drops it */
 	int		 watcher;	/* session watcher's call */
 	upstream_cb	 cb;
 	void		*arg;

@@ -44,6 +44,7 @@ struct exchange {
 	char		 who[64];	/* key or peer name, never the key */
 	const char	*route;		/* metrics label */
 	const struct route *policy;	/* its Gateway path's limits */
+	const struct config *conf;	/* holds route and policy */
 	struct upstream_req *ureq;	/* non-GET in flight, ours */
 	struct cache_entry *centry;	/* GET: waiting on this entry */
 	int		 trade;
@@ -319,6 +320,7 @@ exchange_free(struct exchange *x)
 		http_request_free(x->req);
 	}
 	buf_free(&x->out);
+	config_unref(x->conf);
 	free(x);
 }
 
@@ -702,6 +704,7 @@ client_forward(struct exchange *x, const struct route *rt)
 			free(u);
 			goto oom;
 		}
+		u->conf = config_ref(x->conf);
 		u->cb = client_forward_cb;
 		u->arg = x;
 		u->on_head = client_stream_head;
@@ -762,6 +765,7 @@ client_forward(struct exchange *x, const struct route *rt)
 		goto oom;
 	}
 	x->centry = ce;
+	f->req.conf = config_ref(x->conf);
 	f->srv = srv;
 	f->entry = ce;
 	f->ttl_ms = policy != NULL ? policy->cache_ms : 0;
@@ -1199,6 +1203,7 @@ client_dispatch(struct exchange *x)
 		return;
 	}
 	x->route = rt->prefix;
+	x->conf = config_ref(conf);
 	if (route_method_scope(rt, r->method, &need) == -1) {
 		struct buf	 allow;
 		size_t		 i;
