@@ -23,12 +23,6 @@
 #define SCOPE_TRADE		0x02
 #define SCOPE_ADMIN		0x04
 
-/* "N/s", "N/5s", "N/min", "N/15min"; n == 0 means no limit ("off"). */
-struct rate {
-	unsigned	 n;		/* requests ... */
-	uint64_t	 window_ms;	/* ... in any window this long */
-};
-
 /* -------------------------------------------------------------- clock.c */
 
 uint64_t	 now_ms(void);		/* monotonic milliseconds */
@@ -37,6 +31,10 @@ double		 now_s(void);		/* the same, in seconds */
 /* ---------------------------------------------------------------- buf.c */
 
 #include "buf.h"
+
+/* The pure building blocks with headers of their own (after struct buf). */
+#include "pace.h"		/* struct rate; sliding windows, the queue */
+#include "cache.h"
 
 /* ---------------------------------------------------------------- log.c */
 
@@ -80,37 +78,6 @@ void		 log_request(const char *method, const char *path,
 		    int status, size_t bytes, double ms, const char *who);
 
 /* ------------------------------------------------------------- config.c */
-
-struct route_method {
-	char		 method[8];	/* "GET", "POST", "DELETE", ... */
-	unsigned	 scope;		/* SCOPE_* needed */
-};
-
-struct route {
-	char		*prefix;	/* client side, e.g. /iserver/ */
-	size_t		 prefix_len;
-	char		*to;		/* Gateway side, e.g. /v1/api/iserver/ */
-	size_t		 to_len;
-	struct route_method methods[8];
-	size_t		 nmethods;
-	struct rate	 rate;		/* per Gateway path (to); n 0 = none */
-	unsigned	 concurrency;	/* 0 = no cap */
-	unsigned	 cache_ms;	/* 0 = no cache */
-};
-
-struct key {
-	char		*name;
-	unsigned char	 hash[32];	/* SHA-256 of the key; key not kept */
-	unsigned	 scopes;
-};
-
-struct peer {
-	char		*name;		/* user or group name, for logs */
-	int		 is_group;
-	uid_t		 uid;
-	gid_t		 gid;
-	unsigned	 scopes;
-};
 
 struct config {
 	char		*file;		/* NULL: built-in defaults */
@@ -173,6 +140,8 @@ struct config {
 	unsigned	 journal_keep;
 
 	char		*halt_file;
+
+	unsigned	 refs;		/* holders: config_ref, config_unref */
 };
 
 /*
@@ -182,11 +151,33 @@ struct config {
  * (or "FILE: message" when no position applies).
  */
 struct config	*config_load(const char *file, char *err, size_t errlen);
+/*
+ * config_load's caller holds the one reference; whatever keeps a pointer
+ * into a configuration past the current event takes another, and the last
+ * config_unref frees it.  config_free frees at once, whatever the count:
+ * for one nobody else can hold (tests, -t).
+ */
+const struct config *config_ref(const struct config *);
+void		 config_unref(const struct config *);
 void		 config_free(struct config *);
 /* Warnings worth printing at -t and at every start (tcp_anonymous...). */
 void		 config_warnings(const struct config *);
 
 /* ---------------------------------------------------------------- auth.c */
+
+struct key {
+	char		*name;
+	unsigned char	 hash[32];	/* SHA-256 of the key; key not kept */
+	unsigned	 scopes;
+};
+
+struct peer {
+	char		*name;		/* user or group name, for logs */
+	int		 is_group;
+	uid_t		 uid;
+	gid_t		 gid;
+	unsigned	 scopes;
+};
 
 void		 auth_sha256(const void *, size_t, unsigned char out[32]);
 /*
@@ -201,6 +192,23 @@ int		 auth_scope_parse(const char *, unsigned *);	/* "read"... */
 const char	*auth_scope_name(unsigned);			/* one bit */
 
 /* --------------------------------------------------------------- route.c */
+
+struct route_method {
+	char		 method[8];	/* "GET", "POST", "DELETE", ... */
+	unsigned	 scope;		/* SCOPE_* needed */
+};
+
+struct route {
+	char		*prefix;	/* client side, e.g. /iserver/ */
+	size_t		 prefix_len;
+	char		*to;		/* Gateway side, e.g. /v1/api/iserver/ */
+	size_t		 to_len;
+	struct route_method methods[8];
+	size_t		 nmethods;
+	struct rate	 rate;		/* per Gateway path (to); n 0 = none */
+	unsigned	 concurrency;	/* 0 = no cap */
+	unsigned	 cache_ms;	/* 0 = no cache */
+};
 
 /* The default table of SPEC section 3 (and IBKR's published limits). */
 int		 route_defaults(struct route **, size_t *);
@@ -227,154 +235,6 @@ const struct route *route_policy(const struct route *, size_t,
 /* ------------------------------- http.c, http_response.c, http_write.c */
 
 #include "http.h"
-
-/* ---------------------------------------------------------------- pace.c */
-
-/*
- * A sliding window: at most n grants in ANY window_ms.  It keeps the
- * times of the last n grants; the next grant is possible once the oldest
- * of them is window_ms + slack_ms old.
- */
-struct pace_window {
-	struct rate	 rate;
-	unsigned	 slack_ms;	/* margin for arrival jitter; 0 at init */
-	uint64_t	*stamps;	/* ring of the last n grant times */
-	unsigned	 head;
-	unsigned	 count;
-};
-
-int		 pace_window_init(struct pace_window *, struct rate);
-void		 pace_window_free(struct pace_window *);
-/* 0: nothing to wait; else ms until a grant is possible. */
-uint64_t	 pace_window_wait(const struct pace_window *, uint64_t now_ms);
-/* Like wait, but only slots beyond `reserve` count as free. */
-uint64_t	 pace_window_wait_reserve(const struct pace_window *,
-		    uint64_t now_ms, unsigned reserve);
-void		 pace_window_take(struct pace_window *, uint64_t now_ms);
-unsigned	 pace_window_used(const struct pace_window *, uint64_t now_ms);
-
-/* What a request is queued for. */
-struct pace_ticket {
-	void		*owner;		/* the caller's request */
-	const struct route *policy;	/* rate/concurrency key, or NULL */
-	int		 watcher;	/* the session watcher's own call */
-	uint64_t	 enqueued_ms;
-	uint64_t	 deadline_ms;	/* 429 after this */
-	uint64_t	 granted_ms;	/* its stamp in the windows */
-	struct pace_ticket *next;	/* FIFO */
-	struct pace_ticket *prev;
-	int		 queued;
-	uint64_t	 retry_after_ms;	/* set when pace_poll expires it */
-	int		 breaker;	/* refused: the 429 breaker is open */
-};
-
-struct pace;			/* opaque: global + per-target windows, queue */
-
-struct pace	*pace_new(struct rate global, unsigned queue_ms,
-		    unsigned max_queue);
-void		 pace_free(struct pace *);
-/* limits.rate_slack_ms: every window counts this much longer. */
-void		 pace_set_slack(struct pace *, unsigned slack_ms);
-/* What a reload may change; routes give each Gateway path its rate. */
-struct pace_limits {
-	struct rate	 global;
-	unsigned	 slack_ms;
-	unsigned	 queue_ms;
-	unsigned	 max_queue;
-	const struct route *routes;
-	size_t		 nroutes;
-};
-int		 pace_update(struct pace *, const struct pace_limits *);
-/*
- * Ask for a slot now.  0: granted (windows taken, concurrency counted);
- * 1: queued (the ticket is linked, wait for pace_poll); -1: refused at
- * once (breaker open for a client call, or the queue is full):
- * *retry_after_ms says when to come back.
- */
-int		 pace_acquire(struct pace *, struct pace_ticket *,
-		    uint64_t now_ms, uint64_t *retry_after_ms);
-/* Its first byte went out now: the windows count it from here. */
-void		 pace_sent(struct pace *, struct pace_ticket *, uint64_t now_ms);
-/* A granted request finished: release its concurrency slot. */
-void		 pace_release(struct pace *, struct pace_ticket *);
-/* Take a queued ticket out (client went away). */
-void		 pace_cancel(struct pace *, struct pace_ticket *);
-/* Queue without trying (no free connection yet); -1 as pace_acquire. */
-int		 pace_enqueue(struct pace *, struct pace_ticket *,
-		    uint64_t now_ms, uint64_t *retry_after_ms);
-/*
- * Serve the queue in FIFO order: returns the next ticket granted now (only
- * when can_grant: the caller has a free connection), or the next one whose
- * deadline passed or that the breaker refuses (*expired = 1), or NULL;
- * call until NULL.  Watcher tickets go first.  *next_ms is the delay
- * until it is worth polling again (0: nothing queued).
- */
-struct pace_ticket *pace_poll(struct pace *, uint64_t now_ms, int can_grant,
-		    int *expired, uint64_t *next_ms);
-/* The pause for a Gateway 429 with this Retry-After (0: none): capped. */
-uint64_t	 pace_breaker_ms(unsigned retry_after_s);
-/* An upstream 429: only watcher calls go until now + ms (capped). */
-void		 pace_breaker_open(struct pace *, uint64_t now_ms, uint64_t ms);
-uint64_t	 pace_breaker_remaining(const struct pace *, uint64_t now_ms);
-
-struct pace_stats {
-	unsigned	 queued;
-	uint64_t	 granted;
-	uint64_t	 waited;	/* grants that had to queue */
-	uint64_t	 rejected;	/* 429 from the queue or breaker */
-	uint64_t	 breaker_opened;
-	unsigned	 global_used;	/* in the current window */
-	unsigned	 global_n;
-	uint64_t	 global_window_ms;
-};
-void		 pace_stats(const struct pace *, uint64_t now_ms,
-		    struct pace_stats *);
-
-/* --------------------------------------------------------------- cache.c */
-
-/*
- * Identical GETs in flight share one upstream request; with cache_ms a
- * 200 answer is kept that long.  Pure: waiters are opaque pointers.
- */
-struct cache_entry {
-	char		*key;		/* "GET /v1/api/...?..." */
-	int		 inflight;
-	void		**waiters;
-	size_t		 nwaiters;
-	size_t		 waiters_cap;
-	/* when ready: */
-	int		 status;
-	char		*content_type;
-	struct buf	 body;
-	uint64_t	 stored_ms;
-	uint64_t	 expires_ms;
-	struct cache_entry *next;
-};
-
-struct cache;
-
-struct cache	*cache_new(void);
-void		 cache_free(struct cache *);
-/* A fresh ready entry or an in-flight one for key, else NULL. */
-struct cache_entry *cache_find(struct cache *, const char *key,
-		    uint64_t now_ms);
-/* Start an in-flight entry (replacing a stale one). */
-struct cache_entry *cache_begin(struct cache *, const char *key);
-int		 cache_add_waiter(struct cache_entry *, void *);
-void		 cache_remove_waiter(struct cache_entry *, void *);
-/*
- * The upstream answer arrived.  Keeps a copy for ttl_ms when status is
- * 200 and ttl_ms > 0, otherwise drops the entry after the caller has
- * served the waiters (cache_finish).  The waiters stay readable in the
- * entry until cache_finish().
- */
-int		 cache_complete(struct cache *, struct cache_entry *,
-		    int status, const char *content_type, const char *body,
-		    size_t len, unsigned ttl_ms, uint64_t now_ms);
-void		 cache_finish(struct cache *, struct cache_entry *);
-/* Drop expired entries. */
-void		 cache_expire(struct cache *, uint64_t now_ms);
-size_t		 cache_count(const struct cache *);
 
 /* ------------------------------------------------------------- metrics.c */
 
@@ -466,6 +326,7 @@ int		 journal_outcome(struct journal *, uint64_t id, int status,
 struct ev_loop;
 struct upstream;
 struct upstream_req;
+struct conn;
 
 enum upstream_error {
 	UPSTREAM_OK = 0,
@@ -509,6 +370,8 @@ struct upstream_req {
 	char		*accept;	/* or NULL */
 	struct buf	 body;
 	const struct route *policy;	/* pacing key, or NULL */
+	const struct config *conf;	/* a reference to policy's own, or
+					   NULL; upstream_req_free drops it */
 	int		 watcher;	/* session watcher's call */
 	upstream_cb	 cb;
 	void		*arg;
@@ -518,7 +381,7 @@ struct upstream_req {
 	long long	 resp_length;	/* at on_head: Content-Length or -1 */
 	int		 streaming;	/* on_head took the body */
 	struct pace_ticket ticket;
-	void		*conn;
+	struct conn	*conn;		/* upstream.c's, while it has one */
 	uint64_t	 retry_after_ms;	/* for RATE_LIMITED */
 	int		 paused;	/* RATE_LIMITED by the 429 breaker */
 	char		 errmsg[512];	/* reason for errors (TLS ...) */
@@ -648,7 +511,6 @@ struct listener {
 	int		 fd;
 	int		 is_unix;
 	char		 name[128];	/* for logs */
-	void		*watcher;	/* ev_io */
 };
 
 /* Open the configured sockets (or take systemd's LISTEN_FDS). */
@@ -729,6 +591,7 @@ struct exchange {
 	char		 who[64];	/* key or peer name, never the key */
 	const char	*route;		/* metrics label */
 	const struct route *policy;	/* its Gateway path's limits */
+	const struct config *conf;	/* holds route and policy */
 	struct upstream_req *ureq;	/* non-GET in flight, ours */
 	struct cache_entry *centry;	/* GET: waiting on this entry */
 	int		 trade;

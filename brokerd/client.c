@@ -45,8 +45,10 @@ client_dispatch(struct exchange *x)
 		return;
 	(void)admit_request(srv->conf, session_status(srv->session), &c->peer,
 	    r, path, &v);
-	if (v.route != NULL)
+	if (v.route != NULL) {
 		x->route = v.route->prefix;
+		x->conf = config_ref(srv->conf);	/* holds the route */
+	}
 	if (exchange_verdict(x, &v) == -1)
 		return;
 	x->trade = (v.need & SCOPE_TRADE) != 0;

@@ -625,6 +625,7 @@ config_load(const char *file, char *err, size_t errlen)
 	    (conf->max_tcp_connections = (unsigned)((uint64_t)
 	    conf->max_connections * 3 / 4)) == 0)
 		conf->max_tcp_connections = 1;
+	conf->refs = 1;
 	return (conf);
 fail:
 	config_free(conf);
@@ -659,6 +660,28 @@ config_free(struct config *conf)
 	free(conf->peers);
 	route_free_table(conf->routes, conf->nroutes);
 	free(conf);
+}
+
+/*
+ * A reload retires a configuration while requests still hold its routes,
+ * and holders may live long (a subscriber lives as long as its client):
+ * each holder counts itself, and the last to let go frees it.  The count
+ * is bookkeeping, not configuration, so a holder of a const one may count.
+ */
+const struct config *
+config_ref(const struct config *conf)
+{
+	((struct config *)conf)->refs++;
+	return (conf);
+}
+
+void
+config_unref(const struct config *conf)
+{
+	struct config	*c = (struct config *)conf;
+
+	if (c != NULL && --c->refs == 0)
+		config_free(c);
 }
 
 /* What -t and every start should say out loud. */

@@ -38,6 +38,7 @@ exchange_free(struct exchange *x)
 		http_request_free(x->req);
 	}
 	buf_free(&x->out);
+	config_unref(x->conf);
 	free(x);
 }
 

@@ -454,6 +454,7 @@ forward_alone(struct exchange *x, const struct route *rt)
 	upstream_req_init(u);
 	if (forward_fill_req(u, r, rt, x->policy) == -1)
 		goto fail;
+	u->conf = config_ref(x->conf);
 	u->cb = forward_cb;
 	u->arg = x;
 	u->on_head = forward_stream_head;
@@ -501,6 +502,7 @@ forward_fetch(struct exchange *x, const struct route *rt, const char *key)
 		goto fail;
 	}
 	x->centry = ce;
+	f->req.conf = config_ref(x->conf);
 	f->srv = srv;
 	f->entry = ce;
 	f->ttl_ms = x->policy != NULL ? x->policy->cache_ms : 0;

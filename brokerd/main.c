@@ -22,8 +22,6 @@
 
 static struct server	 server;
 static const char	*conf_file;
-static struct config	**retired;	/* old configs: routes may be in use */
-static size_t		 nretired;
 static ev_timer		 drain_timer;
 static int		 verbose;	/* -v outlasts reloads */
 
@@ -74,7 +72,7 @@ journal_changed(const struct config *a, const struct config *b)
 static void
 main_reload(void)
 {
-	struct config	*nc, *oc = server.conf, **p;
+	struct config	*nc, *oc = server.conf;
 	struct journal	*nj = NULL;
 	char		 err[1024];
 
@@ -109,18 +107,15 @@ main_reload(void)
 	server.conf = nc;
 	session_reconfigure(server.session, nc);
 	log_init(verbose ? LOG_LEVEL_DEBUG : nc->log_level, nc->log_json);
-	/* Queued requests may still point into the old route table. */
-	if ((p = reallocarray(retired, nretired + 1, sizeof(*p))) != NULL) {
-		retired = p;
-		retired[nretired++] = oc;
-	}
+	/* Requests in flight hold the old one until they end. */
+	config_unref(oc);
 	log_info("configuration reloaded (%zu keys, %zu routes)", nc->nkeys,
 	    nc->nroutes);
 	main_notify("READY=1");
 	return;
  fail:
 	log_error("reload failed, keeping the running configuration: %s", err);
-	config_free(nc);
+	config_unref(nc);
 	main_notify("READY=1");
 }
 
@@ -184,7 +179,7 @@ main_check(const char *file)
 	config_warnings(conf);
 	printf("brokerd: configuration %s is ok\n",
 	    file != NULL ? file : "(built-in defaults)");
-	config_free(conf);
+	config_unref(conf);
 	return (0);
 }
 
@@ -208,20 +203,91 @@ main_fingerprint(int argc, char *argv[], const char *file)
 	}
 	rc = fingerprint_cmd(conf->gw_url != NULL ? conf->gw_url : url,
 	    conf->gw_connect_timeout_ms);
-	config_free(conf);
+	config_unref(conf);
 	return (rc);
+}
+
+/* Everything the running daemon needs, opened in order; fatalx on failure. */
+static void
+main_start(struct config *conf)
+{
+	char	 err[1024];
+
+	server.loop = ev_default_loop(EVFLAG_AUTO);
+	server.conf = conf;
+	server.started_ms = now_ms();
+	if ((server.metrics = metrics_new()) == NULL ||
+	    (server.cache = cache_new()) == NULL)
+		fatalx("out of memory");
+	if ((server.upstream = upstream_new(server.loop, conf, server.metrics,
+	    err, sizeof(err))) == NULL)
+		fatalx("%s", err);
+	if (conf->journal_file != NULL && (server.journal = journal_open(
+	    conf->journal_file, conf->journal_max_bytes, conf->journal_keep,
+	    err, sizeof(err))) == NULL)
+		fatalx("%s", err);
+	if ((server.session = session_new(server.loop, conf,
+	    server.upstream)) == NULL)
+		fatalx("out of memory");
+	session_set_feed(server.session, forward_cache_feed, &server);
+	if (listen_open(conf, &server.listeners, &server.nlisteners, err,
+	    sizeof(err)) == -1)
+		fatalx("%s", err);
+	if (listen_start(&server) == -1)
+		fatalx("out of memory");
+}
+
+/* After the loop: every connection goes, then what they used. */
+static void
+main_shutdown(void)
+{
+	server.draining = 0;		/* now every connection goes */
+	client_close_all(&server);
+	session_stop(server.session);
+	session_free(server.session);
+	upstream_free(server.upstream);
+	cache_free(server.cache);
+	metrics_free(server.metrics);
+	journal_close(server.journal);
+	log_info("stopped");
+	config_unref(server.conf);
+}
+
+/* Start, serve until SIGTERM or SIGINT, drain, stop. */
+static int
+main_run(const char *file)
+{
+	struct config	*conf;
+	ev_signal	 sigs[3];
+	static const int signums[] = { SIGHUP, SIGTERM, SIGINT };
+	char		 err[1024];
+	size_t		 i;
+
+	log_init(LOG_LEVEL_INFO, 0);
+	if ((conf = config_load(file, err, sizeof(err))) == NULL)
+		fatalx("%s", err);
+	log_init(verbose ? LOG_LEVEL_DEBUG : conf->log_level, conf->log_json);
+	config_warnings(conf);
+	signal(SIGPIPE, SIG_IGN);
+	main_start(conf);
+	for (i = 0; i < sizeof(signums) / sizeof(signums[0]); i++) {
+		ev_signal_init(&sigs[i], main_signal_cb, signums[i]);
+		ev_signal_start(server.loop, &sigs[i]);
+	}
+	session_start(server.session);
+	log_info("brokerd: ready (version %s, pid %ld, gateway %s)",
+	    BROKERD_VERSION, (long)getpid(), conf->gw_url);
+	main_notify("READY=1");
+	ev_run(server.loop, 0);
+	main_shutdown();
+	return (0);
 }
 
 int
 main(int argc, char *argv[])
 {
-	struct config	*conf;
 	struct stat	 st;
-	ev_signal	 sigs[4];
-	static const int signums[] = { SIGHUP, SIGTERM, SIGINT };
-	char		 err[1024];
 	int		 ch, check = 0;
-	size_t		 i;
 
 	while ((ch = getopt(argc, argv, "+c:ftvVh")) != -1) {
 		switch (ch) {
@@ -255,59 +321,5 @@ main(int argc, char *argv[])
 	}
 	if (check)
 		return (main_check(conf_file));
-
-	log_init(LOG_LEVEL_INFO, 0);
-	if ((conf = config_load(conf_file, err, sizeof(err))) == NULL)
-		fatalx("%s", err);
-	log_init(verbose ? LOG_LEVEL_DEBUG : conf->log_level, conf->log_json);
-	config_warnings(conf);
-	signal(SIGPIPE, SIG_IGN);
-
-	server.loop = ev_default_loop(EVFLAG_AUTO);
-	server.conf = conf;
-	server.started_ms = now_ms();
-	if ((server.metrics = metrics_new()) == NULL ||
-	    (server.cache = cache_new()) == NULL)
-		fatalx("out of memory");
-	if ((server.upstream = upstream_new(server.loop, conf, server.metrics,
-	    err, sizeof(err))) == NULL)
-		fatalx("%s", err);
-	if (conf->journal_file != NULL && (server.journal = journal_open(
-	    conf->journal_file, conf->journal_max_bytes, conf->journal_keep,
-	    err, sizeof(err))) == NULL)
-		fatalx("%s", err);
-	if ((server.session = session_new(server.loop, conf,
-	    server.upstream)) == NULL)
-		fatalx("out of memory");
-	session_set_feed(server.session, forward_cache_feed, &server);
-	if (listen_open(conf, &server.listeners, &server.nlisteners, err,
-	    sizeof(err)) == -1)
-		fatalx("%s", err);
-	if (listen_start(&server) == -1)
-		fatalx("out of memory");
-	for (i = 0; i < sizeof(signums) / sizeof(signums[0]); i++) {
-		ev_signal_init(&sigs[i], main_signal_cb, signums[i]);
-		ev_signal_start(server.loop, &sigs[i]);
-	}
-	session_start(server.session);
-	log_info("brokerd: ready (version %s, pid %ld, gateway %s)",
-	    BROKERD_VERSION, (long)getpid(), conf->gw_url);
-	main_notify("READY=1");
-
-	ev_run(server.loop, 0);
-
-	server.draining = 0;		/* now every connection goes */
-	client_close_all(&server);
-	session_stop(server.session);
-	session_free(server.session);
-	upstream_free(server.upstream);
-	cache_free(server.cache);
-	metrics_free(server.metrics);
-	journal_close(server.journal);
-	for (i = 0; i < nretired; i++)
-		config_free(retired[i]);
-	free(retired);
-	log_info("stopped");
-	config_free(server.conf);
-	return (0);
+	return (main_run(conf_file));
 }

@@ -535,7 +535,6 @@ pace_link(struct pace *p, struct pace_ticket *k, uint64_t now_ms,
 		p->rejected++;
 		return (-1);
 	}
-	k->enqueued_ms = now_ms;
 	k->deadline_ms = now_ms + p->queue_ms;
 	k->retry_after_ms = 0;
 	k->next = NULL;

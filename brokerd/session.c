@@ -312,6 +312,7 @@ session_submit(struct session *s, enum session_kind kind, const char *method,
 	}
 	c->req.policy = route_policy(conf->routes, conf->nroutes, path,
 	    strlen(path));
+	c->req.conf = config_ref(conf);
 	c->req.watcher = 1;
 	c->req.cb = session_done;
 	c->req.arg = c;
@@ -488,6 +489,9 @@ session_done(struct upstream_req *req, enum upstream_error err,
 
 	(void)req;
 	c->inflight = 0;
+	/* upstream.c is done with its policy: the configuration may go. */
+	config_unref(c->req.conf);
+	c->req.conf = NULL;
 	if (err == UPSTREAM_CANCELLED || !s->running)
 		goto done;
 	switch (c->kind) {

@@ -1348,6 +1348,8 @@ upstream_req_free(struct upstream_req *req)
 	req->content_type = NULL;
 	free(req->accept);
 	req->accept = NULL;
+	config_unref(req->conf);
+	req->conf = NULL;
 }
 
 void

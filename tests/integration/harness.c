@@ -564,6 +564,49 @@ brokerd_log_has(const struct brokerd *b, const char *text)
 }
 
 int
+brokerd_log_count(const struct brokerd *b, const char *text)
+{
+	char	*log, *p;
+	int	 n = 0;
+
+	if ((log = slurp(b->log, NULL)) == NULL)
+		return (0);
+	for (p = log; (p = strstr(p, text)) != NULL; p += strlen(text))
+		n++;
+	free(log);
+	return (n);
+}
+
+long
+brokerd_rss_kb(const struct brokerd *b)
+{
+	char	 path[64], *s, *p;
+	long	 kb = -1;
+
+	snprintf(path, sizeof(path), "/proc/%ld/status", (long)b->pid);
+	if ((s = slurp(path, NULL)) == NULL)
+		return (-1);
+	if ((p = strstr(s, "VmRSS:")) != NULL)
+		kb = strtol(p + 6, NULL, 10);
+	free(s);
+	return (kb);
+}
+
+int
+brokerd_sanitized(const struct brokerd *b)
+{
+	char	 path[64], *s;
+	int	 r;
+
+	snprintf(path, sizeof(path), "/proc/%ld/maps", (long)b->pid);
+	if ((s = slurp(path, NULL)) == NULL)
+		return (0);
+	r = strstr(s, "libasan") != NULL;
+	free(s);
+	return (r);
+}
+
+int
 brokerd_run(char *const argv[], char *out, size_t outlen)
 {
 	int	 p[2], st;

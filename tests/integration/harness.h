@@ -77,8 +77,17 @@ void	 brokerd_stop(struct brokerd *);
 int	 brokerd_signal(struct brokerd *, int sig);
 /* Wait for exit up to ms; 0 when it exited (exit_status set). */
 int	 brokerd_wait(struct brokerd *, int ms);
-/* Does the log contain this text? */
+/* Does the log contain this text?  How many times? */
 int	 brokerd_log_has(const struct brokerd *, const char *);
+int	 brokerd_log_count(const struct brokerd *, const char *);
+/* VmRSS of the running brokerd in KiB, from /proc, or -1. */
+long	 brokerd_rss_kb(const struct brokerd *);
+/*
+ * Built with AddressSanitizer (BROKERD_BIN=build/brokerd-asan): it keeps
+ * freed memory in its quarantine and has its own allocator, so its RSS
+ * says nothing about glibc's.
+ */
+int	 brokerd_sanitized(const struct brokerd *);
 /* Run build/brokerd with args, capture stdout+stderr; returns exit code. */
 int	 brokerd_run(char *const argv[], char *out, size_t outlen);
 

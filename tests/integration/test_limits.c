@@ -46,21 +46,6 @@ cpu_s(pid_t pid)
 	return ((double)(ut + st) / (double)sysconf(_SC_CLK_TCK));
 }
 
-/* How many times text occurs in the daemon's log. */
-static int
-log_count(const struct brokerd *b, const char *text)
-{
-	char	*log, *p;
-	int	 n = 0;
-
-	if ((log = slurp(b->log, NULL)) == NULL)
-		return (0);
-	for (p = log; (p = strstr(p, text)) != NULL; p += strlen(text))
-		n++;
-	free(log);
-	return (n);
-}
-
 static size_t
 log_size(const struct brokerd *b)
 {
@@ -162,7 +147,7 @@ Test(limits, out_of_descriptors_no_busy_loop, .timeout = 60)
 	/* A bound against a busy loop (it was 98% of a core), not a speed. */
 	cr_assert_lt(c1 - c0, 0.6, "brokerd used %.2f s of CPU in 2 s",
 	    c1 - c0);
-	cr_assert_leq(log_count(&b, "Too many open files"), 2,
+	cr_assert_leq(brokerd_log_count(&b, "Too many open files"), 2,
 	    "the log repeats the failure");
 	cr_assert_lt(log_size(&b), 16384, "the log grew to %zu bytes",
 	    log_size(&b));
@@ -247,7 +232,7 @@ Test(limits, journal_refused_when_short, .timeout = 60)
 		    out);
 	}
 	cr_assert_eq(gwsim_count(&g, route), 1, "a refused trade was sent");
-	cr_assert_eq(log_count(&b, "line cannot be written"), 1,
+	cr_assert_eq(brokerd_log_count(&b, "line cannot be written"), 1,
 	    "not logged once for the spell");
 
 	unfill(fds, NCONN);
@@ -308,7 +293,7 @@ Test(limits, status_file_kept_when_short, .timeout = 60)
 	    strstr(after, "BROKERD_PID=") != NULL &&
 	    strstr(after, "BROKERD_MESSAGE=") != NULL, "%s", after);
 	cr_assert_str_eq(before, after, "rewritten while out of descriptors?");
-	cr_assert_eq(log_count(&b, "status file"), 1);
+	cr_assert_eq(brokerd_log_count(&b, "status file"), 1);
 	cr_assert_lt(log_size(&b), 16384, "the log grew to %zu bytes",
 	    log_size(&b));
 	free(before);
@@ -364,7 +349,8 @@ Test(limits, tcp_cannot_lock_out_unix, .timeout = 60)
 	cr_assert_eq(req_unix(&b, "GET", "/health", NULL, NULL, 0, &r), 0);
 	cr_assert_eq(r.status, 200, "%s", r.body);
 	resp_free(&r);
-	cr_assert_eq(log_count(&b, "limits.max_tcp_connections reached"), 1);
+	cr_assert_eq(brokerd_log_count(&b,
+	    "limits.max_tcp_connections reached"), 1);
 	sleep_ms(200);		/* the last client's connection closed */
 	cr_assert_eq(req_unix(&b, "GET", "/metrics", key_all, NULL, 0, &r),
 	    0);

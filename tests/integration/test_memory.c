@@ -50,41 +50,6 @@ stop(void)
 	brokerd_stop(&bd);
 }
 
-/* VmRSS of brokerd in KiB, from /proc. */
-static long
-rss_kb(void)
-{
-	char	 path[64], *s, *p;
-	long	 kb = -1;
-
-	snprintf(path, sizeof(path), "/proc/%ld/status", (long)bd.pid);
-	if ((s = slurp(path, NULL)) == NULL)
-		return (-1);
-	if ((p = strstr(s, "VmRSS:")) != NULL)
-		kb = strtol(p + 6, NULL, 10);
-	free(s);
-	return (kb);
-}
-
-/*
- * A daemon built with AddressSanitizer (BROKERD_BIN=build/brokerd-asan)
- * keeps freed memory in its quarantine and has its own allocator: its RSS
- * says nothing about glibc's.
- */
-static int
-sanitized(void)
-{
-	char	 path[64], *s;
-	int	 r;
-
-	snprintf(path, sizeof(path), "/proc/%ld/maps", (long)bd.pid);
-	if ((s = slurp(path, NULL)) == NULL)
-		return (0);
-	r = strstr(s, "libasan") != NULL;
-	free(s);
-	return (r);
-}
-
 /* brokerd_client_connections from /metrics (this request included). */
 static long
 open_connections(void)
@@ -193,10 +158,10 @@ Test(memory, rss_returns_after_bursts)
 	cr_assert_eq(req_unix(&bd, "GET", "/health", NULL, NULL, 0, &r), 0);
 	resp_free(&r);
 	wait_closed();
-	idle = rss_kb();
+	idle = brokerd_rss_kb(&bd);
 
 	burst_open(fds, 1000);
-	at1000 = rss_kb();
+	at1000 = brokerd_rss_kb(&bd);
 	burst_open(fds + 1000, MEM_CONNS - 1000);
 	burst_close(fds, MEM_CONNS);
 	for (b = 1; b < MEM_BURSTS; b++) {
@@ -205,13 +170,13 @@ Test(memory, rss_returns_after_bursts)
 		burst_close(fds, MEM_CONNS);
 	}
 	wait_closed();
-	after = rss_kb();
+	after = brokerd_rss_kb(&bd);
 	fprintf(stderr, "brokerd RSS: idle %ld KiB, 1000 connections %ld KiB, "
 	    "after %d bursts of %d %ld KiB\n", idle, at1000, MEM_BURSTS,
 	    MEM_CONNS, after);
 	cr_assert(idle > 0 && at1000 > 0 && after > 0);
 	/* The bursts ran under the sanitizer all the same. */
-	if (sanitized())
+	if (brokerd_sanitized(&bd))
 		cr_skip_test("brokerd runs under AddressSanitizer: its RSS is "
 		    "the sanitizer's, not glibc's");
 	cr_assert_leq(after, idle + MEM_SLACK_KB, "RSS after the bursts %ld "

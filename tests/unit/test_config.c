@@ -142,6 +142,33 @@ Test(config, defaults_without_file)
 	config_free(c);
 }
 
+/*
+ * A retired configuration lives as long as its last holder: the loader's
+ * reference and each config_ref count, the last config_unref frees (the
+ * sanitizer build sees a leak or a use after free if not).
+ */
+Test(config, freed_by_its_last_holder)
+{
+	struct config		*c = config_load(NULL, err, sizeof(err));
+	const struct config	*held;
+	const struct route	*rt;
+
+	cr_assert_not_null(c, "%s", err);
+	cr_assert_eq(c->refs, 1);
+	held = config_ref(c);
+	cr_assert_eq(held, c);
+	cr_assert_eq(config_ref(held), c);
+	cr_assert_eq(c->refs, 3);
+	rt = route_match(held->routes, held->nroutes, "/trsrv/x", 8);
+	cr_assert_not_null(rt);
+	config_unref(c);		/* the reload retires it */
+	config_unref(held);
+	cr_assert_eq(held->refs, 1);
+	cr_assert_str_eq(rt->to, "/v1/api/trsrv/", "a holder's route");
+	config_unref(held);		/* the last: freed */
+	config_unref(NULL);
+}
+
 Test(config, empty_file_is_defaults)
 {
 	struct config	*c = load_text("# nothing\n");
