@@ -323,10 +323,10 @@ int		 journal_outcome(struct journal *, uint64_t id, int status,
 
 /* ------------------------------------------------------------ upstream.c */
 
+struct conn;
 struct ev_loop;
 struct upstream;
 struct upstream_req;
-struct conn;
 
 enum upstream_error {
 	UPSTREAM_OK = 0,
@@ -355,7 +355,7 @@ typedef void	 (*upstream_cb)(struct upstream_req *, enum upstream_error,
  * on, 0 to pause reading that connection until upstream_resume().  Then
  * the callback runs as usual (an empty body when streamed, an error when
  * the body broke off).  Neither may call upstream_cancel() or submit:
- * upstream.c is in the middle of reading.
+ * conn.c is in the middle of reading.
  */
 typedef int	 (*upstream_head_cb)(struct upstream_req *,
 		    const struct http_response *resp);
@@ -377,11 +377,11 @@ struct upstream_req {
 	void		*arg;
 	upstream_head_cb on_head;	/* optional, with on_data */
 	upstream_data_cb on_data;
-	/* upstream.c's own */
+	/* upstream.c's and conn.c's own */
 	long long	 resp_length;	/* at on_head: Content-Length or -1 */
 	int		 streaming;	/* on_head took the body */
 	struct pace_ticket ticket;
-	struct conn	*conn;		/* upstream.c's, while it has one */
+	struct conn	*conn;		/* conn.c's, while it holds it */
 	uint64_t	 retry_after_ms;	/* for RATE_LIMITED */
 	int		 paused;	/* RATE_LIMITED by the 429 breaker */
 	char		 errmsg[512];	/* reason for errors (TLS ...) */

@@ -2,7 +2,7 @@
  * mbedTLS 2.28 settings for the Gateway: certificate pinning (or a CA
  * file, or nothing when insecure is asked for), TLS session resumption,
  * and why a handshake failed, in words an operator can act on.  No
- * sockets here: upstream.c owns the connections and hands in its bio.
+ * sockets here: conn.c owns the connections and hands in its bio.
  */
 #include <sys/types.h>
 #include <sys/socket.h>

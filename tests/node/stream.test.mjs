@@ -1,5 +1,5 @@
 /*
- * Streaming large Gateway answers to the client (forward.c, upstream.c):
+ * Streaming large Gateway answers to the client (forward.c, conn.c):
  * a non-GET or a no-cache GET answered 2xx goes out piece by piece, with
  * the Gateway's Content-Length, or chunked (HTTP/1.1) / close-delimited
  * (HTTP/1.0) when it gave none; a slow client pauses the Gateway instead of

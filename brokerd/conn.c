@@ -1,0 +1,911 @@
+/*
+ * One Gateway connection's state machine: non-blocking TCP connect (every
+ * address of the host in turn), the TLS handshake (settings and
+ * verification in tls.c), writing the request once, reading the answer
+ * (buffered or streamed), idling kept-alive, and closing with an exact
+ * error.  The pool, pacing and dispatch that hand requests to connections
+ * are upstream.c's.
+ */
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include <errno.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <ev.h>
+#include <mbedtls/error.h>
+#include <mbedtls/net_sockets.h>
+#include <mbedtls/ssl.h>
+
+#include "brokerd.h"
+#include "tls.h"
+#include "upstream_int.h"
+
+#define UP_READ_CHUNK		16384
+
+static void	conn_io_cb(struct ev_loop *, ev_io *, int);
+static void	conn_timer_cb(struct ev_loop *, ev_timer *, int);
+static void	conn_write(struct conn *);
+
+/* ------------------------------------------------------------ helpers */
+
+/* Messages for logs and errmsg: cut when too long, which is harmless. */
+static void __attribute__((format(printf, 3, 4)))
+msgf(char *out, size_t len, const char *fmt, ...)
+{
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	(void)vsnprintf(out, len, fmt, ap);
+	va_end(ap);
+}
+
+
+static int
+method_idempotent(const char *m)
+{
+	return (strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0);
+}
+
+
+/* --------------------------------------------------------- connections */
+
+static int
+bio_send(void *arg, const unsigned char *p, size_t len)
+{
+	struct conn	*c = arg;
+	ssize_t		 n;
+
+	do
+		n = send(c->fd, p, len, MSG_NOSIGNAL);
+	while (n == -1 && errno == EINTR);
+	if (n >= 0) {
+		if (n > 0 && c->state == CONN_BUSY && !c->wrote) {
+			c->wrote = 1;
+			if (c->req != NULL && c->req->granted)
+				pace_sent(c->req->pace, &c->req->ticket,
+				    now_ms());
+		}
+		return ((int)n);
+	}
+	if (errno == EAGAIN || errno == EWOULDBLOCK)
+		return (MBEDTLS_ERR_SSL_WANT_WRITE);
+	c->sys_errno = errno;
+	if (errno == EPIPE || errno == ECONNRESET)
+		return (MBEDTLS_ERR_NET_CONN_RESET);
+	return (MBEDTLS_ERR_NET_SEND_FAILED);
+}
+
+static int
+bio_recv(void *arg, unsigned char *p, size_t len)
+{
+	struct conn	*c = arg;
+	ssize_t		 n;
+
+	do
+		n = recv(c->fd, p, len, 0);
+	while (n == -1 && errno == EINTR);
+	if (n >= 0)
+		return ((int)n);
+	if (errno == EAGAIN || errno == EWOULDBLOCK)
+		return (MBEDTLS_ERR_SSL_WANT_READ);
+	c->sys_errno = errno;
+	if (errno == ECONNRESET || errno == EPIPE)
+		return (MBEDTLS_ERR_NET_CONN_RESET);
+	return (MBEDTLS_ERR_NET_RECV_FAILED);
+}
+
+void
+conn_watch(struct conn *c, int events)
+{
+	struct ev_loop	*loop = c->up->loop;
+
+	if (c->io_events == events && c->io_fd == c->fd)
+		return;
+	ev_io_stop(loop, &c->io);
+	c->io_events = 0;
+	if (events == 0 || c->fd == -1)
+		return;
+	ev_io_set(&c->io, c->fd, events);
+	ev_io_start(loop, &c->io);
+	c->io_events = events;
+	c->io_fd = c->fd;
+}
+
+/* mbedTLS waits for the socket: watch for what it waits on.  1 if so. */
+static int
+conn_want(struct conn *c, int ret)
+{
+	if (ret == MBEDTLS_ERR_SSL_WANT_READ)
+		conn_watch(c, EV_READ);
+	else if (ret == MBEDTLS_ERR_SSL_WANT_WRITE)
+		conn_watch(c, EV_WRITE);
+	else
+		return (0);
+	return (1);
+}
+
+static void
+conn_timer(struct conn *c, unsigned ms)
+{
+	ev_timer_stop(c->up->loop, &c->timer);
+	ev_timer_set(&c->timer, ms / 1000.0, 0.);
+	ev_timer_start(c->up->loop, &c->timer);
+}
+
+static void
+conn_unlink(struct conn *c)
+{
+	struct upstream	*up = c->up;
+
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else if (up->conns == c)
+		up->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	c->next = c->prev = NULL;
+}
+
+static void
+conn_link_head(struct conn *c)
+{
+	struct upstream	*up = c->up;
+
+	c->prev = NULL;
+	c->next = up->conns;
+	if (up->conns != NULL)
+		up->conns->prev = c;
+	up->conns = c;
+}
+
+static struct conn *
+conn_new(struct upstream *up)
+{
+	struct conn	*c;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return (NULL);
+	c->up = up;
+	c->tls = up->tls;
+	tls_ref(c->tls);
+	c->fd = -1;
+	c->io_fd = -1;
+	c->state = CONN_CONNECTING;
+	buf_init(&c->out);
+	ev_init(&c->io, conn_io_cb);
+	c->io.data = c;
+	ev_init(&c->timer, conn_timer_cb);
+	c->timer.data = c;
+	conn_link_head(c);
+	up->nconns++;
+	return (c);
+}
+
+/* The request must have been detached first (c->req == NULL). */
+void
+conn_close(struct conn *c)
+{
+	struct upstream	*up = c->up;
+
+	ev_io_stop(up->loop, &c->io);
+	ev_timer_stop(up->loop, &c->timer);
+	if (c->ssl_init) {
+		if (c->hs_done)
+			(void)mbedtls_ssl_close_notify(&c->ssl);
+		mbedtls_ssl_free(&c->ssl);
+	}
+	if (c->fd != -1)
+		close(c->fd);
+	if (c->ai != NULL)
+		freeaddrinfo(c->ai);
+	if (c->rd_init)
+		http_resp_reader_free(&c->rd);
+	buf_free(&c->out);
+	conn_unlink(c);
+	up->nconns--;
+	tls_unref(c->tls);
+	free(c);
+}
+
+/* Report a failure from the loop, not from the caller's stack. */
+void
+conn_fail_later(struct conn *c, enum upstream_error e, const char *msg)
+{
+	c->pending = 1;
+	c->pending_err = e;
+	snprintf(c->pending_msg, sizeof(c->pending_msg), "%s", msg);
+	conn_watch(c, 0);
+	conn_timer(c, 0);
+}
+
+/*
+ * The first failure after an answer is a warning; the rest of the spell
+ * (the nightly reset, a Gateway restart) is debug, so the log stays
+ * readable.  The session watcher logs the state change at info.
+ */
+static void
+conn_log_fail(struct conn *c, struct upstream_req *req, const char *msg)
+{
+	void	(*logf)(const char *, ...) __attribute__((format(printf, 1,
+	    2)));
+
+	logf = c->up->failing++ ? log_debug : log_warn;
+	if (req != NULL)
+		logf("gateway %s: %s %.*s: %s", c->tls->hostport,
+		    req->method, (int)(req->target.len > 200 ? 200 :
+		    req->target.len), req->target.data, msg);
+	else
+		logf("gateway %s: %s", c->tls->hostport, msg);
+}
+
+/* The connection is done for; its request (if any) fails with e. */
+static void
+conn_fail(struct conn *c, enum upstream_error e, const char *msg)
+{
+	struct upstream		*up = c->up;
+	struct upstream_req	*req = c->req;
+
+	conn_log_fail(c, req, msg);
+	if (req != NULL) {
+		c->req = NULL;
+		req->conn = NULL;
+		snprintf(req->errmsg, sizeof(req->errmsg), "%s", msg);
+	}
+	conn_close(c);
+	if (req != NULL)
+		upstream_finish(up, req, e, NULL);
+	upstream_dispatch(up);
+}
+
+/* Try the next address of the host; -1 when none is left. */
+static int
+conn_connect_next(struct conn *c)
+{
+	struct addrinfo	*ai;
+	int		 fd, one = 1;
+
+	while ((ai = c->ai_next) != NULL) {
+		c->ai_next = ai->ai_next;
+		if (c->fd != -1) {
+			conn_watch(c, 0);
+			close(c->fd);
+			c->fd = -1;
+		}
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK |
+		    SOCK_CLOEXEC, ai->ai_protocol);
+		if (fd == -1) {
+			c->last_errno = errno;
+			continue;
+		}
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
+		    sizeof(one));
+		c->fd = fd;
+		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 ||
+		    errno == EINPROGRESS) {
+			conn_watch(c, EV_WRITE);
+			return (0);
+		}
+		c->last_errno = errno;
+	}
+	return (-1);
+}
+
+static int
+conn_resolve(struct conn *c, char *msg, size_t msglen)
+{
+	struct addrinfo	 hints;
+	int		 r;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
+	r = getaddrinfo(c->tls->host, c->tls->port, &hints, &c->ai);
+	if (r == EAI_NONAME) {
+		/* A name: blocking, but /etc/hosts for localhost. */
+		hints.ai_flags = AI_ADDRCONFIG;
+		r = getaddrinfo(c->tls->host, c->tls->port, &hints, &c->ai);
+	}
+	if (r != 0) {
+		c->ai = NULL;
+		msgf(msg, msglen, "cannot resolve %s: %s",
+		    c->tls->hostport, gai_strerror(r));
+		return (-1);
+	}
+	c->ai_next = c->ai;
+	return (0);
+}
+
+/*
+ * A new connection for req (may be NULL).  Never calls back: a failure
+ * found now is reported from the connection's timer.
+ */
+struct conn *
+conn_open(struct upstream *up, struct upstream_req *req)
+{
+	struct conn	*c;
+	char		 msg[256];
+
+	if ((c = conn_new(up)) == NULL)
+		return (NULL);
+	c->req = req;
+	if (req != NULL)
+		req->conn = c;
+	conn_timer(c, up->conf->gw_connect_timeout_ms);
+	if (conn_resolve(c, msg, sizeof(msg)) == -1) {
+		conn_fail_later(c, UPSTREAM_UNREACHABLE, msg);
+		return (c);
+	}
+	if (conn_connect_next(c) == -1) {
+		msgf(msg, sizeof(msg), "connect to %s: %s",
+		    c->tls->hostport, strerror(c->last_errno));
+		conn_fail_later(c, UPSTREAM_UNREACHABLE, msg);
+	}
+	return (c);
+}
+
+/* Forget the last exchange: what was written, read and streamed. */
+static void
+conn_reset(struct conn *c)
+{
+	c->out_off = 0;
+	c->wrote = 0;
+	c->write_started = 0;
+	c->writing = 0;
+	c->no_reuse = 0;
+	c->head_seen = 0;
+	c->streaming = 0;
+	c->paused = 0;
+	c->streamed = 0;
+	if (c->rd_init) {
+		http_resp_reader_free(&c->rd);
+		c->rd_init = 0;
+	}
+	if (c->out.cap > 65536)
+		buf_free(&c->out);
+	else
+		buf_reset(&c->out);
+}
+
+/* Bind-time work: format the request, arm the reader and the timeout. */
+int
+conn_prepare(struct conn *c)
+{
+	struct upstream		*up = c->up;
+	struct upstream_req	*req = c->req;
+	struct buf		 ck;
+	int			 rc;
+
+	buf_init(&ck);
+	conn_reset(c);
+	c->writing = 1;
+	req->streaming = 0;
+	req->resp_length = -1;
+	c->state = CONN_BUSY;
+	if (jar_format(&up->jar, &ck) == -1) {
+		buf_free(&ck);
+		return (-1);
+	}
+	rc = upstream_format_request(&c->out, req, c->tls->host, c->tls->port,
+	    ck.data);
+	buf_free(&ck);
+	if (rc == -1)
+		return (-1);
+	http_resp_reader_init(&c->rd, up->conf->max_response_bytes,
+	    strcmp(req->method, "HEAD") == 0);
+	c->rd_init = 1;
+	conn_timer(c, up->conf->gw_timeout_ms);
+	up->st.requests++;
+	if (up->metrics != NULL)
+		metrics_upstream(up->metrics, "requests");
+	return (0);
+}
+
+static void
+conn_make_idle(struct conn *c)
+{
+	c->state = CONN_IDLE;
+	c->pooled = 1;
+	conn_reset(c);
+	ev_timer_stop(c->up->loop, &c->timer);
+	conn_watch(c, EV_READ);
+	conn_unlink(c);
+	conn_link_head(c);
+}
+
+/*
+ * A connection nobody waits for stays only under the current TLS settings:
+ * one made under settings a reload replaced would hold a pool slot that no
+ * request may take (req_start skips it) until the Gateway closes it.
+ */
+void
+conn_park(struct conn *c)
+{
+	if (c->tls != c->up->tls)
+		conn_close(c);
+	else
+		conn_make_idle(c);
+}
+
+/*
+ * A kept-alive connection the Gateway may have closed meanwhile: a peek
+ * that would block means alive; EOF, an alert (close_notify) or any
+ * stray byte means gone.
+ */
+int
+conn_alive(struct conn *c)
+{
+	char	 b;
+	ssize_t	 n;
+
+	if (mbedtls_ssl_get_bytes_avail(&c->ssl) > 0)
+		return (0);
+	do
+		n = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+	while (n == -1 && errno == EINTR);
+	return (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK));
+}
+
+/*
+ * A refused certificate is its own error (502 gateway_certificate); a
+ * pin mismatch is also warned about once with both fingerprints, and the
+ * one presented shows in /gateway/status.
+ */
+static void
+conn_tls_error(struct conn *c, int ret)
+{
+	char			 msg[512], got[96], want[96];
+	enum upstream_error	 e;
+
+	e = tls_failure(&c->chk, ret, c->sys_errno, msg, sizeof(msg));
+	if (c->chk.pin_mismatch) {
+		tls_hex_colon(c->chk.got, sizeof(c->chk.got), got,
+		    sizeof(got));
+		tls_hex_colon(c->tls->pin, sizeof(c->tls->pin), want,
+		    sizeof(want));
+		memcpy(c->up->st.fingerprint, got, sizeof(got));
+		log_warn("gateway %s: certificate SHA-256 %s does not match "
+		    "gateway.tls.pin_sha256 %s", c->tls->hostport, got, want);
+	}
+	conn_fail(c, e, msg);
+}
+
+static void
+conn_handshake(struct conn *c)
+{
+	struct upstream		*up = c->up;
+	const mbedtls_x509_crt	*peer;
+	int			 ret;
+
+	ret = mbedtls_ssl_handshake(&c->ssl);
+	if (conn_want(c, ret))
+		return;
+	if (ret != 0) {
+		conn_tls_error(c, ret);
+		return;
+	}
+	if (!tls_trusted(c->tls, &c->ssl)) {
+		conn_tls_error(c, MBEDTLS_ERR_X509_CERT_VERIFY_FAILED);
+		return;
+	}
+	c->hs_done = 1;
+	up->st.handshakes++;
+	if (up->metrics != NULL)
+		metrics_upstream(up->metrics, "handshakes");
+	if (!c->chk.verified)
+		up->st.resumed++;
+	else if ((peer = mbedtls_ssl_get_peer_cert(&c->ssl)) != NULL)
+		(void)tls_fingerprint(peer, up->st.fingerprint,
+		    sizeof(up->st.fingerprint));
+	if (c->tls == up->tls)
+		tls_save_session(c->tls, &c->ssl);
+	log_debug("gateway %s: TLS %s handshake done (%s)", c->tls->hostport,
+	    c->chk.verified ? "full" : "resumed",
+	    mbedtls_ssl_get_ciphersuite(&c->ssl));
+	ev_timer_stop(up->loop, &c->timer);
+	if (c->req == NULL) {
+		conn_park(c);
+		upstream_dispatch(up);
+		return;
+	}
+	if (conn_prepare(c) == -1) {
+		conn_fail(c, UPSTREAM_UNREACHABLE, "out of memory");
+		return;
+	}
+	conn_write(c);
+}
+
+static void
+conn_connected(struct conn *c)
+{
+	socklen_t	 len = sizeof(int);
+	int		 err = 0;
+	char		 msg[256];
+
+	if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
+		err = errno;
+	if (err != 0) {
+		c->last_errno = err;
+		if (conn_connect_next(c) == 0)
+			return;
+		msgf(msg, sizeof(msg), "connect to %s: %s",
+		    c->tls->hostport, strerror(c->last_errno));
+		conn_fail(c, UPSTREAM_UNREACHABLE, msg);
+		return;
+	}
+	mbedtls_ssl_init(&c->ssl);
+	c->ssl_init = 1;
+	if (tls_start(c->tls, &c->ssl, &c->chk, c, bio_send, bio_recv, msg,
+	    sizeof(msg)) == -1) {
+		conn_fail(c, UPSTREAM_UNREACHABLE, msg);
+		return;
+	}
+	c->state = CONN_HANDSHAKE;
+	conn_handshake(c);
+}
+
+/* Take the request off a dead connection and send it on a fresh one. */
+static void
+conn_retry(struct conn *c, const char *why)
+{
+	struct upstream		*up = c->up;
+	struct upstream_req	*req = c->req;
+
+	c->req = NULL;
+	req->conn = NULL;
+	req->retried = 1;
+	log_info("gateway %s: %s %.*s: %s before any answer; sending it once "
+	    "more on a new connection", c->tls->hostport, req->method,
+	    (int)(req->target.len > 200 ? 200 : req->target.len),
+	    req->target.data, why);
+	conn_close(c);
+	if (conn_open(up, req) == NULL) {
+		snprintf(req->errmsg, sizeof(req->errmsg), "out of memory");
+		upstream_finish(up, req, UPSTREAM_UNREACHABLE, NULL);
+		upstream_dispatch(up);
+	}
+}
+
+/*
+ * The connection broke while a request was on it.  A request is written
+ * at most once: only a GET or HEAD on a reused connection that died
+ * before any byte of the answer is sent again (the Gateway closed it
+ * while idle), and any request of which no byte left at all.
+ */
+static void
+conn_lost(struct conn *c, int ret)
+{
+	struct upstream_req	*req = c->req;
+	char			 why[128], msg[256];
+	int			 idem = method_idempotent(req->method);
+
+	if (ret == 0 || ret == MBEDTLS_ERR_SSL_CONN_EOF)
+		snprintf(why, sizeof(why), "the Gateway closed the "
+		    "connection");
+	else if (ret == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY)
+		snprintf(why, sizeof(why), "the Gateway closed the "
+		    "connection (close_notify)");
+	else if (c->sys_errno != 0)
+		snprintf(why, sizeof(why), "%s", strerror(c->sys_errno));
+	else
+		mbedtls_strerror(ret, why, sizeof(why));
+
+	if (!c->rd.started) {
+		if (!req->retried && (!c->wrote ||
+		    (idem && c->pooled))) {
+			conn_retry(c, why);
+			return;
+		}
+		if (idem || !c->wrote) {
+			snprintf(msg, sizeof(msg), "%s before the answer", why);
+			conn_fail(c, UPSTREAM_UNREACHABLE, msg);
+			return;
+		}
+		snprintf(msg, sizeof(msg), "%s after the request was sent; "
+		    "its outcome is unknown", why);
+		conn_fail(c, UPSTREAM_OUTCOME_UNKNOWN, msg);
+		return;
+	}
+	if (idem) {
+		snprintf(msg, sizeof(msg), "%s in the middle of the answer",
+		    why);
+		conn_fail(c, UPSTREAM_BAD_RESPONSE, msg);
+		return;
+	}
+	snprintf(msg, sizeof(msg), "%s in the middle of the answer; the "
+	    "request's outcome is unknown", why);
+	conn_fail(c, UPSTREAM_OUTCOME_UNKNOWN, msg);
+}
+
+/*
+ * An answer that cannot be read whole: the Gateway did act on the request,
+ * so an order's outcome is unknown, whatever the answer's fault.
+ */
+static void
+conn_bad_answer(struct conn *c)
+{
+	const char	*why;
+
+	why = c->rd.error == 2 ? "the answer is larger than "
+	    "limits.max_response_bytes" : "malformed HTTP answer";
+	if (!method_idempotent(c->req->method)) {
+		char	 msg[256];
+
+		snprintf(msg, sizeof(msg), "%s; the request's outcome is "
+		    "unknown", why);
+		conn_fail(c, UPSTREAM_OUTCOME_UNKNOWN, msg);
+		return;
+	}
+	conn_fail(c, c->rd.error == 2 ? UPSTREAM_TOO_LARGE :
+	    UPSTREAM_BAD_RESPONSE, why);
+}
+
+static void
+conn_write(struct conn *c)
+{
+	int	 ret;
+
+	c->write_started = 1;
+	while (c->out_off < c->out.len) {
+		ret = mbedtls_ssl_write(&c->ssl,
+		    (const unsigned char *)c->out.data + c->out_off,
+		    c->out.len - c->out_off);
+		if (ret > 0) {
+			c->out_off += (size_t)ret;
+			continue;
+		}
+		if (conn_want(c, ret))
+			return;
+		conn_lost(c, ret);
+		return;
+	}
+	c->writing = 0;
+	if (c->out.cap > 65536)
+		buf_free(&c->out);
+	conn_watch(c, EV_READ);
+}
+
+static void
+conn_complete(struct conn *c)
+{
+	struct upstream		*up = c->up;
+	struct upstream_req	*req = c->req;
+	struct http_response	*resp;
+	uint64_t		 ms;
+	size_t			 i;
+	int			 keep;
+
+	resp = http_resp_reader_take(&c->rd);
+	http_resp_reader_free(&c->rd);
+	c->rd_init = 0;
+	if (resp == NULL) {
+		conn_fail(c, UPSTREAM_BAD_RESPONSE, "no answer parsed");
+		return;
+	}
+	c->req = NULL;
+	req->conn = NULL;
+	c->served++;
+	for (i = 0; i < resp->nset_cookies; i++)
+		if (jar_absorb(&up->jar, resp->set_cookies[i].value,
+		    time(NULL)) == -1)
+			log_debug("gateway %s: Set-Cookie ignored",
+			    c->tls->hostport);
+	if (resp->status == 429) {
+		ms = pace_breaker_ms(resp->retry_after_s);
+		pace_breaker_open(upstream_pace(up), now_ms(), ms);
+		if (up->metrics != NULL)
+			metrics_upstream(up->metrics, "429");
+		log_warn("gateway %s: 429 Too Many Requests on %s %.*s: only "
+		    "the session watcher's calls go for %llu s",
+		    c->tls->hostport, req->method,
+		    (int)(req->target.len > 200 ? 200 : req->target.len),
+		    req->target.data, (unsigned long long)(ms / 1000));
+	}
+	keep = resp->keep_alive && !c->no_reuse && c->tls == up->tls &&
+	    up->nconns <= upstream_pool_size(up);
+	if (keep)
+		conn_make_idle(c);
+	else
+		conn_close(c);
+	up->failing = 0;
+	upstream_finish(up, req, UPSTREAM_OK, resp);
+	upstream_dispatch(up);
+}
+
+/*
+ * The final head is parsed: offer the body to req->on_head.  The bytes
+ * of the body that came with the head stay in the reader for conn_stream.
+ */
+static void
+conn_head(struct conn *c)
+{
+	struct upstream_req	*req = c->req;
+	struct http_response	*resp = c->rd.resp;
+	struct buf		 first;
+
+	c->head_seen = 1;
+	if (req->on_head != NULL && req->on_data != NULL) {
+		req->resp_length = resp->content_length;
+		first = resp->body;
+		buf_init(&resp->body);
+		if (req->on_head(req, resp) == 1) {
+			c->streaming = 1;
+			req->streaming = 1;
+		}
+		buf_free(&resp->body);
+		resp->body = first;
+	}
+}
+
+/* Hand the body bytes parsed so far to on_data; -1: the conn failed. */
+static int
+conn_stream(struct conn *c)
+{
+	struct upstream_req	*req = c->req;
+	struct http_response	*resp = c->rd.resp;
+
+	if (!c->streaming || resp == NULL || resp->body.len == 0)
+		return (0);
+	c->streamed += resp->body.len;
+	if (c->streamed > c->up->conf->max_response_bytes) {
+		conn_fail(c, UPSTREAM_TOO_LARGE, "the answer is larger than "
+		    "limits.max_response_bytes (after part of it was "
+		    "streamed)");
+		return (-1);
+	}
+	if (req->on_data(req, resp->body.data, resp->body.len) == 0)
+		c->paused = 1;
+	buf_reset(&resp->body);
+	return (0);
+}
+
+/*
+ * Read while not paused.  mbedTLS may hold decrypted bytes the socket no
+ * longer signals, so a paused connection is resumed with a fed event
+ * (upstream_resume) and drains them here.
+ */
+static void
+conn_read(struct conn *c)
+{
+	unsigned char	 b[UP_READ_CHUNK];
+	size_t		 used;
+	enum http_feed	 r;
+	int		 ret;
+
+	for (;;) {
+		if (c->paused) {
+			conn_watch(c, 0);
+			return;
+		}
+		ret = mbedtls_ssl_read(&c->ssl, b, sizeof(b));
+		if (ret > 0) {
+			r = http_resp_reader_feed(&c->rd, (const char *)b,
+			    (size_t)ret, &used);
+			if (r == HTTP_FEED_ERROR) {
+				conn_bad_answer(c);
+				return;
+			}
+			if (!c->head_seen && c->rd.resp != NULL &&
+			    c->rd.resp->status >= 200)
+				conn_head(c);
+			if (conn_stream(c) == -1)
+				return;
+			if (r == HTTP_FEED_DONE) {
+				if (used < (size_t)ret ||
+				    mbedtls_ssl_get_bytes_avail(&c->ssl) > 0)
+					c->no_reuse = 1;
+				conn_complete(c);
+				return;
+			}
+			continue;
+		}
+		if (conn_want(c, ret))
+			return;
+		if ((ret == 0 || ret == MBEDTLS_ERR_SSL_CONN_EOF ||
+		    ret == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY) &&
+		    c->rd.started) {
+			/* A close-delimited body ends here. */
+			if (http_resp_reader_eof(&c->rd) == HTTP_FEED_DONE) {
+				if (conn_stream(c) == -1)
+					return;
+				c->no_reuse = 1;
+				conn_complete(c);
+				return;
+			}
+		}
+		conn_lost(c, ret);
+		return;
+	}
+}
+
+/* An idle connection became readable: the peer closed it (or misbehaves). */
+static void
+conn_idle_event(struct conn *c)
+{
+	struct upstream	*up = c->up;
+	unsigned char	 b;
+	int		 ret;
+
+	ret = mbedtls_ssl_read(&c->ssl, &b, 1);
+	if (ret == MBEDTLS_ERR_SSL_WANT_READ ||
+	    ret == MBEDTLS_ERR_SSL_WANT_WRITE)
+		return;
+	log_debug("gateway %s: idle connection closed (%d)",
+	    c->tls->hostport, ret);
+	conn_close(c);
+	upstream_kick(up);
+}
+
+static void
+conn_io_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct conn	*c = w->data;
+
+	(void)loop;
+	(void)revents;
+	if (c->pending)
+		return;
+	switch (c->state) {
+	case CONN_CONNECTING:
+		conn_connected(c);
+		break;
+	case CONN_HANDSHAKE:
+		conn_handshake(c);
+		break;
+	case CONN_IDLE:
+		conn_idle_event(c);
+		break;
+	case CONN_BUSY:
+		if (c->writing)
+			conn_write(c);
+		else
+			conn_read(c);
+		break;
+	}
+}
+
+static void
+conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct conn	*c = w->data;
+	struct upstream	*up = c->up;
+	char		 msg[256];
+
+	(void)loop;
+	(void)revents;
+	if (c->pending) {
+		c->pending = 0;
+		conn_fail(c, c->pending_err, c->pending_msg);
+		return;
+	}
+	switch (c->state) {
+	case CONN_CONNECTING:
+	case CONN_HANDSHAKE:
+		snprintf(msg, sizeof(msg), "no %s within %u ms "
+		    "(gateway.connect_timeout_ms)", c->state ==
+		    CONN_CONNECTING ? "TCP connection" : "TLS handshake",
+		    up->conf->gw_connect_timeout_ms);
+		conn_fail(c, UPSTREAM_UNREACHABLE, msg);
+		break;
+	case CONN_BUSY:
+		snprintf(msg, sizeof(msg), "no complete answer within %u ms "
+		    "(gateway.timeout_ms)", up->conf->gw_timeout_ms);
+		if (c->req != NULL && c->wrote &&
+		    !method_idempotent(c->req->method))
+			snprintf(msg, sizeof(msg), "no complete answer within "
+			    "%u ms (gateway.timeout_ms); the request was sent, "
+			    "its outcome is unknown", up->conf->gw_timeout_ms);
+		conn_fail(c, UPSTREAM_TIMEOUT, msg);
+		break;
+	case CONN_IDLE:
+		break;
+	}
+}
