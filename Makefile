@@ -1,6 +1,7 @@
 # brokerd: `make` builds build/brokerd; see README.md for `make demo` and `make test`.
 PREFIX	?= /usr/local
 SYSCONFDIR ?= /etc
+UNITDIR	?= /lib/systemd/system
 DESTDIR	?=
 CC	?= cc
 CFLAGS	?= -O2 -g
@@ -18,7 +19,7 @@ UNITS	:= $(wildcard tests/unit/test_*.c)
 INTEG	:= $(wildcard tests/integration/test_*.c)
 FUZZ	:= $(wildcard tests/fuzz/fuzz_*.c)
 
-.PHONY: all test demo bench install uninstall clean deps deps-fuzz fuzz lint soak unit asan integration
+.PHONY: all test demo bench install uninstall clean deps deps-fuzz fuzz lint soak unit asan integration deb
 all: build/brokerd
 
 HDRS	:= $(wildcard brokerd/*.h)
@@ -91,7 +92,7 @@ deps-fuzz:
 
 lint:
 	shellcheck -s sh clients/shell/* scripts/*.sh tests/run-suites.sh bench/run.sh \
-	    tests/vtc/run.sh tests/soak/*.sh
+	    tests/vtc/run.sh tests/soak/*.sh tests/deploy/run.sh pkg/debian/post* pkg/debian/prerm
 	mandoc -T lint -W warning man/*.[158]
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability -D_GNU_SOURCE brokerd
 
@@ -99,15 +100,22 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin \
 	    $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5 \
 	    $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(SYSCONFDIR)/brokerd \
-	    $(DESTDIR)/lib/systemd/system
+	    $(DESTDIR)$(UNITDIR) $(DESTDIR)$(PREFIX)/share/doc/brokerd
 	install -m 0755 build/brokerd $(DESTDIR)$(PREFIX)/sbin/brokerd
 	install -m 0755 clients/shell/ibkr-status clients/shell/ibkr-wait clients/shell/ibkr-call $(DESTDIR)$(PREFIX)/bin/
 	install -m 0644 man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	install -m 0644 man/*.5 $(DESTDIR)$(PREFIX)/share/man/man5/
 	install -m 0644 man/*.8 $(DESTDIR)$(PREFIX)/share/man/man8/
 	test -e $(DESTDIR)$(SYSCONFDIR)/brokerd/brokerd.yaml || \
-	    install -m 0640 config/brokerd.yaml $(DESTDIR)$(SYSCONFDIR)/brokerd/brokerd.yaml
-	install -m 0644 config/brokerd.service $(DESTDIR)/lib/systemd/system/brokerd.service
+	    install -m 0644 config/brokerd.yaml $(DESTDIR)$(SYSCONFDIR)/brokerd/brokerd.yaml
+	test -e $(DESTDIR)$(SYSCONFDIR)/brokerd/brokerd.env || \
+	    install -m 0600 config/brokerd.env.example $(DESTDIR)$(SYSCONFDIR)/brokerd/brokerd.env
+	# the units name the binary and the configuration where they went
+	for u in brokerd.service brokerd.socket; do \
+	    sed -e 's|/usr/local/sbin/|$(PREFIX)/sbin/|g' \
+	    -e 's|/etc/brokerd/|$(SYSCONFDIR)/brokerd/|g' config/$$u \
+	    >$(DESTDIR)$(UNITDIR)/$$u && chmod 0644 $(DESTDIR)$(UNITDIR)/$$u || exit 1; done
+	install -m 0644 config/brokerd-tcp.conf $(DESTDIR)$(PREFIX)/share/doc/brokerd/
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/sbin/brokerd
@@ -115,7 +123,14 @@ uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/share/man/man1/ibkr-status.1 $(DESTDIR)$(PREFIX)/share/man/man1/ibkr-wait.1 \
 	    $(DESTDIR)$(PREFIX)/share/man/man1/ibkr-call.1 $(DESTDIR)$(PREFIX)/share/man/man5/brokerd.yaml.5 \
 	    $(DESTDIR)$(PREFIX)/share/man/man5/brokerd-status.5 $(DESTDIR)$(PREFIX)/share/man/man8/brokerd.8
-	rm -f $(DESTDIR)/lib/systemd/system/brokerd.service
+	rm -f $(DESTDIR)$(UNITDIR)/brokerd.service $(DESTDIR)$(UNITDIR)/brokerd.socket
+	rm -f $(DESTDIR)$(PREFIX)/share/doc/brokerd/brokerd-tcp.conf
+
+# build/brokerd_<version>_<arch>.deb: its own binary with dpkg-buildflags,
+# staged by `make install` into /usr (scripts/deb.sh).
+deb: deps all
+	@CC="$(CC)" WARN="$(WARN)" CPPFLAGS="$(CPPFLAGS)" LIBS="$(LIBS)" \
+	    sh scripts/deb.sh
 
 clean:
 	rm -rf build

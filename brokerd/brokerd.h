@@ -462,6 +462,24 @@ int		 jar_format(const struct jar *, struct buf *);
 /* `brokerd gateway-fingerprint [URL]`: blocking, prints, exit code. */
 int		 fingerprint_cmd(const char *url, unsigned timeout_ms);
 
+/* ------------------------------------------------------------- migrate.c */
+
+/* What the Python bridge's (bridge.py) .env says, checked like brokerd. */
+struct migrate_env {
+	char		*key;		/* IBKR_BRIDGE_KEY */
+	char		*tcp;		/* IBKR_BRIDGE_URL as HOST:PORT, or NULL */
+	char		*gw_url;	/* IBKR_GATEWAY_URL, or NULL */
+};
+
+int		 migrate_parse(const char *, size_t, struct migrate_env *,
+		    char *, size_t);
+void		 migrate_env_free(struct migrate_env *);
+/* The brokerd.yaml lines naming keyfile (never the key); -1: no room. */
+int		 migrate_yaml(const struct migrate_env *, const char *, char *,
+		    size_t);
+/* `brokerd migrate-env FILE [KEYFILE]`: writes the key file, prints. */
+int		 migrate_cmd(int, char *[]);
+
 /* ------------------------------------------------------------- session.c */
 
 struct session;

@@ -29,7 +29,8 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: brokerd [-ftvV] [-c file]\n"
-	    "       brokerd gateway-fingerprint [url]\n");
+	    "       brokerd gateway-fingerprint [url]\n"
+	    "       brokerd migrate-env file [keyfile]\n");
 	exit(1);
 }
 
@@ -315,6 +316,8 @@ main(int argc, char *argv[])
 		conf_file = BROKERD_CONF;
 	if (argc > 0 && strcmp(argv[0], "gateway-fingerprint") == 0)
 		return (main_fingerprint(argc, argv, conf_file));
+	if (argc > 0 && strcmp(argv[0], "migrate-env") == 0)
+		return (migrate_cmd(argc, argv));
 	if (argc > 0) {
 		fprintf(stderr, "brokerd: unknown argument '%s'\n", argv[0]);
 		usage();

@@ -5,7 +5,7 @@
 set -eu
 pkgs="gcc make libc6-dev libyaml-dev libmbedtls-dev libev-dev libhttp-parser-dev
 libjansson-dev libcriterion-dev libcurl4-openssl-dev pkg-config curl mandoc
-shellcheck openssl ca-certificates cppcheck varnish
+shellcheck openssl ca-certificates cppcheck varnish dpkg-dev lintian systemd
 $*"
 
 # The varnish package was installed for varnishtest alone: leave no varnishd

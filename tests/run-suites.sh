@@ -130,6 +130,9 @@ tap_suite() {	# suite script context-lines
 echo "== Shell tests"
 [ -f tests/shell/run.sh ] && tap_suite shell tests/shell/run.sh 5
 
+echo "== Debian package and systemd units (tests/deploy)"
+[ -f tests/deploy/run.sh ] && tap_suite deploy tests/deploy/run.sh 12
+
 echo "== Raw-HTTP conformance (varnishtest, tests/vtc)"
 [ -f tests/vtc/run.sh ] && tap_suite vtc tests/vtc/run.sh 12
 
@@ -151,7 +154,8 @@ echo "== Static checks (shellcheck, cppcheck)"
 p=0
 f=0
 if shellcheck -s sh clients/shell/* scripts/*.sh tests/run-suites.sh \
-    tests/vtc/run.sh bench/run.sh tests/soak/*.sh >"$log/shellcheck.log" 2>&1; then
+    tests/deploy/run.sh pkg/debian/postinst pkg/debian/prerm \
+    pkg/debian/postrm tests/vtc/run.sh bench/run.sh tests/soak/*.sh >"$log/shellcheck.log" 2>&1; then
 	p=$((p + 1))
 else
 	head -30 "$log/shellcheck.log"

@@ -28,7 +28,7 @@ const base = "http://localhost:3000/api/ibkr";
 const post = (p, body) => new Request(base + p, { method: "POST", body: JSON.stringify(body),
     headers: { "content-type": "application/json" } });
 
-test("status: authenticated gives the seed's answer", async () => {
+test("status: authenticated gives the Python bridge's (bridge.py) answer", async () => {
 	fake.handler = () => [200, { authenticated: true, connected: true, competing: false, state: "authenticated" }];
 	const r = await h.status(new Request(base + "/status"));
 	assert.equal(r.status, 200);
