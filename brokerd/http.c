@@ -425,6 +425,23 @@ head_scan(struct http_reader *rd)
 }
 
 /*
+ * HTTP-version = "HTTP/" DIGIT "." DIGIT (RFC 9112 2.3), checked here:
+ * http-parser built without its strict checks reads any bytes as "HTTP/",
+ * even across the line's end, and would then see another request line
+ * than this one.
+ */
+static int
+version_check(struct http_reader *rd, const char *v, size_t len)
+{
+	if (len != 8 || memcmp(v, "HTTP/", 5) != 0 || v[5] < '0' ||
+	    v[5] > '9' || v[6] != '.' || v[7] < '0' || v[7] > '9')
+		return (rd_fail(rd, 400, "malformed HTTP version"));
+	if (v[5] != '1')
+		return (rd_fail(rd, 400, "only HTTP/1.x is served"));
+	return (0);
+}
+
+/*
  * The first line is complete: a target over HTTP_MAX_TARGET is 414.
  * http-parser takes HTAB and FF inside the target; the Gateway's request
  * line must not get them.
@@ -441,15 +458,14 @@ request_line_check(struct http_reader *rd, size_t start, size_t end)
 			return (rd_fail(rd, 400,
 			    "control character in request line"));
 	sp1 = memchr(l, ' ', len);
-	if (sp1 == NULL)
-		return (len > HTTP_MAX_TARGET ? rd_fail(rd, 414,
-		    "request target too long") : 0);
 	sp2 = memrchr(l, ' ', len);
-	if (sp2 == sp1)
-		sp2 = l + len;
+	if (sp1 == NULL || sp2 == sp1)
+		return (len > HTTP_MAX_TARGET ? rd_fail(rd, 414,
+		    "request target too long") : rd_fail(rd, 400,
+		    "malformed request line"));
 	if ((size_t)(sp2 - sp1 - 1) > HTTP_MAX_TARGET)
 		return (rd_fail(rd, 414, "request target too long"));
-	return (0);
+	return (version_check(rd, sp2 + 1, (size_t)(l + len - sp2 - 1)));
 }
 
 /*

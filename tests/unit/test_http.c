@@ -689,6 +689,16 @@ Test(http_request, garbage)
 	/* http-parser reads a line without a version as HTTP/0.9. */
 	expect_error("GET /x\r\nHost: x\r\n\r\n", 400, "bad_request");
 	expect_error("GET / FTP/1.1\r\nHost: x\r\n\r\n", 400, "bad_request");
+	/*
+	 * Found by fuzz_http_request: http-parser (not strict) took "H" and
+	 * the next line's bytes as "HTTP/1.0", so the request line spanned
+	 * two lines and the verdict depended on how the bytes were cut.
+	 */
+	expect_error("\r\nPUT /p H\r\n\r\n1.0\r\nHost: h\r\n"
+	    "Transfer-Encoding: chunked\r\n\r\n", 400, "bad_request");
+	expect_error("GET / HTTP/1.10\r\nHost: x\r\n\r\n", 400, "bad_request");
+	expect_error("GET / HTTQ/1.1\r\nHost: x\r\n\r\n", 400, "bad_request");
+	expect_error("GET  HTTP/1.1\r\nHost: x\r\n\r\n", 400, "bad_request");
 	/* A TLS ClientHello sent to the plain port. */
 	expect_error("\x16\x03\x01\x02\x01\x01\x02\x01\xfc\x03\x03\r\n"
 	    "\r\n", 400,
