@@ -249,23 +249,45 @@ route_path_unsafe(const char *path, size_t len)
 	return (0);
 }
 
+/* Which side of a route a lookup matches: the client's or the Gateway's. */
+enum route_side { ROUTE_PREFIX, ROUTE_TO };
+
+/*
+ * The longest prefix of path among the routes, on one side; with
+ * policy_only, only routes that carry a rate, a cap or a cache.
+ */
+static const struct route *
+route_longest(const struct route *routes, size_t n, const char *path,
+    size_t len, enum route_side side, int policy_only)
+{
+	const struct route *best = NULL, *r;
+	size_t		 i, plen, blen = 0;
+	const char	*p;
+
+	for (i = 0; i < n; i++) {
+		r = &routes[i];
+		if (policy_only && r->rate.n == 0 && r->concurrency == 0 &&
+		    r->cache_ms == 0)
+			continue;
+		p = side == ROUTE_PREFIX ? r->prefix : r->to;
+		plen = side == ROUTE_PREFIX ? r->prefix_len : r->to_len;
+		if (plen > len || memcmp(p, path, plen) != 0)
+			continue;
+		if (best == NULL || plen > blen) {
+			best = r;
+			blen = plen;
+		}
+	}
+	return (best);
+}
+
 const struct route *
 route_match(const struct route *routes, size_t n, const char *path,
     size_t len)
 {
-	const struct route *best = NULL;
-	size_t		 i;
-
 	if (route_path_unsafe(path, len))
 		return (NULL);
-	for (i = 0; i < n; i++) {
-		if (routes[i].prefix_len > len ||
-		    memcmp(routes[i].prefix, path, routes[i].prefix_len) != 0)
-			continue;
-		if (best == NULL || routes[i].prefix_len > best->prefix_len)
-			best = &routes[i];
-	}
-	return (best);
+	return (route_longest(routes, n, path, len, ROUTE_PREFIX, 0));
 }
 
 int
@@ -306,18 +328,5 @@ const struct route *
 route_policy(const struct route *routes, size_t n, const char *gw_path,
     size_t len)
 {
-	const struct route *best = NULL;
-	size_t		 i;
-
-	for (i = 0; i < n; i++) {
-		const struct route *r = &routes[i];
-
-		if (r->rate.n == 0 && r->concurrency == 0 && r->cache_ms == 0)
-			continue;
-		if (r->to_len > len || memcmp(r->to, gw_path, r->to_len) != 0)
-			continue;
-		if (best == NULL || r->to_len > best->to_len)
-			best = r;
-	}
-	return (best);
+	return (route_longest(routes, n, gw_path, len, ROUTE_TO, 1));
 }
