@@ -15,7 +15,7 @@
 
 #include "ws.h"
 
-#define WS_GUID		"258EAFA5-E914-47DA-95CA-C5AB0DC11B65"
+#define WS_GUID		"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 int
 ws_accept_key(const char *key, char out[WS_ACCEPT_LEN + 1])
