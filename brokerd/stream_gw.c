@@ -176,7 +176,8 @@ stream_gateway_message(struct stream *st, const char *p, size_t len,
 	(void)now_ms;
 	memset(gi, 0, sizeof(*gi));
 	gi->authenticated = -1;
-	if (!json_is_object(msg = json_loadb(p, len, 0, NULL))) {
+	msg = json_loadb(p, len, 0, NULL);	/* json_is_*: a macro */
+	if (!json_is_object(msg)) {
 		json_decref(msg);
 		return (-1);
 	}
