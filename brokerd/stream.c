@@ -428,7 +428,8 @@ stream_md_quit(struct stream *st, struct stream_sub *s,
 
 	if ((m = stream_md_find(st, c->conid)) == NULL ||
 	    stream_md_leave(st, m, s) == 1)
-		return (stream_sub_error(st, s, "not subscribed to that conid"));
+		return (stream_sub_error(st, s,
+		    "not subscribed to that conid"));
 	return (0);
 }
 

@@ -60,7 +60,8 @@ struct stream	*stream_new(const struct stream_limits *,
 		    const struct stream_callbacks *);
 void		 stream_free(struct stream *);	/* subscribers too */
 /* New limits on SIGHUP; existing subscriptions stay. */
-void		 stream_set_limits(struct stream *, const struct stream_limits *);
+void		 stream_set_limits(struct stream *,
+		    const struct stream_limits *);
 const struct stream_counters *stream_counters(const struct stream *);
 size_t		 stream_nsubs(const struct stream *);
 size_t		 stream_nconids(const struct stream *);
@@ -103,7 +104,7 @@ struct stream_cmd {
 	char		 id[STREAM_ID_LEN];	/* umh's server id */
 	char		 fields[STREAM_MAX_FIELDS][16];	/* smd */
 	size_t		 nfields;
-	char		*args;		/* the JSON after '+', compact, or NULL */
+	char		*args;		/* JSON after '+', compact, or NULL */
 };
 
 void		 stream_cmd_free(struct stream_cmd *);	/* args */

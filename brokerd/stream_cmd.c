@@ -111,7 +111,8 @@ stream_topic_quit(struct stream *st, struct stream_sub *s, const char *key)
 
 	if (stream_topic_find(st, key, &at) == NULL ||
 	    stream_topic_leave(st, at, s) == 1)
-		return (stream_sub_error(st, s, "not subscribed to that topic"));
+		return (stream_sub_error(st, s,
+		    "not subscribed to that topic"));
 	return (0);
 }
 
@@ -221,10 +222,11 @@ stream_rate_ok(const struct stream *st, struct stream_sub *s,
     uint64_t now_ms)
 {
 	unsigned	 n = st->lim.max_cmds_per_s;
-	uint64_t	*oldest = &s->cmd_ms[s->cmd_next % n];
+	uint64_t	*oldest;
 
 	if (n == 0)
 		return (1);
+	oldest = &s->cmd_ms[s->cmd_next % n];
 	if (s->cmd_next >= n && now_ms - *oldest < 1000)
 		return (0);
 	*oldest = now_ms;

@@ -147,8 +147,8 @@ stream_parse_conid(struct stream_cmd *c, const char **part,
 	    -1)
 		goto fail;
 	if (c->op == STREAM_OP_UMD)
-		return (n == 2 || stream_args(part[2], plen[2], c, 0, why) == 0 ?
-		    0 : -1);
+		return (n == 2 || stream_args(part[2], plen[2], c, 0,
+		    why) == 0 ? 0 : -1);
 	if (n != 3)
 		goto fail;
 	return (stream_args(part[2], plen[2], c, c->op == STREAM_OP_SMD, why));
@@ -268,7 +268,8 @@ stream_unescape(const char *p, size_t len, char *out, size_t cap)
 		if (o + 1 >= cap)
 			return (-1);
 		if (p[i] == '%') {
-			if (i + 2 >= len || !isxdigit((unsigned char)p[i + 1]) ||
+			if (i + 2 >= len ||
+			    !isxdigit((unsigned char)p[i + 1]) ||
 			    !isxdigit((unsigned char)p[i + 2]) ||
 			    sscanf(p + i + 1, "%2x", &x) != 1 || x == 0)
 				return (-1);
@@ -355,7 +356,8 @@ stream_parse_query(const char *query, struct stream_cmd **cmds,
 		*why = "expected NAME=VALUE";
 		if (eq == NULL || stream_unescape(p, eq - p, k, sizeof(k)) ==
 		    -1 || stream_unescape(eq + 1, len - (eq - p) - 1, v,
-		    sizeof(v)) == -1 || stream_query_one(k, v, &c[n], why) == -1)
+		    sizeof(v)) == -1 ||
+		    stream_query_one(k, v, &c[n], why) == -1)
 			goto fail;
 		n++;
 	}

@@ -18,7 +18,8 @@ static size_t
 stream_encoded(const struct stream_sub *s, const char *topic, size_t len)
 {
 	if (s->enc == STREAM_ENC_SSE)
-		return (len + strlen(topic) + sizeof("event: \ndata: \n\n") - 1);
+		return (len + strlen(topic) +
+		    sizeof("event: \ndata: \n\n") - 1);
 	return (len + 10);	/* a server frame's head is 2 to 10 bytes */
 }
 

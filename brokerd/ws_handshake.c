@@ -163,7 +163,8 @@ ws_client_request(struct buf *b, const char *host, const char *port,
 	    "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
 	    "Sec-WebSocket-Version: 13\r\n", path, lb, host, rb, port,
 	    key) == -1 ||
-	    (*cookie != '\0' && buf_printf(b, "Cookie: %s\r\n", cookie) == -1) ||
+	    (*cookie != '\0' && buf_printf(b, "Cookie: %s\r\n",
+	    cookie) == -1) ||
 	    buf_puts(b, "\r\n") == -1) {
 		buf_truncate(b, start);
 		return (-1);
@@ -207,7 +208,7 @@ ws_client_answer(const char *p, size_t len, const char *key, size_t *used)
 	if (*used < 12 || memcmp(p, "HTTP/1.1 101", 12) != 0 ||
 	    ws_accept_key(key, want) == -1)
 		return (-1);
-	line = memchr(p, '\n', end - p) + 1;
+	line = (const char *)memchr(p, '\n', end - p) + 1;
 	while (line < end + 2) {
 		eol = memchr(line, '\r', end + 2 - line);
 		if (eol == NULL)

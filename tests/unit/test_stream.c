@@ -115,7 +115,8 @@ Test(stream, hundred_subscribers_ten_conids_ten_upstream)
 
 	for (i = 0; i < 100; i++) {
 		s[i] = stream_sub_new(st, STREAM_ENC_WS, NULL);
-		snprintf(m, sizeof(m), "smd+%d+{\"fields\":[\"31\"]}", 1000 + i % 10);
+		snprintf(m, sizeof(m), "smd+%d+{\"fields\":[\"31\"]}",
+		    1000 + i % 10);
 		say(st, s[i], m, 0);
 	}
 	cr_assert_eq(count(ups(st), "smd+"), 10);
@@ -150,7 +151,8 @@ Test(stream, union_grows_and_each_gets_its_fields)
 	gw(st, "{\"topic\":\"smd+265598\",\"conid\":265598,\"31\":\"10\","
 	    "\"84\":\"9\",\"_updated\":5}");
 	ga = got(st, a);
-	cr_assert(strstr(ga, "\"31\":\"10\"") && !strstr(ga, "\"84\""), "%s", ga);
+	cr_assert(strstr(ga, "\"31\":\"10\"") && !strstr(ga, "\"84\""),
+	    "%s", ga);
 	cr_assert(strstr(ga, "\"_updated\":5") && strstr(ga, "\"conid\""));
 	cr_assert(strstr(got(st, b), "\"84\":\"9\""));
 	/* an update of only a field a did not ask for: nothing for a */
@@ -171,7 +173,8 @@ Test(stream, late_subscriber_gets_cached_values_first)
 	gw(st, "{\"topic\":\"smd+1\",\"conid\":1,\"31\":\"3\"}");
 	b = stream_sub_new(st, STREAM_ENC_WS, NULL);
 	say(st, b, "smd+1+{\"fields\":[\"31\",\"84\"]}", 0);
-	cr_assert_str_eq(ups(st), "smd+1+{\"fields\":[\"31\",\"84\",\"86\"]}\n");
+	cr_assert_str_eq(ups(st),
+	    "smd+1+{\"fields\":[\"31\",\"84\",\"86\"]}\n");
 	gb = got(st, b);
 	cr_assert_eq(count(gb, "\n"), 1, "%s", gb);
 	cr_assert(strstr(gb, "\"31\":\"3\"") && strstr(gb, "\"84\":\"2\"") &&
@@ -340,7 +343,8 @@ Test(stream, everyone_gets_system_and_sse_encoding)
 	struct stream_sub *w = stream_sub_new(st, STREAM_ENC_WS, NULL);
 	struct stream_sub *e = stream_sub_new(st, STREAM_ENC_SSE, NULL);
 	struct stream_gw_info gi;
-	const char	*m = "{\"topic\":\"sts\",\"args\":{\"authenticated\":false}}";
+	const char	*m = "{\"topic\":\"sts\","
+	    "\"args\":{\"authenticated\":false}}";
 
 	cr_assert_eq(stream_gateway_message(st, m, strlen(m), 0, &gi), 0);
 	cr_assert(gi.sts && gi.authenticated == 0);

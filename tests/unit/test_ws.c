@@ -255,7 +255,8 @@ Test(ws, upgrade_check_and_answer)
 	struct buf	 b;
 	const char	*why;
 
-	r = upgrade_request("13", "dGhlIHNhbXBsZSBub25jZQ==", "keep-alive, Upgrade");
+	r = upgrade_request("13", "dGhlIHNhbXBsZSBub25jZQ==",
+	    "keep-alive, Upgrade");
 	cr_assert_eq(ws_upgrade_check(r, &why), 0);
 	buf_init(&b);
 	cr_assert_eq(ws_upgrade_answer(&b, r), 0);
