@@ -3,13 +3,14 @@
  * gwsim: a stand-in for the IBKR Client Portal Gateway (clientportal.gw),
  * for brokerd's tests and benchmarks.
  *
- * Node only, no dependencies: its TLS (OpenSSL inside Node) and HTTP stack
- * (llhttp) are independent of brokerd's (mbedTLS, http-parser), so the two
- * check each other.  The interface is fixed by tests/gwsim/README.md; the
- * behaviour follows shared/IBKR.md: two session tiers (401 without the
- * read-only session, 400 "no bridge" without the brokerage session), a 10/s
- * sliding window answered with 429, 411 on POST without Content-Length,
- * snapshot pre-flight, the order reply chain, cookies from /tickle.
+ * Node and the npm package ws only: its TLS (OpenSSL inside Node), HTTP
+ * stack (llhttp) and WebSocket framing are independent of brokerd's
+ * (mbedTLS, http-parser, wslay), so the two check each other.  The
+ * interface is fixed by tests/gwsim/README.md; the behaviour follows
+ * shared/IBKR.md: two session tiers (401 without the read-only session, 400
+ * "no bridge" without the brokerage session), a 10/s sliding window answered
+ * with 429, 411 on POST without Content-Length, snapshot pre-flight, the
+ * order reply chain, cookies from /tickle, the /v1/api/ws streaming socket.
  */
 'use strict';
 
@@ -197,8 +198,8 @@ const DEFAULT_BEHAVIOUR = {
 	ws_hb_ms: 10000,	/* system hb period on /v1/api/ws; 0 = none */
 	ws_tick_ms: 250,	/* smd tick period per conid; 0 = none */
 	ws_smd_expire_ms: 600000,	/* smd streams end (IBKR: 10 min) */
-	ws_silent: false,	/* upgrade, then say nothing (no route to IBKR) */
-	ws_stall: 0,		/* > 0: hold every outgoing message this many ms */
+	ws_silent: false,	/* upgrade, then say nothing (no IBKR route) */
+	ws_stall: 0,		/* > 0: hold every message this many ms */
 	ws_drop: false,		/* action: true/"close" ends every socket now */
 	ws_sts_return: false,	/* also announce regained authentication */
 };
@@ -1114,7 +1115,7 @@ let wss = null;
 let wsSeq = 0;
 let wsServerId = 20000;
 let wsSorForce = false;	/* GET orders?force=true since the last sor */
-let wsSorPaused = false;	/* GET orders with filters stops sor (IBKR.md) */
+let wsSorPaused = false;	/* GET orders with filters stops sor */
 let wsStallUntil = 0;
 let wsSecN = 0;
 const wsTimers = { hb: null, tick: null, sec: null, stall: null };
@@ -1161,10 +1162,11 @@ function wsUpgrade(req, socket, head) {
 	const refuse = (status, obj) => {
 		const body = JSON.stringify({ ...obj, statusCode: status });
 		entry.status = status;
-		socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\n` +
-		    `Content-Type: ${JSON_TYPE}\r\nContent-Length: ` +
-		    `${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n` +
-		    body);
+		socket.end(`HTTP/1.1 ${status} ` +
+		    `${http.STATUS_CODES[status]}\r\n` +
+		    `Content-Type: ${JSON_TYPE}\r\n` +
+		    `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+		    'Connection: close\r\n\r\n' + body);
 	};
 	if (url.pathname !== `${API}/ws`)
 		return refuse(404, { error: `no such endpoint: ${key}` });
@@ -1313,8 +1315,8 @@ function wsSmd(c, a) {
 	let s = c.smd.get(conid);
 	if (!s) {
 		if (c.smd.size >= WS_MAX_LINES)
-			return wsOut(c, { topic: t, error: 'market data lines ' +
-			    `exhausted (${WS_MAX_LINES})` });
+			return wsOut(c, { topic: t, error:
+			    `market data lines exhausted (${WS_MAX_LINES})` });
 		s = { key: a.id, fields: new Set(), sent: new Map(), n: 0,
 		    base: price(conid), since: 0 };
 		c.smd.set(conid, s);
@@ -1495,7 +1497,8 @@ function wsSmh(c, a) {
 
 function wsUmh(c, id) {
 	if (!c.smh.delete(id))
-		wsOut(c, { topic: `umh+${id}`, error: `no such server id: ${id}` });
+		wsOut(c, { topic: `umh+${id}`,
+		    error: `no such server id: ${id}` });
 }
 
 /* Once a second: P&L, summary, ledger, a bar per history stream, expiry. */
@@ -1519,8 +1522,9 @@ function wsSecond() {
 			wsOut(c, { topic: `smh+${h.key}`, serverId: id,
 			    symbol: SYMBOLS[h.conid] || `SYM${h.conid}`,
 			    data: [{ o: +px.toFixed(2), c: +px.toFixed(2),
-			    h: +(px + 0.1).toFixed(2), l: +(px - 0.1).toFixed(2),
-			    v: 1000 + wsSecN, t: now }], points: 1 });
+			    h: +(px + 0.1).toFixed(2),
+			    l: +(px - 0.1).toFixed(2), v: 1000 + wsSecN,
+			    t: now }], points: 1 });
 		}
 	}
 }
@@ -1617,7 +1621,9 @@ function wsCounters() {
 	const active = {};
 	for (const c of wsConns)
 		for (const [conid, s] of c.smd) {
-			const u = new Set([...(active[conid] || []), ...s.fields]);
+			const u = new Set(active[conid] || []);
+			for (const f of s.fields)
+				u.add(f);
 			active[conid] = [...u].sort((x, y) => x - y);
 		}
 	counters.ws_smd_active = active;

@@ -926,7 +926,7 @@ afterEach(() => {
  * takes the first message after the last one taken that matches.
  */
 async function wsOpen({ cookie } = {}) {
-	const ws = new WebSocket(`wss://127.0.0.1:${gw.port}/v1/api/ws`, {
+	const ws = new WebSocket(gw.wsUrl, {
 	    rejectUnauthorized: false, headers: cookie ? { cookie } : {} });
 	const c = { ws, msgs: [], at: 0, closed: null, wake: () => {} };
 	wsClients.add(c);
