@@ -4,7 +4,7 @@
 # Debian packages (make fuzz: clang and its libFuzzer runtime).
 set -eu
 pkgs="gcc make libc6-dev libyaml-dev libmbedtls-dev libev-dev libhttp-parser-dev
-libjansson-dev libcriterion-dev libcurl4-openssl-dev pkg-config curl mandoc
+libjansson-dev libwslay-dev libcriterion-dev libcurl4-openssl-dev pkg-config curl mandoc
 shellcheck openssl ca-certificates cppcheck varnish dpkg-dev lintian systemd
 $*"
 
