@@ -73,4 +73,10 @@ if [ -f clients/node/package-lock.json ] && [ ! -d clients/node/node_modules ]; 
 	echo "deps: npm ci in clients/node"
 	(cd clients/node && npm ci --no-audit --no-fund --loglevel=error)
 fi
+# The tests' dev dependency (ws: the Gateway simulator's WebSocket and the Node
+# suites' WebSocket clients), from tests/package-lock.json.
+if [ -f tests/package-lock.json ] && [ ! -d tests/node_modules/ws ]; then
+	echo "deps: npm ci in tests"
+	(cd tests && npm ci --no-audit --no-fund --loglevel=error)
+fi
 exit 0
