@@ -709,6 +709,8 @@ struct server {
 	unsigned	 nclients_tcp;	/* of them on TCP */
 	unsigned	 npeak;		/* most connections since a trim */
 	struct fetch	*fetches;	/* forward.c: shared GETs in flight */
+	struct stream	*stream;	/* stream.c: the fan-out hub */
+	struct streamup	*streamup;	/* streamup.c: the Gateway socket */
 };
 
 
