@@ -141,6 +141,13 @@ struct config {
 
 	char		*halt_file;
 
+	/* stream (SPEC section 7) */
+	unsigned	 stream_max_subscribers;
+	unsigned	 stream_max_conids;
+	size_t		 stream_conflate_bytes;
+	size_t		 stream_max_buffer_bytes;
+	size_t		 stream_max_message_bytes;	/* a client's message */
+
 	unsigned	 refs;		/* holders: config_ref, config_unref */
 };
 
@@ -651,6 +658,7 @@ struct client {
 	int		 in_request;	/* bytes of a request arrived */
 	ev_tstamp	 req_start;	/* ... since then (the first: accept) */
 	unsigned	 nrequests;	/* heads read whole */
+	struct sub	*upgraded;	/* subscriber.c takes the socket */
 	struct client	*prev;
 	struct client	*next;
 };
@@ -702,6 +710,29 @@ void		 forward_cache_feed(void *server, const char *target,
 /* Answer one of brokerd's own paths; 0 when path is not one. */
 int		 builtin_answer(struct exchange *, const char *path);
 
+/* ---------------------------------------------------------- subscriber.c */
+
+struct sub;			/* a local WebSocket or SSE subscriber */
+struct stream_sub;
+
+/*
+ * /ws (and /v1/api/ws) and /stream: 0 when path is not one; else 1, with
+ * either a refusal answered on x or c->upgraded set, for client.c to hand
+ * the socket over with sub_adopt once the parse loop lets go of it.
+ */
+int		 sub_answer(struct exchange *, const char *path);
+/* The socket is the subscriber's now, with bytes read past the head. */
+void		 sub_adopt(struct sub *, int fd, const char *, size_t);
+/* stream_new's callbacks; owner is the struct sub. */
+void		 sub_ready(void *owner, struct stream_sub *);
+void		 sub_close_cb(void *owner, struct stream_sub *, uint16_t,
+		    const char *);
+/* SIGHUP: close (1008) those whose key or peer lost the read scope. */
+void		 sub_reconfigure(struct server *);
+/* SIGTERM: close every one (1001); sub_free_all after the loop. */
+void		 sub_close_all(struct server *);
+void		 sub_free_all(struct server *);
+
 /* ---------------------------------------------------------------- main.c */
 
 struct server {
@@ -723,6 +754,8 @@ struct server {
 	struct fetch	*fetches;	/* forward.c: shared GETs in flight */
 	struct stream	*stream;	/* stream.c: the fan-out hub */
 	struct streamup	*streamup;	/* streamup.c: the Gateway socket */
+	struct sub	*subs;		/* subscriber.c: every local one */
+	unsigned	 nsubs;
 };
 
 
