@@ -529,6 +529,8 @@ typedef void	 (*session_watch_cb)(void *arg, enum gw_state from,
 void		 session_set_watch(struct session *, session_watch_cb, void *);
 /* The last tickle's "session" id, "" when none yet. */
 const char	*session_id(const struct session *);
+/* A tickle now, unless one is on its way (the id for the stream). */
+void		 session_tickle_now(struct session *);
 /* The streaming socket's sts said authenticated (1) or not (0). */
 void		 session_sts(struct session *, int authenticated);
 /*

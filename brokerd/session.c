@@ -638,6 +638,14 @@ session_check_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	session_check(w->data, "interval");
 }
 
+/* The streaming socket needs the tickle's id before it opens. */
+void
+session_tickle_now(struct session *s)
+{
+	if (session_submit(s, SK_TICKLE, "POST", PATH_TICKLE, NULL) == 0)
+		log_debug("gateway session: tickle (stream)");
+}
+
 static void
 session_tickle_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {

@@ -537,6 +537,16 @@ streamup_open(struct streamup *su)
 	int		 fd, one = 1, r;
 
 	ev_timer_stop(su->srv->loop, &su->t_backoff);
+	/*
+	 * The Gateway authenticates the socket with what a tickle gives
+	 * (the x-sess-uuid cookie, the session id): get one first.
+	 */
+	if (*session_id(su->srv->session) == '\0') {
+		session_tickle_now(su->srv->session);
+		streamup_set_state(su, SU_BACKOFF);
+		streamup_timer(su, &su->t_backoff, 0.25);
+		return;
+	}
 	if (su->opened)
 		su->c.reconnects++;
 	su->opened = 1;
