@@ -67,7 +67,7 @@ struct streamup {
 	int			 silent;	/* the last socket said nothing */
 	int			 opened;	/* a socket was opened before */
 	int			 doomed;	/* close it from the loop */
-	char			 doom_why[64];
+	char			 doom_why[128];
 	int			 doom_wait;	/* then wait for the session */
 	time_t			 since;
 	unsigned		 backoff_ms;
