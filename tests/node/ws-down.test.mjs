@@ -368,6 +368,22 @@ describe('local WebSocket and SSE subscribers', { skip }, () => {
 		assert.match(out, /^event: system\ndata: \{.*"error"/m, out);
 	});
 
+	test('/gateway/status and /metrics count subscribers', async () => {
+		const a = await open(bd);
+		const b = await open(bd, { tcp: false });
+		let st = (await bd.request({ path: '/gateway/status', key: readKey })).json();
+		assert.equal(st.stream.subscribers, 2, JSON.stringify(st.stream));
+		assert.ok(st.stream.upstream, 'the upstream socket\'s state');
+		const m = (await bd.request({ path: '/metrics', key: readKey })).text();
+		assert.match(m, /^brokerd_stream_subscribers 2$/m);
+		assert.match(m, /^brokerd_stream_messages_out_total \d+$/m);
+		a.sock.destroy();
+		b.sock.destroy();
+		await sleep(100);
+		st = (await bd.request({ path: '/gateway/status', key: readKey })).json();
+		assert.equal(st.stream.subscribers, 0);
+	});
+
 	test('max_subscribers: a system error and 1013 past it', async () => {
 		const held = [];
 		for (let i = 0; i < 6; i++)
