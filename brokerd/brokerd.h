@@ -420,6 +420,10 @@ void		 upstream_req_init(struct upstream_req *);
 void		 upstream_req_free(struct upstream_req *);
 /* Cookie jar: forget (after a lost session). */
 void		 upstream_jar_clear(struct upstream *);
+/* The jar as a Cookie value (streamup.c's upgrade).  0 or -1. */
+int		 upstream_cookies(const struct upstream *, struct buf *);
+/* The current TLS settings (struct tls, tls.h); no reference taken. */
+struct tls	*upstream_tls(const struct upstream *);
 struct pace	*upstream_pace(struct upstream *);
 struct upstream_stats {
 	unsigned	 idle;
@@ -519,6 +523,16 @@ void		 session_observe(struct session *, int status,
 typedef void	 (*session_feed_cb)(void *arg, const char *target,
 		    const struct http_response *);
 void		 session_set_feed(struct session *, session_feed_cb, void *);
+/* Every state change (streamup.c reopens its socket on authenticated). */
+typedef void	 (*session_watch_cb)(void *arg, enum gw_state from,
+		    enum gw_state to);
+void		 session_set_watch(struct session *, session_watch_cb, void *);
+/* The last tickle's "session" id, "" when none yet. */
+const char	*session_id(const struct session *);
+/* A tickle now, unless one is on its way (the id for the stream). */
+void		 session_tickle_now(struct session *);
+/* The streaming socket's sts said authenticated (1) or not (0). */
+void		 session_sts(struct session *, int authenticated);
 /*
  * Pure: read an auth/status or tickle answer (iserver.authStatus) into
  * st's raw fields and message; -1 when it is not such JSON.
