@@ -321,7 +321,8 @@ streamup_doom(struct streamup *su, const char *why, int wait)
 {
 	su->doomed = 1;
 	su->doom_wait = wait;
-	snprintf(su->doom_why, sizeof(su->doom_why), "%s", why);
+	snprintf(su->doom_why, sizeof(su->doom_why), "%.*s",
+	    (int)sizeof(su->doom_why) - 1, why);
 	streamup_kick(su);
 }
 

@@ -51,6 +51,7 @@ struct sub {
 	int		 heard;		/* a frame since the last ping */
 	int		 closing;
 	int		 refused;	/* max_subscribers: say so and close */
+	uint16_t	 then_close;	/* once wslay's queue is empty */
 	struct sub	*prev;
 	struct sub	*next;
 };
@@ -247,6 +248,12 @@ sub_pump(struct sub *s)
 				goto gone;
 		if (ws_write(s->ws) == -1)
 			goto gone;
+		/* wslay sends a close before queued data: wait for it. */
+		if (s->then_close != 0 && ws_queued_bytes(s->ws) == 0) {
+			sub_close(s, s->then_close, "too many subscribers");
+			s->then_close = 0;
+			continue;
+		}
 		if (ws_queued_bytes(s->ws) >= SUB_LOW_BYTES ||
 		    s->ss == NULL || stream_sub_queued(s->ss) == 0)
 			break;
@@ -553,12 +560,15 @@ sub_adopt(struct sub *s, int fd, const char *rest, size_t len)
 	if (s->refused) {
 		log_warn("stream: %s refused: stream.max_subscribers reached",
 		    s->who);
-		if (s->ws != NULL)
+		if (s->ws != NULL) {
 			(void)ws_send_text(s->ws, full, sizeof(full) - 1);
-		else
+			s->then_close = SUB_TRY_LATER;
+		} else {
 			(void)buf_printf(&s->out, "event: system\ndata: %s\n\n",
 			    full);
-		sub_close(s, SUB_TRY_LATER, "too many subscribers");
+			sub_close(s, SUB_TRY_LATER, "too many subscribers");
+		}
+		sub_pump(s);
 		return;
 	}
 	ev_timer_set(&s->ping, s->ws != NULL ? SUB_PING_S : SUB_SSE_PING_S,
