@@ -141,6 +141,13 @@ struct config {
 
 	char		*halt_file;
 
+	/* stream (SPEC section 7) */
+	unsigned	 stream_max_subscribers;
+	unsigned	 stream_max_conids;
+	size_t		 stream_conflate_bytes;
+	size_t		 stream_max_buffer_bytes;
+	size_t		 stream_max_message_bytes;	/* a client's message */
+
 	unsigned	 refs;		/* holders: config_ref, config_unref */
 };
 
@@ -413,6 +420,10 @@ void		 upstream_req_init(struct upstream_req *);
 void		 upstream_req_free(struct upstream_req *);
 /* Cookie jar: forget (after a lost session). */
 void		 upstream_jar_clear(struct upstream *);
+/* The jar as a Cookie value (streamup.c's upgrade).  0 or -1. */
+int		 upstream_cookies(const struct upstream *, struct buf *);
+/* The current TLS settings (struct tls, tls.h); no reference taken. */
+struct tls	*upstream_tls(const struct upstream *);
 struct pace	*upstream_pace(struct upstream *);
 struct upstream_stats {
 	unsigned	 idle;
@@ -512,6 +523,16 @@ void		 session_observe(struct session *, int status,
 typedef void	 (*session_feed_cb)(void *arg, const char *target,
 		    const struct http_response *);
 void		 session_set_feed(struct session *, session_feed_cb, void *);
+/* Every state change (streamup.c reopens its socket on authenticated). */
+typedef void	 (*session_watch_cb)(void *arg, enum gw_state from,
+		    enum gw_state to);
+void		 session_set_watch(struct session *, session_watch_cb, void *);
+/* The last tickle's "session" id, "" when none yet. */
+const char	*session_id(const struct session *);
+/* A tickle now, unless one is on its way (the id for the stream). */
+void		 session_tickle_now(struct session *);
+/* The streaming socket's sts said authenticated (1) or not (0). */
+void		 session_sts(struct session *, int authenticated);
 /*
  * Pure: read an auth/status or tickle answer (iserver.authStatus) into
  * st's raw fields and message; -1 when it is not such JSON.
@@ -639,6 +660,7 @@ struct client {
 	int		 in_request;	/* bytes of a request arrived */
 	ev_tstamp	 req_start;	/* ... since then (the first: accept) */
 	unsigned	 nrequests;	/* heads read whole */
+	struct sub	*upgraded;	/* subscriber.c takes the socket */
 	struct client	*prev;
 	struct client	*next;
 };
@@ -690,6 +712,29 @@ void		 forward_cache_feed(void *server, const char *target,
 /* Answer one of brokerd's own paths; 0 when path is not one. */
 int		 builtin_answer(struct exchange *, const char *path);
 
+/* ---------------------------------------------------------- subscriber.c */
+
+struct sub;			/* a local WebSocket or SSE subscriber */
+struct stream_sub;
+
+/*
+ * /ws (and /v1/api/ws) and /stream: 0 when path is not one; else 1, with
+ * either a refusal answered on x or c->upgraded set, for client.c to hand
+ * the socket over with sub_adopt once the parse loop lets go of it.
+ */
+int		 sub_answer(struct exchange *, const char *path);
+/* The socket is the subscriber's now, with bytes read past the head. */
+void		 sub_adopt(struct sub *, int fd, const char *, size_t);
+/* stream_new's callbacks; owner is the struct sub. */
+void		 sub_ready(void *owner, struct stream_sub *);
+void		 sub_close_cb(void *owner, struct stream_sub *, uint16_t,
+		    const char *);
+/* SIGHUP: close (1008) those whose key or peer lost the read scope. */
+void		 sub_reconfigure(struct server *);
+/* SIGTERM: close every one (1001); sub_free_all after the loop. */
+void		 sub_close_all(struct server *);
+void		 sub_free_all(struct server *);
+
 /* ---------------------------------------------------------------- main.c */
 
 struct server {
@@ -709,6 +754,10 @@ struct server {
 	unsigned	 nclients_tcp;	/* of them on TCP */
 	unsigned	 npeak;		/* most connections since a trim */
 	struct fetch	*fetches;	/* forward.c: shared GETs in flight */
+	struct stream	*stream;	/* stream.c: the fan-out hub */
+	struct streamup	*streamup;	/* streamup.c: the Gateway socket */
+	struct sub	*subs;		/* subscriber.c: every local one */
+	unsigned	 nsubs;
 };
 
 

@@ -14,6 +14,8 @@
 #include <jansson.h>
 
 #include "brokerd.h"
+#include "stream.h"
+#include "streamup.h"
 
 static void
 builtin_json_time(struct buf *b, const char *name, time_t t)
@@ -75,6 +77,62 @@ builtin_figures(struct server *srv, struct figures *f)
 	    upstream_pace(srv->upstream), f->now) / 1000.0;
 }
 
+/* The streams of SPEC section 7: subscribers, the Gateway socket. */
+static void
+builtin_stream_json(struct server *srv, struct buf *b)
+{
+	const struct stream_counters	*sc = stream_counters(srv->stream);
+
+	buf_printf(b, "\"stream\":{\"subscribers\":%zu,\"conids\":%zu,"
+	    "\"messages_in\":%llu,\"messages_out\":%llu,\"conflated\":%llu,"
+	    "\"dropped\":%llu,\"refused\":%llu,\"upstream\":",
+	    stream_nsubs(srv->stream), stream_nconids(srv->stream),
+	    (unsigned long long)sc->msgs_in, (unsigned long long)sc->msgs_out,
+	    (unsigned long long)sc->conflated, (unsigned long long)sc->dropped,
+	    (unsigned long long)sc->refused);
+	if (streamup_status_json(srv->streamup, b) == -1)
+		buf_puts(b, "null");
+	buf_puts(b, ",\"active\":");
+	if (stream_active_json(srv->stream, b) == -1)
+		buf_puts(b, "[]");
+	buf_puts(b, "},");
+}
+
+/* Prometheus lines for the streams, after metrics_render's. */
+static void
+builtin_stream_metrics(struct server *srv, struct buf *b)
+{
+	const struct stream_counters	*sc = stream_counters(srv->stream);
+	struct streamup_counters	 uc;
+
+	memset(&uc, 0, sizeof(uc));
+	streamup_counters(srv->streamup, &uc);
+	buf_printf(b, "# TYPE brokerd_stream_subscribers gauge\n"
+	    "brokerd_stream_subscribers %zu\n"
+	    "# TYPE brokerd_stream_conids gauge\n"
+	    "brokerd_stream_conids %zu\n"
+	    "# TYPE brokerd_stream_upstream_connected gauge\n"
+	    "brokerd_stream_upstream_connected %llu\n"
+	    "# TYPE brokerd_stream_messages_in_total counter\n"
+	    "brokerd_stream_messages_in_total %llu\n"
+	    "# TYPE brokerd_stream_messages_out_total counter\n"
+	    "brokerd_stream_messages_out_total %llu\n"
+	    "# TYPE brokerd_stream_conflated_total counter\n"
+	    "brokerd_stream_conflated_total %llu\n"
+	    "# TYPE brokerd_stream_dropped_total counter\n"
+	    "brokerd_stream_dropped_total %llu\n"
+	    "# TYPE brokerd_stream_refused_total counter\n"
+	    "brokerd_stream_refused_total %llu\n"
+	    "# TYPE brokerd_stream_reconnects_total counter\n"
+	    "brokerd_stream_reconnects_total %llu\n",
+	    stream_nsubs(srv->stream), stream_nconids(srv->stream),
+	    (unsigned long long)uc.connected,
+	    (unsigned long long)sc->msgs_in, (unsigned long long)sc->msgs_out,
+	    (unsigned long long)sc->conflated, (unsigned long long)sc->dropped,
+	    (unsigned long long)sc->refused,
+	    (unsigned long long)uc.reconnects);
+}
+
 static void
 builtin_gateway_status(struct exchange *x)
 {
@@ -114,6 +172,7 @@ builtin_gateway_status(struct exchange *x)
 	    (unsigned long long)f.ps.waited,
 	    (unsigned long long)f.ps.rejected, f.breaker_s,
 	    (unsigned long long)f.ps.breaker_opened);
+	builtin_stream_json(srv, &b);
 	buf_printf(&b, "\"cache\":{\"entries\":%zu},\"clients\":%u,"
 	    "\"version\":\"%s\",\"pid\":%ld,\"uptime_s\":%llu}",
 	    cache_count(srv->cache), srv->nclients, BROKERD_VERSION,
@@ -154,7 +213,8 @@ builtin_metrics(struct exchange *x)
 	g.global_n = f.ps.global_n;
 	g.heap_bytes = builtin_heap_bytes();
 	buf_init(&b);
-	if (metrics_render(srv->metrics, &g, &b) == -1)
+	if (metrics_render(srv->metrics, &g, &b) == -1 ||
+	    (builtin_stream_metrics(srv, &b), b.len == 0))
 		exchange_error(x, 500, "internal_error", "metrics", NULL);
 	else
 		exchange_answer(x, 200, "text/plain; version=0.0.4; "

@@ -41,7 +41,7 @@ client_dispatch(struct exchange *x)
 	}
 	len = strlen(r->path);
 	path = route_strip_v1(r->path, &len);
-	if (builtin_answer(x, path))
+	if (sub_answer(x, path) || builtin_answer(x, path))
 		return;
 	(void)admit_request(srv->conf, session_status(srv->session), &c->peer,
 	    r, path, &v);
@@ -125,7 +125,8 @@ client_free(struct client *c)
 	}
 	http_reader_free(&c->rd);
 	buf_free(&c->in);
-	close(c->fd);
+	if (c->fd != -1)
+		close(c->fd);
 	if (c->prev != NULL)
 		c->prev->next = c->next;
 	else
@@ -244,6 +245,24 @@ client_write_cb(struct ev_loop *loop, ev_io *w, int revents)
 }
 
 /*
+ * A stream took the connection (subscriber.c): the socket and the bytes
+ * read past its head are the subscriber's, the rest of c goes.
+ */
+static void
+client_handover(struct client *c, const char *rest, size_t len)
+{
+	struct sub	*s = c->upgraded;
+	int		 fd = c->fd;
+
+	c->upgraded = NULL;
+	c->fd = -1;
+	ev_io_stop(c->srv->loop, &c->rio);
+	ev_io_stop(c->srv->loop, &c->wio);
+	sub_adopt(s, fd, rest, len);	/* copies rest, which c may hold */
+	client_free(c);
+}
+
+/*
  * Parse bytes into exchanges; returns how many were taken, or -1 when the
  * client is gone.  Bytes left over wait in c->in.
  */
@@ -299,6 +318,10 @@ client_parse(struct client *c, const char *data, size_t len)
 		if (c->srv->draining)
 			x->close = 1;
 		client_dispatch(x);
+		if (c->upgraded != NULL) {
+			client_handover(c, data + off, len - off);
+			return (-1);
+		}
 	}
 	return ((ssize_t)off);
 }

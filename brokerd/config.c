@@ -137,6 +137,21 @@ static const struct cfg_row config_trading_rows[] = {
 	{ NULL }
 };
 
+static const struct cfg_row config_stream_rows[] = {
+	{ "max_subscribers", CT_UINT, C(stream_max_subscribers), 1, 100000,
+	    256, NULL, NULL },
+	/* IBKR's market data lines: 100 unless the account bought more */
+	{ "max_conids", CT_UINT, C(stream_max_conids), 1, 10000, 100, NULL,
+	    NULL },
+	{ "conflate_bytes", CT_SIZE, C(stream_conflate_bytes), 1024,
+	    1ULL << 30, 262144, NULL, NULL },
+	{ "max_buffer_bytes", CT_SIZE, C(stream_max_buffer_bytes), 4096,
+	    1ULL << 32, 4194304, NULL, NULL },
+	{ "max_message_bytes", CT_SIZE, C(stream_max_message_bytes), 128,
+	    16777216, 65536, NULL, NULL },
+	{ NULL }
+};
+
 /* The sections by key path; their fields live in struct config. */
 static const struct {
 	const char		*path;
@@ -146,7 +161,8 @@ static const struct {
 	{ "gateway", config_gateway_rows }, { "gateway.tls", config_tls_rows },
 	{ "session", config_session_rows }, { "limits", config_limits_rows },
 	{ "log", config_log_rows }, { "journal", config_journal_rows },
-	{ "trading", config_trading_rows }, { NULL, NULL }
+	{ "trading", config_trading_rows }, { "stream", config_stream_rows },
+	{ NULL, NULL }
 };
 
 /* A section of struct config, its table found by its key path. */
@@ -395,6 +411,7 @@ static const struct cfg_row config_root_rows[] = {
 	{ "log", CT_FN, 0, 0, 0, 0, NULL, config_sub },
 	{ "journal", CT_FN, 0, 0, 0, 0, NULL, config_sub },
 	{ "trading", CT_FN, 0, 0, 0, 0, NULL, config_sub },
+	{ "stream", CT_FN, 0, 0, 0, 0, NULL, config_sub },
 	{ NULL }
 };
 

@@ -19,6 +19,8 @@
 #include <ev.h>
 
 #include "brokerd.h"
+#include "stream.h"
+#include "streamup.h"
 
 static struct server	 server;
 static const char	*conf_file;
@@ -70,11 +72,23 @@ journal_changed(const struct config *a, const struct config *b)
 	return (strcmp(a->journal_file, b->journal_file) != 0);
 }
 
+/* The hub's limits from the stream: section (SPEC section 7). */
+static void
+main_stream_limits(const struct config *conf, struct stream_limits *l)
+{
+	stream_limits_default(l);
+	l->max_subscribers = conf->stream_max_subscribers;
+	l->max_conids = conf->stream_max_conids;
+	l->conflate_bytes = conf->stream_conflate_bytes;
+	l->max_buffer_bytes = conf->stream_max_buffer_bytes;
+}
+
 static void
 main_reload(void)
 {
 	struct config	*nc, *oc = server.conf;
 	struct journal	*nj = NULL;
+	struct stream_limits limits;
 	char		 err[1024];
 
 	main_notify("RELOADING=1");
@@ -107,6 +121,10 @@ main_reload(void)
 	config_warnings(nc);
 	server.conf = nc;
 	session_reconfigure(server.session, nc);
+	main_stream_limits(nc, &limits);
+	stream_set_limits(server.stream, &limits);
+	streamup_reconfigure(server.streamup, nc);
+	sub_reconfigure(&server);
 	log_init(verbose ? LOG_LEVEL_DEBUG : nc->log_level, nc->log_json);
 	/* Requests in flight hold the old one until they end. */
 	config_unref(oc);
@@ -124,10 +142,11 @@ static void
 main_drain_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	(void)revents;
-	if (server.nclients == 0 || ev_now(loop) >= *(ev_tstamp *)w->data) {
-		if (server.nclients > 0)
+	if ((server.nclients == 0 && server.nsubs == 0) ||
+	    ev_now(loop) >= *(ev_tstamp *)w->data) {
+		if (server.nclients + server.nsubs > 0)
 			log_warn("drain time over: closing %u connections",
-			    server.nclients);
+			    server.nclients + server.nsubs);
 		ev_break(loop, EVBREAK_ALL);
 	}
 }
@@ -148,6 +167,8 @@ main_stop(struct ev_loop *loop, int sig)
 	server.listeners = NULL;
 	server.nlisteners = 0;
 	client_close_all(&server);
+	sub_close_all(&server);
+	streamup_stop(server.streamup);
 	drain_deadline = ev_now(loop) + server.conf->drain_ms / 1000.0;
 	drain_timer.data = &drain_deadline;
 	ev_timer_init(&drain_timer, main_drain_cb, 0., 0.05);
@@ -212,7 +233,9 @@ main_fingerprint(int argc, char *argv[], const char *file)
 static void
 main_start(struct config *conf)
 {
-	char	 err[1024];
+	static const struct stream_callbacks cb = { sub_ready, sub_close_cb };
+	struct stream_limits	 limits;
+	char			 err[1024];
 
 	server.loop = ev_default_loop(EVFLAG_AUTO);
 	server.conf = conf;
@@ -231,6 +254,10 @@ main_start(struct config *conf)
 	    server.upstream)) == NULL)
 		fatalx("out of memory");
 	session_set_feed(server.session, forward_cache_feed, &server);
+	main_stream_limits(conf, &limits);
+	if ((server.stream = stream_new(&limits, &cb)) == NULL ||
+	    (server.streamup = streamup_new(&server)) == NULL)
+		fatalx("out of memory");
 	if (listen_open(conf, &server.listeners, &server.nlisteners, err,
 	    sizeof(err)) == -1)
 		fatalx("%s", err);
@@ -244,6 +271,10 @@ main_shutdown(void)
 {
 	server.draining = 0;		/* now every connection goes */
 	client_close_all(&server);
+	sub_free_all(&server);
+	streamup_free(server.streamup);
+	server.streamup = NULL;
+	stream_free(server.stream);
 	session_stop(server.session);
 	session_free(server.session);
 	upstream_free(server.upstream);

@@ -83,6 +83,9 @@ struct session {
 	size_t			 nhist;
 	session_feed_cb		 feed;		/* bootstrap answers go here */
 	void			*feed_arg;
+	session_watch_cb	 watch;		/* state changes go here */
+	void			*watch_arg;
+	char			 id[64];	/* tickle's "session" */
 };
 
 static void	session_check(struct session *, const char *why);
@@ -374,6 +377,8 @@ session_apply(struct session *s, struct gw_status *nst)
 	if (changed)
 		session_record(s, from);
 	session_write(s, changed);
+	if (changed && s->watch != NULL)
+		s->watch(s->watch_arg, from, s->st.state);
 
 	/* the Gateway refuses orders and portfolio calls before these */
 	if (changed && s->st.state == GW_AUTHENTICATED)
@@ -413,6 +418,37 @@ session_body_has(const struct http_response *resp, const char *needle)
 	return (resp->body.data != NULL &&
 	    memmem(resp->body.data, resp->body.len, needle,
 	    strlen(needle)) != NULL);
+}
+
+/*
+ * The streaming socket authenticates with {"session":"<id>"} from the
+ * last tickle answer (IBKR.md "WebSocket"); ids are short hex, so
+ * anything longer or odd is not kept.
+ */
+static void
+session_keep_id(struct session *s, const struct http_response *resp)
+{
+	json_t		*root, *v;
+	json_error_t	 err;
+	const char	*id;
+	size_t		 i, n;
+
+	if (resp->body.data == NULL || (root = json_loadb(resp->body.data,
+	    resp->body.len, 0, &err)) == NULL)
+		return;
+	v = json_object_get(root, "session");
+	if (json_is_string(v)) {
+		id = json_string_value(v);
+		n = json_string_length(v);
+		for (i = 0; i < n; i++)
+			if (!((id[i] >= '0' && id[i] <= '9') ||
+			    (id[i] >= 'a' && id[i] <= 'z') ||
+			    (id[i] >= 'A' && id[i] <= 'Z') || id[i] == '-'))
+				break;
+		if (i == n && n > 0 && n < sizeof(s->id))
+			memcpy(s->id, id, n + 1);
+	}
+	json_decref(root);
 }
 
 /* An auth/status or tickle answer (or failure). */
@@ -463,6 +499,8 @@ session_probe_done(struct session *s, struct session_call *c,
 		return;
 	}
 	s->odd_status = 0;
+	if (c->kind == SK_TICKLE)
+		session_keep_id(s, resp);
 	if (session_parse_auth(resp->body.data, resp->body.len, &nst) == -1) {
 		log_debug("gateway session: %s answer holds no auth status",
 		    what);
@@ -549,6 +587,42 @@ session_set_feed(struct session *s, session_feed_cb fn, void *arg)
 	s->feed_arg = arg;
 }
 
+void
+session_set_watch(struct session *s, session_watch_cb fn, void *arg)
+{
+	s->watch = fn;
+	s->watch_arg = arg;
+}
+
+const char *
+session_id(const struct session *s)
+{
+	return (s->id);
+}
+
+/*
+ * An sts message on the streaming socket: IBKR announces a lost
+ * authentication there before a check would see it, so the state moves
+ * at once; a return is not announced reliably, so it is only checked.
+ */
+void
+session_sts(struct session *s, int authenticated)
+{
+	struct gw_status	 nst = s->st;
+
+	if (!s->running)
+		return;
+	if (authenticated == 0 && s->st.state == GW_AUTHENTICATED) {
+		nst.state = GW_UNAUTHENTICATED;
+		nst.authenticated = 0;
+		session_set_reason(nst.message, sizeof(nst.message),
+		    "streaming socket: authentication lost");
+		session_apply(s, &nst);
+		session_check_now(s);
+	} else if (authenticated == 1 && s->st.state != GW_AUTHENTICATED)
+		session_check_now(s);
+}
+
 static void
 session_check(struct session *s, const char *why)
 {
@@ -562,6 +636,14 @@ session_check_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)loop;
 	(void)revents;
 	session_check(w->data, "interval");
+}
+
+/* The streaming socket needs the tickle's id before it opens. */
+void
+session_tickle_now(struct session *s)
+{
+	if (session_submit(s, SK_TICKLE, "POST", PATH_TICKLE, NULL) == 0)
+		log_debug("gateway session: tickle (stream)");
 }
 
 static void

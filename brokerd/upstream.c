@@ -33,6 +33,18 @@ upstream_jar_clear(struct upstream *up)
 	jar_free(&up->jar);
 }
 
+int
+upstream_cookies(const struct upstream *up, struct buf *b)
+{
+	return (jar_format(&up->jar, b));
+}
+
+struct tls *
+upstream_tls(const struct upstream *up)
+{
+	return (up->tls);
+}
+
 /* ------------------------------------------------------ request format */
 
 /* The request as http_write.c sees it; -1 when method has no NUL. */

@@ -4,7 +4,7 @@
 # Debian packages (make fuzz: clang and its libFuzzer runtime).
 set -eu
 pkgs="gcc make libc6-dev libyaml-dev libmbedtls-dev libev-dev libhttp-parser-dev
-libjansson-dev libcriterion-dev libcurl4-openssl-dev pkg-config curl mandoc
+libjansson-dev libwslay-dev libcriterion-dev libcurl4-openssl-dev pkg-config curl mandoc
 shellcheck openssl ca-certificates cppcheck varnish dpkg-dev lintian systemd
 $*"
 
@@ -72,5 +72,11 @@ fi
 if [ -f clients/node/package-lock.json ] && [ ! -d clients/node/node_modules ]; then
 	echo "deps: npm ci in clients/node"
 	(cd clients/node && npm ci --no-audit --no-fund --loglevel=error)
+fi
+# The tests' dev dependency (ws: the Gateway simulator's WebSocket and the Node
+# suites' WebSocket clients), from tests/package-lock.json.
+if [ -f tests/package-lock.json ] && [ ! -d tests/node_modules/ws ]; then
+	echo "deps: npm ci in tests"
+	(cd tests && npm ci --no-audit --no-fund --loglevel=error)
 fi
 exit 0

@@ -3,13 +3,14 @@
  * gwsim: a stand-in for the IBKR Client Portal Gateway (clientportal.gw),
  * for brokerd's tests and benchmarks.
  *
- * Node only, no dependencies: its TLS (OpenSSL inside Node) and HTTP stack
- * (llhttp) are independent of brokerd's (mbedTLS, http-parser), so the two
- * check each other.  The interface is fixed by tests/gwsim/README.md; the
- * behaviour follows shared/IBKR.md: two session tiers (401 without the
- * read-only session, 400 "no bridge" without the brokerage session), a 10/s
- * sliding window answered with 429, 411 on POST without Content-Length,
- * snapshot pre-flight, the order reply chain, cookies from /tickle.
+ * Node and the npm package ws only: its TLS (OpenSSL inside Node), HTTP
+ * stack (llhttp) and WebSocket framing are independent of brokerd's
+ * (mbedTLS, http-parser, wslay), so the two check each other.  The
+ * interface is fixed by tests/gwsim/README.md; the behaviour follows
+ * shared/IBKR.md: two session tiers (401 without the read-only session, 400
+ * "no bridge" without the brokerage session), a 10/s sliding window answered
+ * with 429, 411 on POST without Content-Length, snapshot pre-flight, the
+ * order reply chain, cookies from /tickle, the /v1/api/ws streaming socket.
  */
 'use strict';
 
@@ -194,6 +195,13 @@ const DEFAULT_BEHAVIOUR = {
 	paths: null,
 	drip_ms: 0,		/* > 0: body in 16 KiB pieces this far apart */
 	raw: null,		/* a hostile answer: a RAW_CASES name */
+	ws_hb_ms: 10000,	/* system hb period on /v1/api/ws; 0 = none */
+	ws_tick_ms: 250,	/* smd tick period per conid; 0 = none */
+	ws_smd_expire_ms: 600000,	/* smd streams end (IBKR: 10 min) */
+	ws_silent: false,	/* upgrade, then say nothing (no IBKR route) */
+	ws_stall: 0,		/* > 0: hold every message this many ms */
+	ws_drop: false,		/* action: true/"close" ends every socket now */
+	ws_sts_return: false,	/* also announce regained authentication */
 };
 
 const STATE_TYPES = { session: 'boolean', authenticated: 'boolean',
@@ -205,7 +213,10 @@ const BEHAVIOUR_TYPES = { delay_ms: 'integer', silent: 'boolean',
     force_body: 'any', rate_per_s: 'integer', close_after_response: 'boolean',
     retry_after_s: 'integer', keep_alive_ms: 'integer',
     window_slack_ms: 'integer', endpoint_limits: 'boolean',
-    paths: 'array|null', drip_ms: 'integer', raw: 'raw|null' };
+    paths: 'array|null', drip_ms: 'integer', raw: 'raw|null',
+    ws_hb_ms: 'integer', ws_tick_ms: 'integer', ws_smd_expire_ms: 'integer',
+    ws_silent: 'boolean', ws_stall: 'integer', ws_drop: 'boolean|wsdrop',
+    ws_sts_return: 'boolean' };
 
 const clone = (o) => JSON.parse(JSON.stringify(o));
 
@@ -230,7 +241,9 @@ function resetCounters() {
 	    full: 0, connections: 0, rate_limited: 0, orders: [],
 	    tls_errors: 0, max_in_flight: 0, history_max_in_flight: 0,
 	    history_rejected: 0, pacing_violations: {}, max_per_1000ms: 0,
-	    log: [] };
+	    log: [], ws_connections: 0, ws_open: 0, ws_subscriptions: [],
+	    ws_smd_active: {}, ws_smd_expired: 0, ws_messages_out: 0,
+	    sor_after_force: [] };
 	endpointWindows = new Map();
 	arrivals = [];
 }
@@ -269,6 +282,7 @@ function typeOk(v, spec) {
 		case 'integer': return Number.isInteger(v) && v >= 0;
 		case 'array': return Array.isArray(v);
 		case 'raw': return typeof v === 'string' && v in RAW_CASES;
+		case 'wsdrop': return v === 'close';
 		default: return false;
 		}
 	});
@@ -297,6 +311,7 @@ function setState(patch) {
 		newSession();
 	if (isAuthed() && !(was.session && was.authenticated))
 		newBrokerageSession();
+	wsAuthChanged(was.session && was.authenticated);
 	return null;
 }
 
@@ -391,6 +406,7 @@ function placeOrders(chain) {
 		out.push({ order_id, order_status: 'Submitted',
 		    encrypt_message: '1' });
 	}
+	wsOrders(placed.slice(placed.length - chain.orders.length));
 	return out;
 }
 
@@ -504,23 +520,13 @@ function route(req, url, body) {
 		    accountcode: { amount: 0, currency: null, isNull: false,
 		    timestamp: Date.now(), value: seg[1], severity: 0 } });
 	}
-	if (m === 'GET' && p === '/iserver/account/orders')
-		return json(200, { orders: placed.map((o) => ({
-		    acct: o.acct, conid: o.order.conid, orderId:
-		    Number(o.order_id), order_ref: o.order.cOID,
-		    ticker: SYMBOLS[o.order.conid] || `SYM${o.order.conid}`,
-		    side: o.order.side, orderType: o.order.orderType,
-		    price: o.order.price, totalSize: o.order.quantity,
-		    remainingQuantity: o.order.quantity, filledQuantity: 0,
-		    timeInForce: o.order.tif, status: o.status,
-		    secType: 'STK' })), snapshot: true });
+	if (m === 'GET' && p === '/iserver/account/orders') {
+		wsOrdersRead(q);
+		return json(200, { orders: placed.map(orderView),
+		    snapshot: true });
+	}
 	if (m === 'GET' && p === '/iserver/account/trades')
-		return json(200, [{ execution_id: '0000e0d5.6576fd38.01.01',
-		    symbol: 'AAPL', side: 'B', order_description:
-		    'Bot 10 @ 190.00 on ISLAND', trade_time: '20231211-18:00:49',
-		    size: 10, price: '190.00', exchange: 'ISLAND',
-		    commission: '1.00', net_amount: 1900, account: acct0,
-		    conid: 265598, sec_type: 'STK' }]);
+		return json(200, [tradeView(acct0)]);
 	if (m === 'GET' && p === '/iserver/account/pnl/partitioned')
 		return json(200, { upnl: { [`${acct0}.Core`]: { rowType: 1,
 		    dpl: 12.5, nl: 100000, upl: 250, el: 90000, mv: 60000 } } });
@@ -576,6 +582,25 @@ function route(req, url, body) {
 	}
 	return json(404, { error: `no such endpoint: ${m} ${url.pathname}`,
 	    statusCode: 404 });
+}
+
+function orderView(o) {
+	return { acct: o.acct, conid: o.order.conid, orderId:
+	    Number(o.order_id), order_ref: o.order.cOID,
+	    ticker: SYMBOLS[o.order.conid] || `SYM${o.order.conid}`,
+	    side: o.order.side, orderType: o.order.orderType,
+	    price: o.order.price, totalSize: o.order.quantity,
+	    remainingQuantity: o.order.quantity, filledQuantity: 0,
+	    timeInForce: o.order.tif, status: o.status, secType: 'STK' };
+}
+
+function tradeView(acct) {
+	return { execution_id: '0000e0d5.6576fd38.01.01',
+	    symbol: 'AAPL', side: 'B', order_description:
+	    'Bot 10 @ 190.00 on ISLAND', trade_time: '20231211-18:00:49',
+	    size: 10, price: '190.00', exchange: 'ISLAND',
+	    commission: '1.00', net_amount: 1900, account: acct,
+	    conid: 265598, sec_type: 'STK' };
 }
 
 function positions(acct, page) {
@@ -653,8 +678,10 @@ function reply(id, body) {
 function orderById(m, acct, id, body) {
 	const o = placed.find((x) => x.order_id === id);
 	if (m === 'DELETE') {
-		if (o)
+		if (o) {
 			o.status = 'Cancelled';
+			wsOrders([o]);
+		}
 		return json(200, { msg: 'Request was submitted',
 		    order_id: Number(id), conid: o ? o.order.conid : -1,
 		    account: acct });
@@ -666,6 +693,8 @@ function orderById(m, acct, id, body) {
 		if (!o)
 			return json(400, { error: `order ${id} not found` });
 		o.order = { ...o.order, ...b };
+		o.status = 'PreSubmitted';
+		wsOrders([o]);
 		return json(200, [{ order_id: id, order_status: 'PreSubmitted',
 		    encrypt_message: '1' }]);
 	}
@@ -1061,6 +1090,547 @@ function sendRaw(req, name, finish) {
 	});
 }
 
+/* ---------- WebSocket (/v1/api/ws) ---------- */
+
+/*
+ * The Gateway's streaming socket (shared/IBKR.md "WebSocket").  The npm
+ * package ws (tests/package.json, installed by make deps) does the framing;
+ * without it the rest of the simulator still works and an upgrade is 501,
+ * so suites that never stream do not depend on it.
+ */
+let WebSocketServer = null;
+try {
+	({ WebSocketServer } = require('ws'));
+} catch {
+	/* reported by wsUpgrade */
+}
+
+const WS_USER = 'gwsim1';
+const WS_TIME_FIELD = '9999';	/* gwsim's own: send time, epoch ms */
+const WS_MAX_SMH = 5;		/* history streams at once */
+const WS_MAX_LINES = 100;	/* market data lines per socket */
+const WS_MAX_HELD = 100000;	/* messages held per socket by ws_stall */
+const wsConns = new Set();
+let wss = null;
+let wsSeq = 0;
+let wsServerId = 20000;
+let wsSorForce = false;	/* GET orders?force=true since the last sor */
+let wsSorPaused = false;	/* GET orders with filters stops sor */
+let wsStallUntil = 0;
+let wsSecN = 0;
+const wsTimers = { hb: null, tick: null, sec: null, stall: null };
+
+/* The jar's x-sess-uuid cookie, or IBind's api={"session":"<id>"}. */
+function wsCookieOk(header) {
+	if (!header || !state.session)
+		return false;
+	for (const part of header.split(';')) {
+		const eq = part.indexOf('=');
+		if (eq < 0)
+			continue;
+		const name = part.slice(0, eq).trim();
+		let v = part.slice(eq + 1).trim();
+		if (name === 'x-sess-uuid' && v === sess.cookie)
+			return true;
+		if (name !== 'api')
+			continue;
+		try {
+			v = decodeURIComponent(v);
+		} catch { /* taken as it is */ }
+		try {
+			const o = JSON.parse(v);
+			if (o && o.session === sess.id)
+				return true;
+		} catch { /* not the api cookie's JSON */ }
+	}
+	return false;
+}
+
+function wsUpgrade(req, socket, head) {
+	const url = new URL(req.url, 'https://127.0.0.1');
+	const entry = { method: req.method, path: url.pathname,
+	    query: url.search.slice(1), headers: { ...req.headers },
+	    body_len: 0, t_ms: +(performance.now() - t0).toFixed(3),
+	    conn: socket.gwsimId || 0, status: 101 };
+	const key = `${req.method} ${url.pathname}`;
+	counters.total++;
+	counters.by_route[key] = (counters.by_route[key] || 0) + 1;
+	counters.log.push(entry);
+	if (counters.log.length > 1000)
+		counters.log.shift();
+	socket.on('error', () => {});
+	const refuse = (status, obj) => {
+		const body = JSON.stringify({ ...obj, statusCode: status });
+		entry.status = status;
+		socket.end(`HTTP/1.1 ${status} ` +
+		    `${http.STATUS_CODES[status]}\r\n` +
+		    `Content-Type: ${JSON_TYPE}\r\n` +
+		    `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+		    'Connection: close\r\n\r\n' + body);
+	};
+	if (url.pathname !== `${API}/ws`)
+		return refuse(404, { error: `no such endpoint: ${key}` });
+	if (!wss)
+		return refuse(501, { error: 'gwsim: the npm package ws is ' +
+		    'missing (make deps)' });
+	if (!state.session)
+		return refuse(401, { error: 'not authenticated' });
+	wss.handleUpgrade(req, socket, head, (ws) => wsOpen(ws, req));
+}
+
+function wsOpen(ws, req) {
+	const c = { id: ++wsSeq, ws, authed: false,
+	    silent: behaviour.ws_silent, smd: new Map(), sor: false,
+	    str: false, spl: false, ssd: new Set(), sld: new Set(),
+	    smh: new Map(), held: [] };
+	wsConns.add(c);
+	counters.ws_connections++;
+	ws.on('message', (data) => wsMessage(c, data.toString()));
+	ws.on('close', () => wsConns.delete(c));
+	ws.on('error', () => {});
+	if (wsCookieOk(req.headers.cookie))
+		wsHello(c);
+	else
+		wsOut(c, { message: 'waiting for session' });
+}
+
+function wsSts() {
+	return { topic: 'sts', args: { authenticated: isAuthed(),
+	    competing: state.competing, message: state.message, fail: '',
+	    serverName: 'JifN19053', serverVersion:
+	    'Build 10.25.0p, Dec 5, 2023 5:48:12 PM', username: WS_USER } };
+}
+
+function wsHello(c) {
+	c.authed = true;
+	wsOut(c, { topic: 'system', success: WS_USER, isFT: false,
+	    isPaper: true });
+	wsOut(c, wsSts());
+}
+
+/*
+ * Every message leaves here: nothing from a silent socket (or while
+ * ws_silent), held while ws_stall lasts.
+ */
+function wsOut(c, obj) {
+	if (c.silent || behaviour.ws_silent || c.ws.readyState !== 1)
+		return;
+	const s = typeof obj === 'string' ? obj : JSON.stringify(obj);
+	if (wsStallUntil > 0) {
+		if (c.held.length < WS_MAX_HELD)
+			c.held.push(s);
+		return;
+	}
+	c.ws.send(s);
+	counters.ws_messages_out++;
+}
+
+function wsMessage(c, text) {
+	counters.ws_subscriptions.push({ t_ms: +(performance.now() -
+	    t0).toFixed(3), conn: c.id, msg: text });
+	if (counters.ws_subscriptions.length > 1000)
+		counters.ws_subscriptions.shift();
+	if (c.silent || behaviour.ws_silent)
+		return;
+	if (!c.authed) {
+		let b;
+		try {
+			b = JSON.parse(text);
+		} catch { /* anything else waits for the session too */ }
+		if (b && typeof b === 'object' && state.session &&
+		    b.session === sess.id)
+			return wsHello(c);
+		return wsOut(c, { message: 'waiting for session' });
+	}
+	if (text.startsWith('{'))
+		return;		/* {"session":...} again */
+	wsTopic(c, text);
+}
+
+/* "ID+{json}" or "ID": the id and the parsed arguments, or null. */
+function wsArgs(rest) {
+	const p = rest.indexOf('+');
+	const id = p < 0 ? rest : rest.slice(0, p);
+	const js = p < 0 ? '' : rest.slice(p + 1);
+	let args = {};
+	if (js !== '')
+		try {
+			args = JSON.parse(js);
+		} catch {
+			return null;
+		}
+	if (args === null || typeof args !== 'object')
+		return null;
+	return { id, args };
+}
+
+function wsTopic(c, text) {
+	const plus = text.indexOf('+');
+	const topic = plus < 0 ? text : text.slice(0, plus);
+	const a = wsArgs(plus < 0 ? '' : text.slice(plus + 1));
+	if (topic === 'tic')
+		return wsOut(c, { topic: 'tic', alive: true,
+		    lastAccessed: Date.now() });
+	if (text === 'ech+hb')
+		return wsOut(c, { topic: 'ech+hb', alive: true });
+	if (a === null)
+		return wsOut(c, { topic: 'system', error:
+		    `malformed message: ${text.slice(0, 100)}` });
+	/* no brokerage session: subscriptions are logged, not served */
+	if (!isAuthed())
+		return;
+	switch (topic) {
+	case 'smd': return wsSmd(c, a);
+	case 'umd': return wsUmd(c, a);
+	case 'sor': return wsSor(c);
+	case 'uor': c.sor = false; return;
+	case 'str':
+		c.str = true;
+		return wsOut(c, { topic: 'str',
+		    args: [tradeView(state.accounts[0] || 'DU123456')] });
+	case 'utr': c.str = false; return;
+	case 'spl':
+		c.spl = true;
+		return wsOut(c, wsPnl());
+	case 'upl': c.spl = false; return;
+	case 'ssd': case 'sld': return wsAcct(c, topic, a.id, true);
+	case 'usd': case 'uld': return wsAcct(c, topic, a.id, false);
+	case 'smh': return wsSmh(c, a);
+	case 'umh': return wsUmh(c, a.id);
+	default:
+		return wsOut(c, { topic: 'system',
+		    error: `unknown topic: ${topic.slice(0, 100)}` });
+	}
+}
+
+/* A second smd for a conid adds fields; its next message carries them. */
+function wsSmd(c, a) {
+	const conid = Number(a.id.split('@')[0]);
+	const fields = a.args.fields;
+	const t = `smd+${a.id}`;
+	if (!Number.isInteger(conid) || conid <= 0)
+		return wsOut(c, { topic: t, error: `bad conid: ${a.id}` });
+	if (!Array.isArray(fields) || fields.length === 0)
+		return wsOut(c, { topic: t, error: 'fields required' });
+	let s = c.smd.get(conid);
+	if (!s) {
+		if (c.smd.size >= WS_MAX_LINES)
+			return wsOut(c, { topic: t, error:
+			    `market data lines exhausted (${WS_MAX_LINES})` });
+		s = { key: a.id, fields: new Set(), sent: new Map(), n: 0,
+		    base: price(conid), since: 0 };
+		c.smd.set(conid, s);
+	}
+	for (const f of fields)
+		s.fields.add(String(f));
+	s.since = Date.now();		/* a resubscription renews it */
+	wsSmdSend(c, conid, s);
+}
+
+function wsUmd(c, a) {
+	c.smd.delete(Number(a.id.split('@')[0]));
+}
+
+/*
+ * Deterministic values for tick n: last moves every tick (bid, ask,
+ * change, volume with it), sizes every few ticks, symbol, open, high and
+ * low never; unknown fields are "0" once.
+ */
+function wsField(conid, s, f) {
+	const last = s.base + ((s.n * 7) % 50 - 25) / 100;
+	switch (f) {
+	case '31': return last.toFixed(2);
+	case '84': return (last - 0.01).toFixed(2);
+	case '86': return (last + 0.01).toFixed(2);
+	case '85': return String(100 + (Math.floor(s.n / 3) % 10) * 100);
+	case '88': return String(100 + (Math.floor(s.n / 2) % 10) * 100);
+	case '7059': return String(100 + (s.n % 5) * 100);
+	case '87': return String(1000 + s.n * 100);
+	case '82': return (last - s.base + 1).toFixed(2);
+	case '83': return ((last - s.base + 1) / s.base * 100).toFixed(2);
+	case '55': return SYMBOLS[conid] || `SYM${conid}`;
+	case '7295': return (s.base - 1).toFixed(2);
+	case '70': return (s.base + 2).toFixed(2);
+	case '71': return (s.base - 2).toFixed(2);
+	case '6509': return 'RpB';
+	case '6119': return 'q0';
+	case WS_TIME_FIELD:
+		return (performance.timeOrigin + performance.now()).toFixed(3);
+	default: return '0';
+	}
+}
+
+/* Only the fields that changed since this socket last saw them. */
+function wsSmdSend(c, conid, s) {
+	const m = { server_id: 'q0', conidEx: s.key, conid };
+	let any = false;
+	for (const f of s.fields) {
+		const v = wsField(conid, s, f);
+		if (s.sent.get(f) === v)
+			continue;
+		s.sent.set(f, v);
+		m[f] = v;
+		any = true;
+	}
+	if (!any)
+		return;
+	m._updated = Date.now();
+	m.topic = `smd+${s.key}`;
+	wsOut(c, m);
+}
+
+function wsExpire(c, now) {
+	const ms = behaviour.ws_smd_expire_ms;
+	if (ms <= 0)
+		return;
+	for (const [conid, s] of c.smd)
+		if (now - s.since >= ms) {
+			c.smd.delete(conid);
+			counters.ws_smd_expired++;
+		}
+}
+
+function wsTick() {
+	if (!isAuthed())
+		return;
+	const now = Date.now();
+	for (const c of wsConns) {
+		if (!c.authed || c.smd.size === 0)
+			continue;
+		wsExpire(c, now);
+		const sock = c.ws._socket;
+		if (sock)
+			sock.cork();
+		for (const [conid, s] of c.smd) {
+			s.n++;
+			wsSmdSend(c, conid, s);
+		}
+		if (sock)
+			sock.uncork();
+	}
+}
+
+function wsSor(c) {
+	counters.sor_after_force.push(wsSorForce);
+	wsSorForce = false;
+	c.sor = true;
+	if (placed.length > 0 && !wsSorPaused)
+		wsOut(c, { topic: 'sor', args: placed.map(orderView) });
+}
+
+/* Orders placed or changed through REST, to every sor subscriber. */
+function wsOrders(list) {
+	if (wsSorPaused || list.length === 0)
+		return;
+	for (const c of wsConns)
+		if (c.authed && c.sor)
+			wsOut(c, { topic: 'sor', args: list.map(orderView) });
+}
+
+/* IBKR.md: filters stop later sor updates until a call with force=true. */
+function wsOrdersRead(q) {
+	if (q.get('force') === 'true') {
+		wsSorForce = true;
+		wsSorPaused = false;
+	} else if (q.has('filters')) {
+		wsSorPaused = true;
+	}
+}
+
+function wsPnl() {
+	const acct = state.accounts[0] || 'DU123456';
+	const d = (wsSecN % 20) / 4;
+	return { topic: 'spl', args: { [`${acct}.Core`]: { rowType: 1,
+	    dpl: 12.5 + d, nl: 100000 + d, upl: 250 + d, el: 90000,
+	    mv: 60000 + d } } };
+}
+
+function wsAcctMsg(topic, acct) {
+	const now = Date.now();
+	if (topic === 'ssd')
+		return { topic: `ssd+${acct}`, result: [
+		    { key: 'NetLiquidation', currency: 'USD', monetaryValue:
+		    100000 + (wsSecN % 10), severity: 0, timestamp: now },
+		    { key: 'BuyingPower', currency: 'USD', monetaryValue:
+		    400000, severity: 0, timestamp: now }] };
+	return { topic: `sld+${acct}`, result: [{ acctCode: acct,
+	    key: 'LedgerListBASE', currency: 'BASE', cashbalance: 40000,
+	    netliquidationvalue: 100000 + (wsSecN % 10),
+	    stockmarketvalue: 60000, timestamp: Math.floor(now / 1000) }] };
+}
+
+function wsAcct(c, topic, acct, on) {
+	const kind = topic === 'ssd' || topic === 'usd' ? 'ssd' : 'sld';
+	const set = c[kind];
+	if (!on) {
+		set.delete(acct);
+		return wsOut(c, { topic: `${topic}+${acct}`, result: kind ===
+		    'ssd' ? 'unsubscribed from summary' :
+		    'unsubscribed from ledger' });
+	}
+	if (!state.accounts.includes(acct))
+		return wsOut(c, { topic: `${topic}+${acct}`,
+		    error: `account not found: ${acct}` });
+	set.add(acct);
+	wsOut(c, wsAcctMsg(kind, acct));
+}
+
+function wsSmh(c, a) {
+	const conid = Number(a.id.split('@')[0]);
+	const t = `smh+${a.id}`;
+	if (!Number.isInteger(conid) || conid <= 0)
+		return wsOut(c, { topic: t, error: `bad conid: ${a.id}` });
+	let n = 0;
+	for (const x of wsConns)
+		n += x.smh.size;
+	if (n >= WS_MAX_SMH)
+		return wsOut(c, { topic: t, error: 'too many historical data ' +
+		    `subscriptions (at most ${WS_MAX_SMH})` });
+	const id = String(++wsServerId);
+	c.smh.set(id, { conid, key: a.id });
+	const q = new URLSearchParams({ conid: String(conid),
+	    period: String(a.args.period || '1h'),
+	    bar: String(a.args.bar || '5min') });
+	const h = JSON.parse(history(q).body);
+	wsOut(c, { ...h, serverId: id, topic: t });
+}
+
+function wsUmh(c, id) {
+	if (!c.smh.delete(id))
+		wsOut(c, { topic: `umh+${id}`,
+		    error: `no such server id: ${id}` });
+}
+
+/* Once a second: P&L, summary, ledger, a bar per history stream, expiry. */
+function wsSecond() {
+	wsSecN++;
+	const now = Date.now();
+	for (const c of wsConns) {
+		if (!c.authed)
+			continue;
+		wsExpire(c, now);
+		if (!isAuthed())
+			continue;
+		if (c.spl)
+			wsOut(c, wsPnl());
+		for (const acct of c.ssd)
+			wsOut(c, wsAcctMsg('ssd', acct));
+		for (const acct of c.sld)
+			wsOut(c, wsAcctMsg('sld', acct));
+		for (const [id, h] of c.smh) {
+			const px = price(h.conid) + Math.sin(wsSecN / 7);
+			wsOut(c, { topic: `smh+${h.key}`, serverId: id,
+			    symbol: SYMBOLS[h.conid] || `SYM${h.conid}`,
+			    data: [{ o: +px.toFixed(2), c: +px.toFixed(2),
+			    h: +(px + 0.1).toFixed(2),
+			    l: +(px - 0.1).toFixed(2), v: 1000 + wsSecN,
+			    t: now }], points: 1 });
+		}
+	}
+}
+
+function wsHeartbeat() {
+	for (const c of wsConns)
+		if (c.authed)
+			wsOut(c, { topic: 'system', hb: Date.now() });
+}
+
+/*
+ * Authentication lost: told on every socket, and the socket's
+ * subscriptions are gone (IBind issue 25: a client must reconnect and
+ * resubscribe).  Regained: IBKR says nothing on the socket, unless
+ * ws_sts_return asks for the sts the docs describe.
+ */
+function wsAuthChanged(was) {
+	const now = isAuthed();
+	if (now === was)
+		return;
+	if (now && !behaviour.ws_sts_return)
+		return;
+	for (const c of wsConns) {
+		if (!c.authed)
+			continue;
+		if (!now) {
+			c.smd.clear();
+			c.smh.clear();
+			c.ssd.clear();
+			c.sld.clear();
+			c.sor = c.str = c.spl = false;
+		}
+		wsOut(c, wsSts());
+	}
+}
+
+function wsFlushHeld() {
+	wsStallUntil = 0;
+	behaviour.ws_stall = 0;
+	wsTimers.stall = null;
+	for (const c of wsConns) {
+		const held = c.held;
+		c.held = [];
+		for (const s of held)
+			wsOut(c, s);
+	}
+}
+
+function wsInterval(name, ms, fn) {
+	if (wsTimers[name])
+		clearInterval(wsTimers[name]);
+	wsTimers[name] = ms > 0 ? setInterval(fn, ms) : null;
+	if (wsTimers[name])
+		wsTimers[name].unref();
+}
+
+/* A /behaviour patch (null: everything was reset). */
+function wsBehaviour(patch) {
+	const p = patch || { ws_hb_ms: 0, ws_tick_ms: 0, ws_stall: 0 };
+	if ('ws_hb_ms' in p)
+		wsInterval('hb', behaviour.ws_hb_ms, wsHeartbeat);
+	if ('ws_tick_ms' in p)
+		wsInterval('tick', behaviour.ws_tick_ms, wsTick);
+	if (!wsTimers.sec)
+		wsInterval('sec', 1000, wsSecond);
+	if ('ws_stall' in p) {
+		if (wsTimers.stall)
+			clearTimeout(wsTimers.stall);
+		wsTimers.stall = null;
+		if (behaviour.ws_stall > 0) {
+			wsStallUntil = Date.now() + behaviour.ws_stall;
+			wsTimers.stall = setTimeout(wsFlushHeld,
+			    behaviour.ws_stall);
+		} else if (wsStallUntil > 0) {
+			wsFlushHeld();
+		}
+	}
+	if (p.ws_drop) {
+		for (const c of wsConns)
+			if (p.ws_drop === 'close')
+				c.ws.close(1011, 'gwsim ws_drop');
+			else
+				c.ws.terminate();
+		behaviour.ws_drop = false;
+	}
+	if (!patch) {
+		wsSorForce = false;
+		wsSorPaused = false;
+	}
+}
+
+/* The counters, with the live parts filled in. */
+function wsCounters() {
+	const active = {};
+	for (const c of wsConns)
+		for (const [conid, s] of c.smd) {
+			const u = new Set(active[conid] || []);
+			for (const f of s.fields)
+				u.add(f);
+			active[conid] = [...u].sort((x, y) => x - y);
+		}
+	counters.ws_smd_active = active;
+	counters.ws_open = wsConns.size;
+	return counters;
+}
+
 /* ---------- control server ---------- */
 
 function controlRequest(req, res) {
@@ -1091,18 +1661,21 @@ function controlRequest(req, res) {
 			return reply(200, behaviour);
 		case 'POST /behaviour':
 			err = merge(behaviour, patch(), BEHAVIOUR_TYPES);
-			if (!err)
+			if (!err) {
 				gw.keepAliveTimeout = behaviour.keep_alive_ms;
+				wsBehaviour(patch());
+			}
 			return err ? reply(400, { error: err }) :
 			    reply(200, behaviour);
 		case 'GET /counters':
-			return reply(200, counters);
+			return reply(200, wsCounters());
 		case 'POST /counters/reset':
 			resetCounters();
-			return reply(200, counters);
+			return reply(200, wsCounters());
 		case 'POST /reset':
 			resetAll();
 			gw.keepAliveTimeout = behaviour.keep_alive_ms;
+			wsBehaviour(null);
 			return reply(200, { state, behaviour });
 		case 'GET /health':
 			return reply(200, { ok: true });
@@ -1189,6 +1762,13 @@ gw.on('secureConnection', (s) => {
 		counters.full++;
 });
 gw.on('tlsClientError', () => { counters.tls_errors++; });
+if (WebSocketServer)
+	wss = new WebSocketServer({ noServer: true, perMessageDeflate: false });
+else
+	process.stderr.write('gwsim: npm package ws missing (make deps): ' +
+	    'no WebSocket\n');
+gw.on('upgrade', wsUpgrade);
+wsBehaviour(null);
 /* Session-id resumption (TLS 1.2 clients without tickets, e.g. mbedTLS). */
 gw.on('newSession', (id, data, cb) => {
 	if (sessionCache.size > 10000)

@@ -198,7 +198,7 @@ function firstLine(child, timeoutMs, errText) {
  * Start tests/gwsim/gwsim.js.  opts: certMode ('self'|'expired'|'ca'),
  * port, controlPort, dir, tickets (false = --no-tickets), san (e.g.
  * 'IP:127.0.0.1,DNS:localhost,DNS:127.0.0.1'), args (extra).
- * Returns {port, control, pid, fingerprint, cert, ca_file, url, proc,
+ * Returns {port, control, pid, fingerprint, cert, ca_file, url, wsUrl, proc,
  * stop(), state(obj?), behaviour(obj?), counters(), resetCounters(),
  * reset(), log()}.  state/behaviour without an argument read; with one,
  * merge and return the new value (throw on a 400).
@@ -241,6 +241,7 @@ export async function startGwsim(opts = {}) {
 	return {
 		...info,
 		url: `https://127.0.0.1:${info.port}`,
+		wsUrl: `wss://127.0.0.1:${info.port}/v1/api/ws`,
 		proc,
 		log: () => stderr,
 		stop: () => {

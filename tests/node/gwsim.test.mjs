@@ -4,7 +4,7 @@
  * contract in tests/gwsim/README.md with an independent client (node:https,
  * raw node:tls sockets, the openssl command line).
  */
-import { test, before, after, beforeEach } from 'node:test';
+import { test, before, after, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import https from 'node:https';
 import tls from 'node:tls';
@@ -14,6 +14,7 @@ import os from 'node:os';
 import { execFileSync } from 'node:child_process';
 import { startGwsim, startBrokerd, request, sleep, waitFor, brokerdBuilt,
     ROOT } from '../lib/harness.mjs';
+import WebSocket from 'ws';
 
 let gw;
 
@@ -909,4 +910,441 @@ test('startBrokerd with the real build/brokerd', { skip: !brokerdBuilt() &&
 		const st = await bd.stop();
 		assert.equal(st.code, 0);
 	}
+});
+
+/* ---------- WebSocket (/v1/api/ws), with the npm ws client ---------- */
+
+const wsClients = new Set();
+afterEach(() => {
+	for (const c of wsClients)
+		c.ws.terminate();
+	wsClients.clear();
+});
+
+/*
+ * A WebSocket client to the simulator that keeps every message; next(pred)
+ * takes the first message after the last one taken that matches.
+ */
+async function wsOpen({ cookie } = {}) {
+	const ws = new WebSocket(gw.wsUrl, {
+	    rejectUnauthorized: false, headers: cookie ? { cookie } : {} });
+	const c = { ws, msgs: [], at: 0, closed: null, wake: () => {} };
+	wsClients.add(c);
+	ws.on('message', (d) => {
+		c.msgs.push(JSON.parse(d.toString()));
+		c.wake();
+	});
+	ws.on('close', (code, reason) => {
+		c.closed = { code, reason: reason.toString() };
+		c.wake();
+	});
+	await new Promise((resolve, reject) => {
+		ws.once('open', resolve);
+		ws.once('error', reject);
+		ws.once('unexpected-response', (req, res) => reject(
+		    Object.assign(new Error(`status ${res.statusCode}`),
+		    { status: res.statusCode })));
+	});
+	ws.on('error', () => {});
+	c.send = (m) => ws.send(typeof m === 'string' ? m : JSON.stringify(m));
+	c.next = (pred = () => true, ms = 5000) => new Promise((resolve,
+	    reject) => {
+		const look = () => {
+			for (let i = c.at; i < c.msgs.length; i++)
+				if (pred(c.msgs[i])) {
+					c.at = i + 1;
+					c.wake = () => {};
+					clearTimeout(timer);
+					return resolve(c.msgs[i]);
+				}
+			return null;
+		};
+		const timer = setTimeout(() => reject(new Error('no such ' +
+		    `message in ${ms} ms; got ${JSON.stringify(
+		    c.msgs.slice(c.at))}`)), ms);
+		c.wake = look;
+		look();
+	});
+	c.closedP = () => new Promise((resolve) => {
+		if (c.closed)
+			return resolve(c.closed);
+		ws.once('close', (code, reason) => resolve({ code,
+		    reason: reason.toString() }));
+	});
+	return c;
+}
+
+/* The session id and the x-sess-uuid cookie, from /tickle. */
+async function wsSession() {
+	const t = await gwReq('/tickle');
+	const cookie = t.headers['set-cookie'][0].split(';')[0];
+	return { id: t.json().session, cookie };
+}
+
+/* A client past authentication (the jar's cookie), system and sts read. */
+async function wsReady() {
+	const { cookie } = await wsSession();
+	const c = await wsOpen({ cookie });
+	await c.next((m) => m.topic === 'sts');
+	return c;
+}
+
+const isTopic = (t) => (m) => m.topic === t;
+
+test('ws: the jar cookie authenticates: system success, then sts',
+    async () => {
+	const { cookie } = await wsSession();
+	const c = await wsOpen({ cookie });
+	const sys = await c.next();
+	assert.deepEqual(sys, { topic: 'system', success: 'gwsim1',
+	    isFT: false, isPaper: true });
+	const sts = await c.next();
+	assert.equal(sts.topic, 'sts');
+	assert.equal(sts.args.authenticated, true);
+	assert.equal(sts.args.username, 'gwsim1');
+	const n = await gw.counters();
+	assert.equal(n.ws_connections, 1);
+	assert.equal(n.by_route['GET /v1/api/ws'], 1);
+	assert.equal(n.log.at(-1).status, 101);
+});
+
+test('ws: api={"session":...} cookie authenticates (IBind), a wrong one not',
+    async () => {
+	const { id } = await wsSession();
+	const c = await wsOpen({ cookie: `api=${JSON.stringify({ session:
+	    id })}` });
+	assert.equal((await c.next()).success, 'gwsim1');
+	const bad = await wsOpen({ cookie: 'api={"session":"0000"}' });
+	assert.deepEqual(await bad.next(), { message: 'waiting for session' });
+});
+
+test('ws: without cookies it waits for {"session":<id from /tickle>}',
+    async () => {
+	const { id } = await wsSession();
+	const c = await wsOpen();
+	assert.deepEqual(await c.next(), { message: 'waiting for session' });
+	c.send('smd+265598+{"fields":["31"]}');
+	assert.deepEqual(await c.next(), { message: 'waiting for session' });
+	c.send({ session: 'f'.repeat(32) });
+	assert.deepEqual(await c.next(), { message: 'waiting for session' });
+	c.send({ session: id });
+	assert.equal((await c.next()).success, 'gwsim1');
+	assert.equal((await c.next()).topic, 'sts');
+	const n = await gw.counters();
+	assert.equal(Object.keys(n.ws_smd_active).length, 0,
+	    'an smd before the session is not served');
+	assert.deepEqual(n.ws_subscriptions.map((x) => x.msg), [
+	    'smd+265598+{"fields":["31"]}', `{"session":"${'f'.repeat(32)}"}`,
+	    `{"session":"${id}"}`]);
+	assert.ok(n.ws_subscriptions.every((x) => typeof x.t_ms === 'number'));
+});
+
+test('ws: the upgrade is 401 without the read-only session, 101 with it; ' +
+    'another path 404',
+    async () => {
+	await gw.state({ session: false });
+	await assert.rejects(wsOpen(), { status: 401 });
+	await gw.state({ session: true });
+	const { cookie } = await wsSession();
+	assert.equal((await (await wsOpen({ cookie })).next()).success,
+	    'gwsim1', 'and with the session, the upgrade goes through');
+	const ws = new WebSocket(`wss://127.0.0.1:${gw.port}/v1/api/wsx`,
+	    { rejectUnauthorized: false });
+	const st = await new Promise((resolve) => {
+		ws.on('unexpected-response', (req, res) => resolve(
+		    res.statusCode));
+		ws.on('error', () => resolve('error'));
+	});
+	assert.equal(st, 404);
+});
+
+test('ws: system hb every ws_hb_ms', async () => {
+	await gw.behaviour({ ws_hb_ms: 50 });
+	const c = await wsReady();
+	const a = await c.next((m) => m.topic === 'system' && 'hb' in m);
+	const b = await c.next((m) => m.topic === 'system' && 'hb' in m);
+	assert.ok(b.hb >= a.hb && a.hb > 1.6e12, 'epoch ms');
+});
+
+test('ws: smd: all fields first, then only changed ones; a second smd ' +
+    'adds fields; umd ends it', async () => {
+	await gw.behaviour({ ws_tick_ms: 30 });
+	const c = await wsReady();
+	const smd = isTopic('smd+265598');
+	c.send('smd+265598+{"fields":["31","55","84"]}');
+	const first = await c.next(smd);
+	assert.equal(first.conid, 265598);
+	assert.equal(first.server_id, 'q0');
+	assert.equal(typeof first._updated, 'number');
+	assert.equal(first['55'], 'AAPL');
+	assert.match(first['31'], /^\d+\.\d\d$/);
+	assert.equal(first['84'], (Number(first['31']) - 0.01).toFixed(2));
+	const tick = await c.next(smd);
+	assert.ok(!('55' in tick), 'the symbol does not change');
+	assert.notEqual(tick['31'], first['31']);
+	c.send('smd+265598+{"fields":["86"]}');
+	const more = await c.next((m) => smd(m) && '86' in m);
+	assert.ok(!('55' in more));
+	assert.deepEqual((await gw.counters()).ws_smd_active,
+	    { 265598: ['31', '55', '84', '86'] });
+	c.send('smd+8314+{"fields":["31"]}');
+	assert.equal((await c.next(isTopic('smd+8314')))['31'],
+	    snapshotLast(8314));
+	c.send('umd+265598+{}');
+	await waitFor(async () => !((await gw.counters()).ws_smd_active[
+	    265598]), { what: 'umd' });
+	const after = c.msgs.length;
+	await c.next(isTopic('smd+8314'));
+	await c.next(isTopic('smd+8314'));
+	assert.ok(!c.msgs.slice(after + 1).some(smd), 'no tick after umd');
+});
+
+/* The first tick's last price: the snapshot's, moved by -0.25. */
+function snapshotLast(conid) {
+	return (50 + (conid % 400) + (conid % 97) / 100 - 0.25).toFixed(2);
+}
+
+test('ws: field 9999 carries the send time; ws_tick_ms 0 stops ticks',
+    async () => {
+	await gw.behaviour({ ws_tick_ms: 0 });
+	const c = await wsReady();
+	const before = performance.timeOrigin + performance.now();
+	c.send('smd+272093+{"fields":["31","9999"]}');
+	const m = await c.next(isTopic('smd+272093'));
+	const t = Number(m['9999']);
+	assert.ok(t >= before - 5 && t <= performance.timeOrigin +
+	    performance.now() + 5, `${t} within the exchange`);
+	await sleep(300);
+	assert.equal(c.msgs.filter(isTopic('smd+272093')).length, 1);
+});
+
+test('ws: tic and ech+hb answered; unknown topics and bad JSON are errors',
+    async () => {
+	const c = await wsReady();
+	c.send('tic');
+	const tic = await c.next(isTopic('tic'));
+	assert.ok(tic.lastAccessed > 1.6e12);
+	c.send('ech+hb');
+	assert.deepEqual(await c.next(isTopic('ech+hb')),
+	    { topic: 'ech+hb', alive: true });
+	c.send('xyz+{}');
+	assert.match((await c.next(isTopic('system'))).error, /unknown topic/);
+	c.send('smd+1+{bad');
+	assert.match((await c.next(isTopic('system'))).error, /malformed/);
+});
+
+test('ws: sor: orders pushed when placed, cancelled, modified; ' +
+    'sor_after_force; filters pause it until force=true', async () => {
+	await gw.behaviour({ rate_per_s: 0 });
+	await gw.state({ questions: 0 });
+	const c = await wsReady();
+	assert.equal((await gwReq('/iserver/account/orders?force=true'))
+	    .status, 200);
+	c.send('sor+{}');
+	c.send('sor+{}');
+	await waitFor(async () => (await gw.counters()).sor_after_force
+	    .length === 2, { what: 'two sor' });
+	assert.deepEqual((await gw.counters()).sor_after_force, [true, false]);
+
+	const placedR = await gwReq('/iserver/account/DU123456/orders',
+	    { method: 'POST', body: { orders: [{ ...ORDER, cOID: 'w-1' }] } });
+	const id = placedR.json()[0].order_id;
+	const sor = await c.next(isTopic('sor'));
+	assert.equal(sor.args.length, 1);
+	assert.equal(sor.args[0].orderId, Number(id));
+	assert.equal(sor.args[0].status, 'Submitted');
+	assert.equal(sor.args[0].order_ref, 'w-1');
+	await gwReq(`/iserver/account/DU123456/order/${id}`,
+	    { method: 'POST', body: { price: 1.6 } });
+	const mod = await c.next(isTopic('sor'));
+	assert.equal(mod.args[0].status, 'PreSubmitted');
+	assert.equal(mod.args[0].price, 1.6);
+	await gwReq(`/iserver/account/DU123456/order/${id}`,
+	    { method: 'DELETE' });
+	assert.equal((await c.next(isTopic('sor'))).args[0].status,
+	    'Cancelled');
+
+	/* IBKR.md: a read with filters stops sor until force=true */
+	await gwReq('/iserver/account/orders?filters=Submitted');
+	await gwReq('/iserver/account/DU123456/orders',
+	    { method: 'POST', body: { orders: [{ ...ORDER, cOID: 'w-2' }] } });
+	await sleep(200);
+	assert.equal(c.msgs.slice(c.at).filter(isTopic('sor')).length, 0);
+	await gwReq('/iserver/account/orders?force=true');
+	await gwReq('/iserver/account/DU123456/orders',
+	    { method: 'POST', body: { orders: [{ ...ORDER, cOID: 'w-3' }] } });
+	assert.equal((await c.next(isTopic('sor'))).args[0].order_ref, 'w-3');
+
+	/* a new sor subscriber gets the live orders at once */
+	const d = await wsReady();
+	d.send('sor+{}');
+	assert.equal((await d.next(isTopic('sor'))).args.length, 3);
+	c.send('uor+{}');
+	await gwReq('/iserver/account/orders?force=true');
+	await gwReq('/iserver/account/DU123456/orders',
+	    { method: 'POST', body: { orders: [{ ...ORDER, cOID: 'w-4' }] } });
+	await d.next((m) => m.topic === 'sor' && m.args[0].order_ref === 'w-4');
+	assert.equal(c.msgs.slice(c.at).filter(isTopic('sor')).length, 0,
+	    'no sor after uor');
+});
+
+test('ws: str, spl about once a second, ssd/usd and sld/uld replies',
+    async () => {
+	const c = await wsReady();
+	c.send('str+{}');
+	assert.equal((await c.next(isTopic('str'))).args[0].conid, 265598);
+	c.send('spl+{}');
+	const p1 = await c.next(isTopic('spl'));
+	assert.equal(typeof p1.args['DU123456.Core'].dpl, 'number');
+	await c.next(isTopic('spl'), 3000);
+	c.send('upl+{}');
+	c.send('ssd+DU123456+{}');
+	assert.equal((await c.next(isTopic('ssd+DU123456'))).result[0].key,
+	    'NetLiquidation');
+	c.send('usd+DU123456');
+	assert.deepEqual(await c.next(isTopic('usd+DU123456')), { topic:
+	    'usd+DU123456', result: 'unsubscribed from summary' });
+	c.send('sld+DU123456+{}');
+	assert.equal((await c.next(isTopic('sld+DU123456'))).result[0]
+	    .acctCode, 'DU123456');
+	c.send('uld+DU123456');
+	assert.equal((await c.next(isTopic('uld+DU123456'))).result,
+	    'unsubscribed from ledger');
+	c.send('ssd+U999+{}');
+	assert.match((await c.next(isTopic('ssd+U999'))).error, /not found/);
+});
+
+test('ws: smh gives server ids, at most 5 at once; umh frees one',
+    async () => {
+	const c = await wsReady();
+	const ids = [];
+	for (let i = 0; i < 5; i++) {
+		c.send('smh+265598+{"period":"1h","bar":"5min"}');
+		const h = await c.next((m) => m.topic === 'smh+265598' &&
+		    m.points > 1);
+		assert.equal(h.data.length, 12);
+		ids.push(h.serverId);
+	}
+	assert.equal(new Set(ids).size, 5);
+	c.send('smh+8314+{}');
+	assert.match((await c.next((m) => m.topic === 'smh+8314')).error,
+	    /at most 5/);
+	c.send(`umh+${ids[0]}`);
+	c.send('smh+8314+{}');
+	const h = await c.next((m) => m.topic === 'smh+8314' && m.serverId);
+	assert.ok(!ids.includes(h.serverId));
+	c.send('umh+1');
+	assert.match((await c.next(isTopic('umh+1'))).error, /no such/);
+});
+
+test('ws: ws_silent: upgraded, then nothing at all', async () => {
+	await gw.behaviour({ ws_silent: true, ws_hb_ms: 50, ws_tick_ms: 20 });
+	const { id } = await wsSession();
+	const c = await wsOpen();
+	c.send({ session: id });
+	c.send('smd+265598+{"fields":["31"]}');
+	c.send('tic');
+	await sleep(400);
+	assert.deepEqual(c.msgs, []);
+	const n = await gw.counters();
+	assert.equal(n.ws_connections, 1);
+	assert.equal(n.ws_subscriptions.length, 3, 'received and logged');
+	assert.deepEqual(n.ws_smd_active, {});
+	/* a socket opened while silent stays silent (no route to IBKR) */
+	await gw.behaviour({ ws_silent: false });
+	c.send('tic');
+	await sleep(200);
+	assert.deepEqual(c.msgs, []);
+});
+
+test('ws: ws_silent silences a live socket: no hb, no ticks', async () => {
+	await gw.behaviour({ ws_hb_ms: 50, ws_tick_ms: 20 });
+	const c = await wsReady();
+	c.send('smd+265598+{"fields":["31"]}');
+	await c.next(isTopic('smd+265598'));
+	await gw.behaviour({ ws_silent: true });
+	const n = c.msgs.length;
+	await sleep(300);
+	assert.ok(c.msgs.length <= n + 1, 'at most one in flight');
+});
+
+test('ws: ws_drop ends every socket now; "close" with a close frame',
+    async () => {
+	const a = await wsReady();
+	const b = await wsReady();
+	await gw.behaviour({ ws_drop: true });
+	assert.equal((await a.closedP()).code, 1006);
+	assert.equal((await b.closedP()).code, 1006);
+	assert.equal((await gw.behaviour()).ws_drop, false, 'an action');
+	const c = await wsReady();
+	await gw.behaviour({ ws_drop: 'close' });
+	assert.equal((await c.closedP()).code, 1011);
+	assert.equal((await gw.counters()).ws_open, 0);
+});
+
+test('ws: ws_stall holds every message, then sends them in order',
+    async () => {
+	const c = await wsReady();
+	await gw.behaviour({ ws_stall: 600 });
+	c.send('tic');
+	c.send('ech+hb');
+	await sleep(300);
+	assert.equal(c.msgs.length, c.at, 'nothing while stalled');
+	assert.equal((await c.next()).topic, 'tic');
+	assert.equal((await c.next()).topic, 'ech+hb');
+	assert.equal((await gw.behaviour()).ws_stall, 0);
+});
+
+test('ws: smd ends after ws_smd_expire_ms; a resubscription renews it',
+    async () => {
+	await gw.behaviour({ ws_tick_ms: 20, ws_smd_expire_ms: 1500 });
+	const c = await wsReady();
+	c.send('smd+265598+{"fields":["31"]}');
+	c.send('smd+8314+{"fields":["31"]}');
+	await c.next(isTopic('smd+8314'));
+	await sleep(500);
+	c.send('smd+265598+{"fields":["31"]}');
+	await waitFor(async () => (await gw.counters()).ws_smd_expired === 1,
+	    { what: 'the first expiry' });
+	assert.deepEqual(Object.keys((await gw.counters()).ws_smd_active),
+	    ['265598'], 'the renewed one lives on');
+	await waitFor(async () => (await gw.counters()).ws_smd_expired === 2,
+	    { what: 'the renewed expiry' });
+	assert.deepEqual((await gw.counters()).ws_smd_active, {});
+	const n = c.msgs.length;
+	await sleep(200);
+	assert.equal(c.msgs.length, n, 'no ticks after expiry');
+});
+
+test('ws: sts on lost authentication (subscriptions gone); the return is ' +
+    'silent unless ws_sts_return', async () => {
+	await gw.behaviour({ ws_tick_ms: 20 });
+	const c = await wsReady();
+	c.send('smd+265598+{"fields":["31"]}');
+	await c.next(isTopic('smd+265598'));
+	await gw.state({ authenticated: false });
+	const lost = await c.next(isTopic('sts'));
+	assert.equal(lost.args.authenticated, false);
+	assert.deepEqual((await gw.counters()).ws_smd_active, {});
+	await gw.state({ authenticated: true });
+	await sleep(200);
+	assert.equal(c.msgs.slice(c.at).filter((m) => m.topic === 'sts' ||
+	    m.topic === 'smd+265598').length, 0);
+	await gw.behaviour({ ws_sts_return: true });
+	await gw.state({ authenticated: false });
+	await gw.state({ authenticated: true });
+	assert.equal((await c.next(isTopic('sts'))).args.authenticated, false);
+	assert.equal((await c.next(isTopic('sts'))).args.authenticated, true);
+});
+
+test('ws: counters: ws_messages_out counts what was sent', async () => {
+	await gw.behaviour({ ws_tick_ms: 0, ws_hb_ms: 0 });
+	const c = await wsReady();
+	c.send('tic');
+	await c.next(isTopic('tic'));
+	assert.equal((await gw.counters()).ws_messages_out, 3);
+	await gw.resetCounters();
+	const n = await gw.counters();
+	assert.equal(n.ws_messages_out, 0);
+	assert.equal(n.ws_open, 1, 'the socket outlives a counters reset');
 });

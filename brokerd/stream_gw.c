@@ -1,0 +1,202 @@
+/*
+ * The Gateway's messages fanned out: market data into the last values and
+ * to each subscriber of the conid filtered to its fields; topics to their
+ * subscribers; system, sts, act, ntf and blt to everyone.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stream_impl.h"
+
+/* Keys every market data message keeps, whatever the fields asked. */
+static int
+stream_meta(const char *k)
+{
+	return (strcmp(k, "topic") == 0 || strcmp(k, "conid") == 0 ||
+	    strcmp(k, "conidEx") == 0 || strcmp(k, "_updated") == 0 ||
+	    strcmp(k, "server_id") == 0 || strcmp(k, "error") == 0);
+}
+
+/* The message cut to the subscriber's fields; cached: from last values. */
+int
+stream_md_deliver(struct stream *st, struct stream_md *m,
+    struct stream_mdsub *ms, json_t *msg, int cached)
+{
+	char		 key[STREAM_KEY_LEN];
+	json_t		*out, *v;
+	const char	*k;
+	size_t		 i, nf = 0;
+	int		 r;
+
+	if ((out = json_object()) == NULL)
+		return (-1);
+	snprintf(key, sizeof(key), "smd+%s", m->conid);
+	json_object_foreach(msg, k, v)
+		if (stream_meta(k) && json_object_set(out, k, v) == -1)
+			goto fail;
+	for (i = 0; i < ms->nfields; i++) {
+		if ((v = json_object_get(msg, ms->fields[i])) == NULL)
+			continue;
+		if (json_object_set(out, ms->fields[i], v) == -1)
+			goto fail;
+		nf++;
+	}
+	r = 0;
+	if (cached) {
+		json_object_set_new(out, "topic", json_string(key));
+		json_object_set_new(out, "conid",
+		    json_integer(strtoll(m->conid, NULL, 10)));
+	}
+	if (nf > 0 || json_object_get(msg, "error") != NULL)
+		r = stream_queue_push(st, ms->sub, key, key, STREAM_Q_MD, out);
+	json_decref(out);
+	return (r);
+fail:
+	json_decref(out);
+	return (-1);
+}
+
+static int
+stream_gw_md(struct stream *st, const char *conid, json_t *msg)
+{
+	struct stream_md *m;
+	json_t		*v;
+	const char	*k;
+	size_t		 i;
+	int		 r = 0;
+
+	if ((m = stream_md_find(st, conid)) == NULL)
+		return (0);	/* a stream that ended here: not wanted */
+	json_object_foreach(msg, k, v)
+		if (!stream_meta(k))
+			json_object_set(m->last, k, v);
+	for (i = 0; i < m->nsubs; i++)
+		if (stream_md_deliver(st, m, &m->subs[i], msg, 0) == -1)
+			r = -1;
+	return (r);
+}
+
+static int
+stream_gw_topic(struct stream *st, const char *topic, json_t *msg)
+{
+	struct stream_topic *t;
+	enum stream_kind kind;
+	size_t		 i, klen;
+	int		 r = 0;
+
+	for (i = 0; i < st->ntopics; i++) {
+		t = st->topics[i];
+		klen = strlen(t->key);
+		if (strncmp(topic, t->key, klen) == 0 &&
+		    (topic[klen] == '\0' || topic[klen] == '+'))
+			break;
+	}
+	if (i == st->ntopics)
+		return (0);
+	kind = strncmp(topic, "sor", 3) == 0 || strncmp(topic, "str", 3) == 0 ?
+	    STREAM_Q_KEEP : STREAM_Q_MD;
+	for (i = 0; i < t->nsubs; i++)
+		if (stream_queue_push(st, t->subs[i], topic, topic, kind,
+		    msg) == -1)
+			r = -1;
+	return (r);
+}
+
+/* History data goes to the subscriber whose request got this server id. */
+static int
+stream_gw_smh(struct stream *st, const char *conid, json_t *msg)
+{
+	char		 id[STREAM_ID_LEN];
+	json_t		*v = json_object_get(msg, "serverId");
+	size_t		 i;
+
+	if (json_is_string(v))
+		snprintf(id, sizeof(id), "%s", json_string_value(v));
+	else if (json_is_integer(v))
+		snprintf(id, sizeof(id), "%lld",
+		    (long long)json_integer_value(v));
+	else
+		return (0);
+	for (i = 0; i < st->nsmh; i++)
+		if (strcmp(st->smh[i].id, id) == 0)
+			break;
+	if (i == st->nsmh)
+		for (i = 0; i < st->nsmh; i++)
+			if (st->smh[i].id[0] == '\0' &&
+			    strcmp(st->smh[i].conid, conid) == 0) {
+				snprintf(st->smh[i].id, sizeof(st->smh[i].id),
+				    "%s", id);
+				break;
+			}
+	if (i == st->nsmh)
+		return (0);
+	return (stream_queue_push(st, st->smh[i].sub, "smh", "",
+	    STREAM_Q_KEEP, msg));
+}
+
+static int
+stream_gw_everyone(struct stream *st, const char *topic, json_t *msg)
+{
+	size_t	 i;
+	int	 r = 0;
+
+	for (i = 0; i < st->nsubs; i++)
+		if (stream_queue_push(st, st->subs[i], topic, "",
+		    STREAM_Q_KEEP, msg) == -1)
+			r = -1;
+	return (r);
+}
+
+static void
+stream_gw_info(const char *topic, json_t *msg, struct stream_gw_info *gi)
+{
+	json_t	*args, *auth;
+
+	if (strcmp(topic, "system") == 0) {
+		gi->system = 1;
+		gi->hb = json_object_get(msg, "hb") != NULL;
+	} else if (strcmp(topic, "sts") == 0 &&
+	    json_is_object(args = json_object_get(msg, "args"))) {
+		gi->sts = 1;
+		auth = json_object_get(args, "authenticated");
+		if (json_is_boolean(auth))
+			gi->authenticated = json_is_true(auth);
+	}
+}
+
+int
+stream_gateway_message(struct stream *st, const char *p, size_t len,
+    uint64_t now_ms, struct stream_gw_info *gi)
+{
+	json_t		*msg, *t;
+	const char	*topic, *m;
+	int		 r = 0;
+
+	(void)now_ms;
+	memset(gi, 0, sizeof(*gi));
+	gi->authenticated = -1;
+	msg = json_loadb(p, len, 0, NULL);	/* json_is_*: a macro */
+	if (!json_is_object(msg)) {
+		json_decref(msg);
+		return (-1);
+	}
+	st->n.msgs_in++;
+	t = json_object_get(msg, "topic");
+	topic = json_is_string(t) ? json_string_value(t) : "";
+	m = json_string_value(json_object_get(msg, "message"));
+	gi->waiting = m != NULL && strcmp(m, "waiting for session") == 0;
+	stream_gw_info(topic, msg, gi);
+	if (gi->system || strcmp(topic, "sts") == 0 ||
+	    strcmp(topic, "act") == 0 || strcmp(topic, "ntf") == 0 ||
+	    strcmp(topic, "blt") == 0)
+		r = stream_gw_everyone(st, topic, msg);
+	else if (strncmp(topic, "smd+", 4) == 0)
+		r = stream_gw_md(st, topic + 4, msg);
+	else if (strncmp(topic, "smh+", 4) == 0)
+		r = stream_gw_smh(st, topic + 4, msg);
+	else if (topic[0] != '\0')
+		r = stream_gw_topic(st, topic, msg);
+	json_decref(msg);
+	return (r);
+}

@@ -1,0 +1,235 @@
+/*
+ * The upstream WebSocket (SPEC section 7, streamup.c): one Gateway socket
+ * shared by local subscribers, counted at the simulator.  Fan-out to 100
+ * subscribers on 10 conids, umd when the last leaves, cached values for a
+ * late subscriber, drop -> reconnect -> replay, smd renewal, orders?force
+ * before sor, an upgraded-but-silent Gateway, and Gateway client code on
+ * the npm ws package pointed at brokerd.  BROKERD_BIN overrides
+ * build/brokerd.
+ */
+import { describe, test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { startGwsim, startBrokerd, brokerdBuilt, waitFor, sleep, ROOT }
+    from '../lib/harness.mjs';
+
+const require = createRequire(path.join(ROOT, 'tests', 'package.json'));
+const WebSocket = require('ws');
+const skip = brokerdBuilt() ? false : 'build/brokerd is not built';
+
+/* A local subscriber on brokerd's /ws with the key: messages kept. */
+function subscriber(bd, { path: p = '/ws' } = {}) {
+	return new Promise((resolve, reject) => {
+		const ws = new WebSocket(`ws://127.0.0.1:${bd.tcpPort}${p}`,
+		    { headers: { 'X-Bridge-Key': bd.key } });
+		const s = { ws, msgs: [], closed: null };
+		ws.on('message', (d) => {
+			try {
+				s.msgs.push(JSON.parse(d.toString()));
+			} catch {
+				s.msgs.push({ raw: d.toString() });
+			}
+		});
+		ws.on('close', (code, reason) => {
+			s.closed = { code, reason: reason.toString() };
+		});
+		ws.once('open', () => resolve(s));
+		ws.once('error', reject);
+	});
+}
+
+const smdOut = (c) => c.ws_subscriptions.filter((m) =>
+    m.msg.startsWith('smd+'));
+const gwUp = async (gw) => {
+	await waitFor(async () => (await gw.counters()).ws_open === 1,
+	    { timeoutMs: 8000 });
+};
+
+async function start(t, extra = {}) {
+	const gw = await startGwsim({});
+	t.after(() => gw.stop());
+	await gw.behaviour({ ws_tick_ms: 100, ...(extra.behaviour || {}) });
+	const bd = await startBrokerd({ gwsim: gw, env: extra.env,
+	    config: { session: { tickle_interval_s: 1 } } });
+	t.after(async () => {
+		await bd.stop();
+		/* build/brokerd-asan through BROKERD_BIN: its reports fail */
+		assert.doesNotMatch(bd.log(), /Sanitizer|runtime error/);
+	});
+	await bd.waitForLog(/-> authenticated/);
+	return { gw, bd };
+}
+
+describe('upstream WebSocket', { skip }, () => {
+	test('100 subscribers on 10 conids: 10 smd upstream, each its own',
+	    async (t) => {
+		const { gw, bd } = await start(t);
+		const subs = [];
+		for (let i = 0; i < 100; i++) {
+			const s = await subscriber(bd);
+			s.conid = String(1000 + (i % 10));
+			/* odd ones ask 31 only, even ones 84 too: union 31,84 */
+			s.fields = i % 20 < 10 ? ['31', '84'] : ['31'];
+			subs.push(s);
+		}
+		/* the wider ones first, so the union never grows */
+		for (const s of subs.filter((x) => x.fields.length === 2))
+			s.ws.send(`smd+${s.conid}+` +
+			    JSON.stringify({ fields: s.fields }));
+		await sleep(300);
+		for (const s of subs.filter((x) => x.fields.length === 1))
+			s.ws.send(`smd+${s.conid}+` +
+			    JSON.stringify({ fields: s.fields }));
+		await gwUp(gw);
+		await waitFor(() => subs.every((s) => s.msgs.filter((m) =>
+		    m.topic === `smd+${s.conid}`).length >= 5),
+		    { timeoutMs: 10000 });
+		const c = await gw.counters();
+		const smd = smdOut(c);
+		assert.equal(smd.length, 10, JSON.stringify(smd));
+		assert.equal(new Set(smd.map((m) => m.msg.split('+')[1])).size,
+		    10);
+		assert.equal(c.ws_connections, 1);
+		for (const s of subs) {
+			const mine = s.msgs.filter((m) => m.topic?.startsWith('smd+'));
+			for (const m of mine) {
+				assert.equal(m.topic, `smd+${s.conid}`);
+				for (const k of Object.keys(m))
+					if (/^\d+$/.test(k))
+						assert.ok(s.fields.includes(k),
+						    `field ${k} for ${s.fields}`);
+			}
+		}
+		/*
+		 * every tick of its conid: two subscribers of one conid see
+		 * the same run of last prices (no gap), past the first value
+		 */
+		const a = subs[0].msgs.filter((m) => m['31'] !== undefined)
+		    .map((m) => m['31']).slice(1);
+		const b = subs[10].msgs.filter((m) => m['31'] !== undefined)
+		    .map((m) => m['31']).slice(1);
+		const i = a.indexOf(b[0]);
+		assert.ok(i >= 0, `${a} / ${b}`);
+		const n = Math.min(a.length - i, b.length);
+		assert.ok(n >= 3);
+		assert.deepEqual(a.slice(i, i + n), b.slice(0, n));
+		for (const s of subs)
+			s.ws.close();
+	});
+
+	test('the last one leaving sends umd; a late one gets cached values',
+	    async (t) => {
+		const { gw, bd } = await start(t);
+		const a = await subscriber(bd);
+		const b = await subscriber(bd);
+		a.ws.send('smd+265598+{"fields":["31","55"]}');
+		b.ws.send('smd+265598+{"fields":["31","55"]}');
+		await gwUp(gw);
+		await waitFor(() => a.msgs.some((m) => m['55'] !== undefined));
+		/* 55 (symbol) never changes: only the cache can give it now */
+		await sleep(300);
+		const late = await subscriber(bd);
+		late.ws.send('smd+265598+{"fields":["55"]}');
+		await waitFor(() => late.msgs.some((m) => m['55'] !== undefined));
+		const first = late.msgs.find((m) => m.topic === 'smd+265598');
+		assert.notEqual(first['55'], undefined, JSON.stringify(first));
+		a.ws.close();
+		late.ws.close();
+		await sleep(300);
+		let c = await gw.counters();
+		assert.equal(c.ws_subscriptions.filter((m) =>
+		    m.msg.startsWith('umd+')).length, 0);
+		b.ws.close();
+		await waitFor(async () => (await gw.counters()).ws_subscriptions
+		    .some((m) => m.msg.startsWith('umd+265598')));
+		c = await gw.counters();
+		assert.equal(c.ws_subscriptions.filter((m) =>
+		    m.msg.startsWith('umd+')).length, 1);
+	});
+
+	test('drop -> reconnect -> replay; sor after orders?force=true',
+	    async (t) => {
+		const { gw, bd } = await start(t);
+		const a = await subscriber(bd);
+		a.ws.send('smd+265598+{"fields":["31"]}');
+		a.ws.send('sor+{}');
+		await gwUp(gw);
+		await waitFor(async () => (await gw.counters()).sor_after_force
+		    .length === 1);
+		await gw.behaviour({ ws_drop: true });
+		await waitFor(async () => {
+			const c = await gw.counters();
+			return c.ws_connections === 2 &&
+			    smdOut(c).length === 2 && c.sor_after_force.length === 2;
+		}, { timeoutMs: 8000 });
+		const c = await gw.counters();
+		assert.deepEqual(c.sor_after_force, [true, true]);
+		const n = a.msgs.length;
+		await waitFor(() => a.msgs.slice(n).some((m) =>
+		    m.topic === 'smd+265598'));
+		const st = (await bd.request({ path: '/gateway/status' })).json();
+		assert.equal(st.stream.upstream.state, 'connected');
+		assert.equal(st.stream.upstream.reconnects, 1);
+	});
+
+	test('smd renewed before the Gateway expires it', async (t) => {
+		const { gw, bd } = await start(t, {
+			behaviour: { ws_smd_expire_ms: 1500 },
+			env: { BROKERD_STREAM_RENEW_MS: '600' } });
+		const a = await subscriber(bd);
+		a.ws.send('smd+265598+{"fields":["31"]}');
+		await gwUp(gw);
+		await sleep(4000);
+		const c = await gw.counters();
+		assert.equal(c.ws_smd_expired, 0);
+		assert.ok(smdOut(c).length >= 3, JSON.stringify(smdOut(c)));
+		const n = a.msgs.length;
+		await sleep(500);
+		assert.ok(a.msgs.length > n);
+	});
+
+	test('upgraded but silent: subscribers told, retried', async (t) => {
+		const { gw, bd } = await start(t, {
+			behaviour: { ws_silent: true },
+			env: { BROKERD_STREAM_SILENT_MS: '700' } });
+		const a = await subscriber(bd);
+		a.ws.send('smd+265598+{"fields":["31"]}');
+		await waitFor(() => a.msgs.some((m) =>
+		    m.brokerd === 'gateway silent'), { timeoutMs: 5000 });
+		const st = (await bd.request({ path: '/gateway/status' })).json();
+		assert.match(st.stream.upstream.state, /^(silent|connecting)$/);
+		await gw.behaviour({ ws_silent: false });
+		await waitFor(() => a.msgs.some((m) => m.topic === 'smd+265598'),
+		    { timeoutMs: 8000 });
+		assert.ok((await gw.counters()).ws_connections >= 2);
+	});
+
+	test('Gateway client code works with only its URL changed',
+	    async (t) => {
+		const { gw, bd } = await start(t);
+		/* what an IBind-style client does against the Gateway */
+		const client = async (url, headers) => {
+			const ws = new WebSocket(url, { headers,
+			    rejectUnauthorized: false });
+			const got = [];
+			await new Promise((res, rej) => {
+				ws.on('message', (d) => {
+					const m = JSON.parse(d.toString());
+					got.push(m);
+					if (m.topic === 'smd+265598' && m['31'])
+						res();
+				});
+				ws.on('open', () => ws.send(
+				    'smd+265598+{"fields":["31","84"]}'));
+				ws.on('error', rej);
+			});
+			ws.close();
+			return got;
+		};
+		const got = await client(`ws://127.0.0.1:${bd.tcpPort}/v1/api/ws`,
+		    { 'X-Bridge-Key': bd.key });
+		assert.ok(got.some((m) => m.topic === 'smd+265598' && m['31']));
+		await gwUp(gw);
+	});
+});

@@ -1,0 +1,383 @@
+/*
+ * stream*.c with times passed in: reference counting of upstream
+ * subscriptions, union of fields, cached values, filtering, conflation,
+ * the 1008 verdict, limits, the rate limit, replay, renewal, history ids
+ * and the SSE query.
+ */
+#include <criterion/criterion.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stream.h"
+
+static int	 closed;
+static uint16_t	 closed_code;
+
+static void
+on_close(void *owner, struct stream_sub *s, uint16_t code, const char *why)
+{
+	(void)owner;
+	(void)s;
+	(void)why;
+	closed++;
+	closed_code = code;
+}
+
+static struct stream *
+hub(size_t conflate, size_t maxbuf)
+{
+	struct stream_limits	 l;
+	struct stream_callbacks	 cb = { NULL, on_close };
+
+	stream_limits_default(&l);
+	if (conflate)
+		l.conflate_bytes = conflate;
+	if (maxbuf)
+		l.max_buffer_bytes = maxbuf;
+	closed = 0;
+	return (stream_new(&l, &cb));
+}
+
+static void
+say(struct stream *st, struct stream_sub *s, const char *m, uint64_t now)
+{
+	cr_assert_eq(stream_sub_message(st, s, m, strlen(m), now), 0);
+}
+
+static void
+gw(struct stream *st, const char *m)
+{
+	struct stream_gw_info gi;
+
+	cr_assert_eq(stream_gateway_message(st, m, strlen(m), 0, &gi), 0);
+}
+
+/* Every message queued upstream, joined by '\n'. */
+static char *
+ups(struct stream *st)
+{
+	static char	 all[8192];
+	struct buf	 b;
+	int		 of;
+
+	all[0] = '\0';
+	buf_init(&b);
+	while (stream_up_take(st, &b, &of) == 1) {
+		strncat(all, b.data, sizeof(all) - strlen(all) - 2);
+		strcat(all, "\n");
+	}
+	buf_free(&b);
+	return (all);
+}
+
+static int
+collect(void *arg, const char *p, size_t len)
+{
+	struct buf	*b = arg;
+
+	buf_append(b, p, len);
+	return (buf_puts(b, "\n"));
+}
+
+/* Everything queued for a subscriber, one message a line. */
+static char *
+got(struct stream *st, struct stream_sub *s)
+{
+	static struct buf b;
+
+	buf_reset(&b);
+	buf_puts(&b, "");
+	while (stream_sub_take(st, s, 1 << 20, collect, &b) > 0)
+		;
+	return (b.data);
+}
+
+static int
+count(const char *hay, const char *needle)
+{
+	int	 n = 0;
+
+	while ((hay = strstr(hay, needle)) != NULL) {
+		n++;
+		hay++;
+	}
+	return (n);
+}
+
+Test(stream, hundred_subscribers_ten_conids_ten_upstream)
+{
+	struct stream	*st = hub(0, 0);
+	struct stream_sub *s[100];
+	char		 m[64];
+	int		 i;
+
+	for (i = 0; i < 100; i++) {
+		s[i] = stream_sub_new(st, STREAM_ENC_WS, NULL);
+		snprintf(m, sizeof(m), "smd+%d+{\"fields\":[\"31\"]}",
+		    1000 + i % 10);
+		say(st, s[i], m, 0);
+	}
+	cr_assert_eq(count(ups(st), "smd+"), 10);
+	cr_assert_eq(stream_nconids(st), 10);
+	gw(st, "{\"topic\":\"smd+1003\",\"conid\":1003,\"31\":\"1.5\"}");
+	for (i = 0; i < 100; i++)
+		cr_assert_eq(count(got(st, s[i]), "\"31\":\"1.5\""),
+		    i % 10 == 3 ? 1 : 0);
+	/* leaving: umd only when the last of a conid goes */
+	for (i = 0; i < 100; i++)
+		if (i % 10 == 3 && i != 93)
+			stream_sub_free(st, s[i]);
+	cr_assert_eq(count(ups(st), "umd+"), 0);
+	stream_sub_free(st, s[93]);
+	cr_assert_str_eq(ups(st), "umd+1003+{}\n");
+	stream_free(st);
+}
+
+Test(stream, union_grows_and_each_gets_its_fields)
+{
+	struct stream	*st = hub(0, 0);
+	struct stream_sub *a = stream_sub_new(st, STREAM_ENC_WS, NULL);
+	struct stream_sub *b = stream_sub_new(st, STREAM_ENC_WS, NULL);
+	const char	*ga;
+
+	say(st, a, "smd+265598+{\"fields\":[\"31\"]}", 0);
+	cr_assert_str_eq(ups(st), "smd+265598+{\"fields\":[\"31\"]}\n");
+	say(st, b, "smd+265598+{\"fields\":[\"31\",\"84\"]}", 0);
+	cr_assert_str_eq(ups(st), "smd+265598+{\"fields\":[\"31\",\"84\"]}\n");
+	say(st, a, "smd+265598+{\"fields\":[\"31\"]}", 0);	/* no growth */
+	cr_assert_str_eq(ups(st), "");
+	gw(st, "{\"topic\":\"smd+265598\",\"conid\":265598,\"31\":\"10\","
+	    "\"84\":\"9\",\"_updated\":5}");
+	ga = got(st, a);
+	cr_assert(strstr(ga, "\"31\":\"10\"") && !strstr(ga, "\"84\""),
+	    "%s", ga);
+	cr_assert(strstr(ga, "\"_updated\":5") && strstr(ga, "\"conid\""));
+	cr_assert(strstr(got(st, b), "\"84\":\"9\""));
+	/* an update of only a field a did not ask for: nothing for a */
+	gw(st, "{\"topic\":\"smd+265598\",\"conid\":265598,\"84\":\"8\"}");
+	cr_assert_str_eq(got(st, a), "");
+	stream_free(st);
+}
+
+Test(stream, late_subscriber_gets_cached_values_first)
+{
+	struct stream	*st = hub(0, 0);
+	struct stream_sub *a = stream_sub_new(st, STREAM_ENC_WS, NULL);
+	struct stream_sub *b;
+	const char	*gb;
+
+	say(st, a, "smd+1+{\"fields\":[\"31\",\"84\",\"86\"]}", 0);
+	gw(st, "{\"topic\":\"smd+1\",\"conid\":1,\"31\":\"1\",\"84\":\"2\"}");
+	gw(st, "{\"topic\":\"smd+1\",\"conid\":1,\"31\":\"3\"}");
+	b = stream_sub_new(st, STREAM_ENC_WS, NULL);
+	say(st, b, "smd+1+{\"fields\":[\"31\",\"84\"]}", 0);
+	cr_assert_str_eq(ups(st),
+	    "smd+1+{\"fields\":[\"31\",\"84\",\"86\"]}\n");
+	gb = got(st, b);
+	cr_assert_eq(count(gb, "\n"), 1, "%s", gb);
+	cr_assert(strstr(gb, "\"31\":\"3\"") && strstr(gb, "\"84\":\"2\"") &&
+	    strstr(gb, "\"topic\":\"smd+1\""), "%s", gb);
+	stream_free(st);
+}
+
+/* A stalled subscriber: past conflate_bytes each field's newest only. */
+Test(stream, conflation_never_older_after_newer)
+{
+	struct stream	*st = hub(200, 1 << 20);
+	struct stream_sub *slow = stream_sub_new(st, STREAM_ENC_WS, NULL);
+	struct stream_sub *fast = stream_sub_new(st, STREAM_ENC_WS, NULL);
+	char		 m[128], *g, *p;
+	int		 i, last, v;
+
+	say(st, slow, "smd+7+{\"fields\":[\"31\",\"84\"]}", 0);
+	say(st, fast, "smd+7+{\"fields\":[\"31\",\"84\"]}", 0);
+	for (i = 1; i <= 500; i++) {
+		snprintf(m, sizeof(m), "{\"topic\":\"smd+7\",\"conid\":7,"
+		    "\"%s\":\"%d\"}", i % 3 ? "31" : "84", i);
+		gw(st, m);
+		cr_assert_eq(count(got(st, fast), "\"conid\""), 1,
+		    "the fast subscriber missed tick %d", i);
+	}
+	cr_assert_lt(stream_sub_queued(slow), 400);
+	cr_assert_gt(stream_counters(st)->conflated, 400);
+	g = got(st, slow);
+	for (last = 0, p = g; (p = strstr(p, "\"31\":\"")) != NULL; p++) {
+		v = atoi(p + 6);
+		cr_assert_gt(v, last, "31 went back from %d to %d", last, v);
+		last = v;
+	}
+	cr_assert_eq(last, 500, "the newest 31 is not the last: %d", last);
+	cr_assert(strstr(g, "\"84\":\"498\""));
+	cr_assert_eq(closed, 0);
+	stream_free(st);
+}
+
+Test(stream, orders_never_dropped_verdict_1008)
+{
+	struct stream	*st = hub(100, 2000);
+	struct stream_sub *slow = stream_sub_new(st, STREAM_ENC_WS, NULL);
+	struct stream_sub *fast = stream_sub_new(st, STREAM_ENC_WS, NULL);
+	int		 i, of;
+	struct buf	 b;
+
+	say(st, slow, "sor+{}", 0);
+	say(st, fast, "sor+{}", 0);
+	buf_init(&b);
+	cr_assert_eq(stream_up_take(st, &b, &of), 1);
+	cr_assert_str_eq(b.data, "sor+{}");
+	cr_assert_eq(of, 1, "sor must follow orders?force=true");
+	buf_free(&b);
+	for (i = 0; i < 40 && closed == 0; i++) {
+		gw(st, "{\"topic\":\"sor\",\"args\":[{\"orderId\":1,"
+		    "\"status\":\"Submitted\"}]}");
+		got(st, fast);
+	}
+	cr_assert_eq(closed, 1);
+	cr_assert_eq(closed_code, 1008);
+	cr_assert_eq(stream_counters(st)->conflated, 0);
+	cr_assert_eq(stream_counters(st)->dropped, 1);
+	stream_free(st);
+}
+
+Test(stream, limits_answered_with_system_error)
+{
+	struct stream_limits	 l;
+	struct stream		*st;
+	struct stream_sub	*s;
+
+	stream_limits_default(&l);
+	l.max_subscribers = 1;
+	l.max_conids = 1;
+	st = stream_new(&l, NULL);
+	s = stream_sub_new(st, STREAM_ENC_WS, NULL);
+	cr_assert(s != NULL);
+	cr_assert_null(stream_sub_new(st, STREAM_ENC_WS, NULL));
+	say(st, s, "smd+1+{\"fields\":[\"31\"]}", 0);
+	ups(st);
+	say(st, s, "smd+2+{\"fields\":[\"31\"]}", 0);
+	cr_assert_str_eq(ups(st), "");
+	cr_assert(strstr(got(st, s), "\"error\":\"too many conids"));
+	say(st, s, "xyz+1", 0);
+	say(st, s, "smd+1+{not json}", 0);
+	say(st, s, "smd+1;rm+{\"fields\":[\"31\"]}", 0);
+	cr_assert_str_eq(ups(st), "");
+	cr_assert_eq(count(got(st, s), "\"topic\":\"system\",\"error\""), 3);
+	stream_free(st);
+}
+
+Test(stream, twenty_per_second)
+{
+	struct stream	*st = hub(0, 0);
+	struct stream_sub *s = stream_sub_new(st, STREAM_ENC_WS, NULL);
+	int		 i;
+
+	for (i = 0; i < 20; i++)
+		say(st, s, i % 2 ? "upl+{}" : "spl+{}", 100 + i);
+	cr_assert_eq(count(ups(st), "pl+"), 20);
+	say(st, s, "spl+{}", 999);
+	cr_assert_str_eq(ups(st), "");
+	cr_assert(strstr(got(st, s), "more than 20"));
+	say(st, s, "tic", 999);		/* keep-alives are not counted */
+	cr_assert(strstr(got(st, s), "\"topic\":\"tic\""));
+	say(st, s, "spl+{}", 1100);	/* a second after the first */
+	cr_assert_str_eq(ups(st), "spl+{}\n");
+	stream_free(st);
+}
+
+Test(stream, replay_and_renewal)
+{
+	struct stream	*st = hub(0, 0);
+	struct stream_sub *s = stream_sub_new(st, STREAM_ENC_WS, NULL);
+	char		*u;
+
+	say(st, s, "smd+1+{\"fields\":[\"31\"]}", 0);
+	say(st, s, "smd+2+{\"fields\":[\"84\"]}", 300000);
+	say(st, s, "str+{}", 0);
+	say(st, s, "ssd+DU1+{}", 0);
+	ups(st);
+	cr_assert_eq(stream_renew(st, 539999, 540000), 0);
+	cr_assert_eq(stream_renew(st, 540000, 540000), 1);
+	cr_assert_str_eq(ups(st), "smd+1+{\"fields\":[\"31\"]}\n");
+	cr_assert_eq(stream_renew(st, 600000, 540000), 0);
+	cr_assert_eq(stream_replay(st, 700000), 4);
+	u = ups(st);
+	cr_assert(strstr(u, "smd+1+") && strstr(u, "smd+2+") &&
+	    strstr(u, "str+{}\n") && strstr(u, "ssd+DU1+{}\n"), "%s", u);
+	stream_free(st);
+}
+
+Test(stream, history_ids_per_subscriber)
+{
+	struct stream	*st = hub(0, 0);
+	struct stream_sub *a = stream_sub_new(st, STREAM_ENC_WS, NULL);
+	struct stream_sub *b = stream_sub_new(st, STREAM_ENC_WS, NULL);
+	int		 i;
+
+	say(st, a, "smh+1+{\"period\":\"1d\"}", 0);
+	say(st, b, "smh+1+{\"period\":\"2d\"}", 0);
+	cr_assert_eq(count(ups(st), "smh+1+"), 2);
+	gw(st, "{\"topic\":\"smh+1\",\"serverId\":\"77\",\"data\":[]}");
+	gw(st, "{\"topic\":\"smh+1\",\"serverId\":\"88\",\"data\":[]}");
+	gw(st, "{\"topic\":\"smh+1\",\"serverId\":\"77\",\"data\":[1]}");
+	cr_assert_eq(count(got(st, a), "\"77\""), 2);
+	cr_assert_eq(count(got(st, b), "\"88\""), 1);
+	say(st, b, "umh+77", 0);	/* not b's */
+	cr_assert_str_eq(ups(st), "");
+	say(st, a, "umh+77", 0);
+	cr_assert_str_eq(ups(st), "umh+77\n");
+	for (i = 0; i < 4; i++)
+		say(st, a, "smh+2+{}", 0);
+	cr_assert_eq(count(ups(st), "smh+"), 4);
+	say(st, a, "smh+3+{}", 0);	/* the sixth */
+	cr_assert_str_eq(ups(st), "");
+	stream_sub_free(st, b);
+	cr_assert_str_eq(ups(st), "umh+88\n");
+	stream_free(st);
+}
+
+Test(stream, everyone_gets_system_and_sse_encoding)
+{
+	struct stream	*st = hub(0, 0);
+	struct stream_sub *w = stream_sub_new(st, STREAM_ENC_WS, NULL);
+	struct stream_sub *e = stream_sub_new(st, STREAM_ENC_SSE, NULL);
+	struct stream_gw_info gi;
+	const char	*m = "{\"topic\":\"sts\","
+	    "\"args\":{\"authenticated\":false}}";
+
+	cr_assert_eq(stream_gateway_message(st, m, strlen(m), 0, &gi), 0);
+	cr_assert(gi.sts && gi.authenticated == 0);
+	cr_assert_str_eq(got(st, w), "{\"topic\":\"sts\",\"args\":"
+	    "{\"authenticated\":false}}\n");
+	cr_assert_str_eq(got(st, e), "event: sts\ndata: {\"topic\":\"sts\","
+	    "\"args\":{\"authenticated\":false}}\n\n\n");
+	stream_free(st);
+}
+
+Test(stream, sse_query)
+{
+	struct stream_cmd *c;
+	size_t		 n, i;
+	const char	*why;
+
+	cr_assert_eq(stream_parse_query("smd=265598:31,84&smd=8314:31&sor=1"
+	    "&str=1&spl=1&ssd=DU123&sld=DU123", &c, &n, &why), 0);
+	cr_assert_eq(n, 7);
+	cr_assert_eq(c[0].op, STREAM_OP_SMD);
+	cr_assert_str_eq(c[0].conid, "265598");
+	cr_assert_eq(c[0].nfields, 2);
+	cr_assert_str_eq(c[0].fields[1], "84");
+	cr_assert_eq(c[3].op, STREAM_OP_STR);
+	cr_assert_str_eq(c[5].acct, "DU123");
+	for (i = 0; i < n; i++)
+		stream_cmd_free(&c[i]);
+	free(c);
+	cr_assert_eq(stream_parse_query("smd=1%3A31%2C84", &c, &n, &why), 0);
+	cr_assert_eq(c[0].nfields, 2);
+	free(c);
+	cr_assert_eq(stream_parse_query("smd=1", &c, &n, &why), -1);
+	cr_assert_eq(stream_parse_query("smd=x:31", &c, &n, &why), -1);
+	cr_assert_eq(stream_parse_query("evil=1", &c, &n, &why), -1);
+	cr_assert_eq(stream_parse_query("", &c, &n, &why), -1);
+}
