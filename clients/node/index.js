@@ -483,11 +483,14 @@ export class Bridge {
 	 * @returns {Promise<ReadableStream<Uint8Array>>}
 	 */
 	eventStream(query, opts = {}) {
-		const q = new URLSearchParams();
+		// `smd=265598:31,84` as SPEC §7 writes it: ':' and ',' are legal in
+		// a query (RFC 3986) and stay readable in brokerd's log.
+		const enc = (x) => encodeURIComponent(String(x)).replace(/%3A/gi, ":").replace(/%2C/gi, ",");
+		const parts = [];
 		for (const [k, v] of Object.entries(query ?? {}))
 			for (const one of Array.isArray(v) ? v : [v])
-				q.append(k, String(one));
-		const s = q.toString();
+				parts.push(enc(k) + "=" + enc(one));
+		const s = parts.join("&");
 		const path = this._base + "/stream" + (s ? "?" + s : "");
 		const headers = { accept: "text/event-stream", host: this._hostHeader };
 		if (this._key)

@@ -167,7 +167,7 @@ test("stream: brokerd's SSE relayed to the browser, the key kept back, the brows
 	assert.equal(r.headers.get("cache-control"), "no-store, no-transform");
 	assert.equal(fake.requests.length, 1);
 	assert.equal(fake.requests[0].path, "/stream");
-	assert.equal(upstream.url, "/stream?smd=265598%3A31%2C84&smd=8314%3A31&sor=1");
+	assert.equal(upstream.url, "/stream?smd=265598:31,84&smd=8314:31&sor=1");
 	assert.equal(fake.requests[0].headers["x-bridge-key"], KEY);
 	assert.equal(fake.requests[0].headers.origin, undefined, "brokerd refuses an Origin");
 	for (const [, v] of r.headers)
