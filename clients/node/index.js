@@ -590,7 +590,7 @@ export class Bridge {
 	}
 }
 
-const WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC11B5B";
+const WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 const OP_CONT = 0x0, OP_TEXT = 0x1, OP_BIN = 0x2, OP_CLOSE = 0x8, OP_PING = 0x9, OP_PONG = 0xa;
 
 /**

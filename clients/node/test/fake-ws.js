@@ -11,12 +11,26 @@ import path from "node:path";
 import { createHash } from "node:crypto";
 import { KEY } from "./fake-brokerd.js";
 
-const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC11B5B";
+const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+// Sec-WebSocket-Accept for a Sec-WebSocket-Key (RFC 6455 section 4.2.2)
+export function acceptOf(key) {
+	return createHash("sha1").update(key + GUID).digest("base64");
+}
 
 export function frame(op, payload, fin = true) {
 	const p = Buffer.from(payload);
 	const len = p.length;
-	const h = len < 126 ? Buffer.from([0, len]) : Buffer.from([0, 126, len >> 8, len & 255]);
+	let h;
+	if (len < 126) {
+		h = Buffer.from([0, len]);
+	} else if (len < 65536) {
+		h = Buffer.from([0, 126, len >> 8, len & 255]);
+	} else {
+		h = Buffer.alloc(10);
+		h[1] = 127;
+		h.writeUInt32BE(len, 6);
+	}
 	h[0] = (fin ? 0x80 : 0) | op;
 	return Buffer.concat([h, p]);
 }
@@ -62,7 +76,7 @@ export async function startWsFake(opts = {}) {
 			    `content-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`);
 			return;
 		}
-		const accept = createHash("sha1").update(req.headers["sec-websocket-key"] + GUID).digest("base64");
+		const accept = acceptOf(req.headers["sec-websocket-key"]);
 		sock.write("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
 		    `Sec-WebSocket-Accept: ${accept}\r\n\r\n`);
 		const conn = {

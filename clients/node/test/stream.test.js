@@ -4,7 +4,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { Bridge, BridgeError, BridgeStream } from "../index.js";
 import { KEY } from "./fake-brokerd.js";
-import { startWsFake, conns, frame, closeFrame } from "./fake-ws.js";
+import { startWsFake, conns, frame, closeFrame, acceptOf } from "./fake-ws.js";
 
 let fake;
 let bridge;
@@ -24,6 +24,12 @@ function fresh() {
 	fake.refuse = 0;
 }
 
+// the fake may have answered 101 before the client read it
+async function opened(s) {
+	if (s.state !== "open")
+		await new Promise((r) => s.once("open", r));
+}
+
 async function take(it, n) {
 	const out = [];
 	while (out.length < n) {
@@ -33,6 +39,12 @@ async function take(it, n) {
 	}
 	return out;
 }
+
+test("the fake's handshake is RFC 6455's own example", () => {
+	// the client checks Sec-WebSocket-Accept: a fake with a wrong GUID
+	// would let a wrong client pass
+	assert.equal(acceptOf("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+});
 
 test("the upgrade goes over the Unix socket to /ws with the key header", async () => {
 	fresh();
@@ -54,6 +66,7 @@ test("subscribe and unsubscribe put the Gateway's syntax on the wire, masked", a
 	fresh();
 	const s = bridge.stream();
 	const c = await conns(fake, 1);
+	await opened(s);
 	s.subscribe("smd", { conid: 265598, fields: ["31", 84] });
 	s.subscribe("smd", { conid: 265598, fields: ["86"] });
 	s.subscribe("sor");
@@ -111,8 +124,11 @@ test("messages are iterated parsed, fragments joined; a server ping is answered"
 	c.raw(Buffer.concat([frame(0x1, '{"topic":"smd+265598",', false), frame(0x9, "hb?"),
 	    frame(0x0, '"31":"190.5"', false), frame(0x0, "}")]));
 	c.send("not json");
-	const got = await take(it, 3);
-	assert.deepEqual(got, [{ topic: "system", success: "u1" }, { topic: "smd+265598", 31: "190.5" }, "not json"]);
+	const big = "x".repeat(70000);	// a 64-bit length
+	c.sendJSON({ topic: "blt", message: big });
+	const got = await take(it, 4);
+	assert.deepEqual(got, [{ topic: "system", success: "u1" }, { topic: "smd+265598", 31: "190.5" }, "not json",
+	    { topic: "blt", message: big }]);
 	await c.until((x) => x.frames.some((f) => f.op === 0xa), "pong");
 	const pong = c.frames.find((f) => f.op === 0xa);
 	assert.equal(pong.text, "hb?");
@@ -125,6 +141,7 @@ test("close() does the close handshake with 1000", async () => {
 	fresh();
 	const s = bridge.stream();
 	const c = await conns(fake, 1);
+	await opened(s);
 	const closed = [];
 	s.on("close", (code, reason) => closed.push([code, reason]));
 	await s.close();
@@ -140,6 +157,7 @@ test("a drop reconnects with backoff and replays every active subscription", asy
 	const s = bridge.stream({ minDelayMs: 20, maxDelayMs: 100 });
 	const it = s[Symbol.asyncIterator]();
 	const c1 = await conns(fake, 1);
+	await opened(s);
 	s.subscribe("smd", { conid: 265598, fields: ["31"] });
 	s.subscribe("smd", { conid: 8314, fields: ["84"] });
 	s.subscribe("sor");
