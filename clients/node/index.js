@@ -697,6 +697,7 @@ export class BridgeStream extends EventEmitter {
 		this._subs = new Map();
 		this._smh = new Map();
 		this._queue = [];
+		this._iterating = false;
 		this._waiters = [];
 		this._error = null;
 		this._sock = null;
@@ -801,6 +802,7 @@ export class BridgeStream extends EventEmitter {
 	}
 
 	[Symbol.asyncIterator]() {
+		this._iterating = true;
 		return {
 			next: () => {
 				if (this._queue.length > 0) {
@@ -827,6 +829,10 @@ export class BridgeStream extends EventEmitter {
 
 	_push(msg) {
 		this.emit("message", msg);
+		// Only an iterator reads the queue: a program that listens to
+		// "message" alone must not be paused by it.
+		if (!this._iterating)
+			return;
 		const w = this._waiters.shift();
 		if (w) {
 			w.resolve({ value: msg, done: false });

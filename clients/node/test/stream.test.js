@@ -268,3 +268,34 @@ test("an unmasked-frame rule the other way: a masked server frame is a protocol 
 	await c.until((x) => x.frames.some((fr) => fr.op === 0x8), "close 1002");
 	assert.equal(c.frames.find((fr) => fr.op === 0x8).payload.readUInt16BE(0), 1002);
 });
+
+test("a slow iterator pauses the socket; a program on the message event alone is never paused", async () => {
+	fresh();
+	const s = bridge.stream({ highWaterMark: 4 });
+	const c = await conns(fake, 1);
+	await opened(s);
+	const seen = [];
+	s.on("message", (m) => seen.push(m.n));
+	// one write at a time, so that a pause would hold back the rest
+	for (let n = 0; n < 20; n++) {
+		c.sendJSON({ topic: "x", n });
+		await new Promise((r) => setTimeout(r, 5));
+	}
+	for (let i = 0; i < 200 && seen.length < 20; i++)
+		await new Promise((r) => setTimeout(r, 10));
+	assert.equal(seen.length, 20);
+	await s.close();
+
+	fresh();
+	const t = bridge.stream({ highWaterMark: 4 });
+	const it = t[Symbol.asyncIterator]();
+	const c2 = await conns(fake, 1);
+	await opened(t);
+	for (let n = 0; n < 20; n++) {
+		c2.sendJSON({ topic: "x", n });
+		await new Promise((r) => setTimeout(r, 5));
+	}
+	const got = await take(it, 20);
+	assert.deepEqual(got.map((m) => m.n), [...Array(20).keys()]);
+	await t.close();
+});
