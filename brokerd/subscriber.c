@@ -138,17 +138,10 @@ sub_send(void *ctx, const void *p, size_t len, int more)
 static int
 sub_send_raw(struct sub *s)
 {
-	ssize_t	 n;
+	int	 rc;
 
-	while (s->opos < s->out.len) {
-		n = sub_send(s, s->out.data + s->opos, s->out.len - s->opos,
-		    0);
-		if (n == WS_IO_AGAIN)
-			return (1);
-		if (n < 0)
-			return (-1);
-		s->opos += (size_t)n;
-	}
+	if ((rc = buf_send(&s->out, s->fd, &s->opos)) != 0)
+		return (rc);
 	buf_reset(&s->out);
 	s->opos = 0;
 	return (0);
