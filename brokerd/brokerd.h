@@ -420,7 +420,7 @@ void		 upstream_req_init(struct upstream_req *);
 void		 upstream_req_free(struct upstream_req *);
 /* Cookie jar: forget (after a lost session). */
 void		 upstream_jar_clear(struct upstream *);
-/* The jar as a Cookie value (streamup.c's upgrade).  0 or -1. */
+/* The jar as a Cookie value (streamup_sock.c's upgrade).  0 or -1. */
 int		 upstream_cookies(const struct upstream *, struct buf *);
 /* The current TLS settings (struct tls, tls.h); no reference taken. */
 struct tls	*upstream_tls(const struct upstream *);

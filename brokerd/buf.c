@@ -2,6 +2,10 @@
  * Growable byte buffers, in the manner of redis' sds: small, with their own
  * prefix, usable without the rest of the daemon.
  */
+#include <sys/types.h>
+#include <sys/socket.h>
+
+#include <errno.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -151,4 +155,22 @@ buf_json_string(struct buf *b, const char *s, size_t n)
 			return (-1);
 	}
 	return (buf_append(b, "\"", 1));
+}
+
+int
+buf_send(const struct buf *b, int fd, size_t *pos)
+{
+	ssize_t	 n;
+
+	while (*pos < b->len) {
+		n = send(fd, b->data + *pos, b->len - *pos, MSG_NOSIGNAL);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return (1);
+		if (n <= 0)
+			return (-1);
+		*pos += (size_t)n;
+	}
+	return (0);
 }

@@ -26,6 +26,11 @@ int		 buf_printf(struct buf *, const char *, ...)
 void		 buf_truncate(struct buf *, size_t);	/* keep the first n */
 void		 buf_consume(struct buf *, size_t);	/* drop n from front */
 int		 buf_json_string(struct buf *, const char *, size_t);
+/*
+ * Send b from *pos to a non-blocking socket, *pos moved on: 0 when all
+ * of it went, 1 when the socket is full, -1 when it failed.
+ */
+int		 buf_send(const struct buf *, int fd, size_t *pos);
 						/* append "quoted, escaped" */
 
 #endif /* BUF_H */

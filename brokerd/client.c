@@ -182,25 +182,17 @@ static void
 client_flush(struct client *c)
 {
 	struct exchange	*x;
-	ssize_t		 n;
+	int		 rc;
 
 	while ((x = c->head) != NULL && (x->done || x->streaming)) {
-		while (c->wpos < x->out.len) {
-			n = send(c->fd, x->out.data + c->wpos,
-			    x->out.len - c->wpos, MSG_NOSIGNAL);
-			if (n == -1 && errno == EINTR)
-				continue;
-			if (n == -1 && (errno == EAGAIN ||
-			    errno == EWOULDBLOCK)) {
-				forward_resume(x);
-				ev_io_start(c->srv->loop, &c->wio);
-				return;
-			}
-			if (n <= 0) {
-				client_free(c);
-				return;
-			}
-			c->wpos += (size_t)n;
+		if ((rc = buf_send(&x->out, c->fd, &c->wpos)) == 1) {
+			forward_resume(x);
+			ev_io_start(c->srv->loop, &c->wio);
+			return;
+		}
+		if (rc == -1) {
+			client_free(c);
+			return;
 		}
 		if (!x->done) {
 			/* Streaming: all written so far; more will come. */

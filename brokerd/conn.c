@@ -9,7 +9,6 @@
 #include <sys/types.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 
 #include <errno.h>
 #include <netdb.h>
@@ -26,6 +25,7 @@
 #include <mbedtls/ssl.h>
 
 #include "brokerd.h"
+#include "dial.h"
 #include "tls.h"
 #include "upstream_int.h"
 
@@ -271,7 +271,7 @@ static int
 conn_connect_next(struct conn *c)
 {
 	struct addrinfo	*ai;
-	int		 fd, one = 1;
+	int		 fd;
 
 	while ((ai = c->ai_next) != NULL) {
 		c->ai_next = ai->ai_next;
@@ -280,21 +280,13 @@ conn_connect_next(struct conn *c)
 			close(c->fd);
 			c->fd = -1;
 		}
-		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK |
-		    SOCK_CLOEXEC, ai->ai_protocol);
-		if (fd == -1) {
+		if ((fd = dial_connect(ai)) == -1) {
 			c->last_errno = errno;
 			continue;
 		}
-		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
-		    sizeof(one));
 		c->fd = fd;
-		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 ||
-		    errno == EINPROGRESS) {
-			conn_watch(c, EV_WRITE);
-			return (0);
-		}
-		c->last_errno = errno;
+		conn_watch(c, EV_WRITE);
+		return (0);
 	}
 	return (-1);
 }
@@ -302,20 +294,9 @@ conn_connect_next(struct conn *c)
 static int
 conn_resolve(struct conn *c, char *msg, size_t msglen)
 {
-	struct addrinfo	 hints;
-	int		 r;
+	int	 r;
 
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
-	r = getaddrinfo(c->tls->host, c->tls->port, &hints, &c->ai);
-	if (r == EAI_NONAME) {
-		/* A name: blocking, but /etc/hosts for localhost. */
-		hints.ai_flags = AI_ADDRCONFIG;
-		r = getaddrinfo(c->tls->host, c->tls->port, &hints, &c->ai);
-	}
-	if (r != 0) {
-		c->ai = NULL;
+	if ((r = dial_resolve(c->tls->host, c->tls->port, &c->ai)) != 0) {
 		msgf(msg, msglen, "cannot resolve %s: %s",
 		    c->tls->hostport, gai_strerror(r));
 		return (-1);
@@ -526,13 +507,10 @@ conn_handshake(struct conn *c)
 static void
 conn_connected(struct conn *c)
 {
-	socklen_t	 len = sizeof(int);
-	int		 err = 0;
+	int		 err;
 	char		 msg[256];
 
-	if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
-		err = errno;
-	if (err != 0) {
+	if ((err = dial_result(c->fd)) != 0) {
 		c->last_errno = err;
 		if (conn_connect_next(c) == 0)
 			return;

@@ -1,116 +1,34 @@
 /*
  * The one WebSocket from brokerd to the Gateway (streamup.h, SPEC section
- * 7).  A small state machine on libev: TCP connect and the TLS handshake
- * under the pool's settings and pin (tls.c), the upgrade with the jar's
- * cookies, {"session":id} from the watcher's tickle, then wslay framing
- * (ws.c) through mbedTLS.  What the hub (stream.c) queues for the Gateway
- * leaves once the Gateway has said its first system message; what the
- * Gateway says goes to the hub.  Silence, drops and lost authentication
- * close the socket; it reopens with backoff and the hub replays every
- * active subscription.
+ * 7): its state machine on libev.  The socket itself (TCP, TLS under the
+ * pool's settings and pin, the upgrade with the jar's cookies, wslay
+ * framing) is streamup_sock.c's.  {"session":id} answers the Gateway's
+ * waiting message; what the hub (stream.c) queues for the Gateway leaves
+ * once the Gateway has said its first system message, a sor after its
+ * orders?force=true; what the Gateway says goes to the hub.  Silence,
+ * drops and lost authentication close the socket; it reopens with backoff
+ * and the hub replays every active subscription.
  */
-#include <sys/types.h>
-#include <sys/socket.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-
 #include <errno.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <ev.h>
-#include <mbedtls/net_sockets.h>
-#include <mbedtls/ssl.h>
 
 #include "brokerd.h"
 #include "stream.h"
 #include "streamup.h"
-#include "tls.h"
-#include "ws.h"
+#include "streamup_impl.h"
 
-#define STREAMUP_PATH		"/v1/api/ws"
 #define STREAMUP_ORDERS		"/v1/api/iserver/account/orders?force=true"
-#define STREAMUP_MAX_MSG	(16u << 20)	/* a Gateway message */
 #define STREAMUP_TIC_S		30.0	/* keeps /iserver alive (IBKR.md) */
 #define STREAMUP_IDLE_S		30.0	/* after the last subscriber */
-#define STREAMUP_BACKOFF_MS	1000u	/* doubling ... */
-#define STREAMUP_BACKOFF_MAX_MS	30000u	/* ... to this */
 #define STREAMUP_SILENT_MS	10000u	/* no first system message */
 #define STREAMUP_HB_FACTOR	6u	/* no hb for 60 s */
 #define STREAMUP_RENEW_MS	(9u * 60u * 1000u)	/* smd age renewed */
 #define STREAMUP_RENEW_EVERY_MS	60000u
-
-enum streamup_state {
-	SU_CLOSED = 0,		/* no subscription, or stopped */
-	SU_WAITING,		/* the session is not authenticated */
-	SU_BACKOFF,		/* a drop: reopening later */
-	SU_CONNECTING,		/* TCP, TLS, upgrade, first system */
-	SU_CONNECTED
-};
-
-enum streamup_phase {
-	SP_TCP = 0,
-	SP_TLS,
-	SP_UPGRADE,		/* request written, answer read */
-	SP_WS			/* framing */
-};
-
-struct streamup {
-	struct server		*srv;
-	enum streamup_state	 state;
-	enum streamup_phase	 phase;
-	int			 stopped;
-	int			 silent;	/* the last socket said nothing */
-	int			 opened;	/* a socket was opened before */
-	int			 doomed;	/* close it from the loop */
-	char			 doom_why[128];
-	int			 doom_wait;	/* then wait for the session */
-	time_t			 since;
-	unsigned		 backoff_ms;
-	unsigned		 silent_ms;	/* first system; hb is 6 times */
-	uint64_t		 renew_ms;
-	/* the socket */
-	int			 fd;
-	struct addrinfo		*ai;
-	struct addrinfo		*ai_next;
-	ev_io			 io;
-	int			 io_events;
-	struct tls		*tls;		/* referenced while open */
-	mbedtls_ssl_context	 ssl;
-	int			 ssl_init;
-	struct tls_check	 chk;
-	struct buf		 hs;		/* upgrade out, then answer in */
-	size_t			 hs_off;
-	char			 key[WS_KEY_LEN + 1];
-	struct buf		 pre;		/* bytes read past the answer */
-	size_t			 pre_off;
-	struct ws		*ws;
-	/* timers */
-	ev_timer		 t_conn;	/* connect .. first system; hb */
-	ev_timer		 t_tic;
-	ev_timer		 t_idle;
-	ev_timer		 t_backoff;
-	ev_timer		 t_renew;
-	ev_timer		 t_kick;	/* 0 s: work off callbacks */
-	/* orders?force=true before sor */
-	struct upstream_req	 oreq;
-	int			 oreq_used;
-	int			 oreq_inflight;
-	struct buf		 held;		/* the sor that waits for it */
-	int			 holding;
-	int			 oreq_retry;	/* rate limited: ask again */
-	struct buf		 msg;
-	struct streamup_counters c;
-};
-
-static void	streamup_io_cb(struct ev_loop *, ev_io *, int);
-static void	streamup_open(struct streamup *);
-static void	streamup_drop(struct streamup *, const char *, int);
-static void	streamup_flush(struct streamup *);
 
 static unsigned
 streamup_env(const char *name, unsigned def)
@@ -128,7 +46,7 @@ streamup_env(const char *name, unsigned def)
 	return ((unsigned)n);
 }
 
-static void
+void
 streamup_set_state(struct streamup *su, enum streamup_state st)
 {
 	if (su->state != st)
@@ -136,7 +54,7 @@ streamup_set_state(struct streamup *su, enum streamup_state st)
 	su->state = st;
 }
 
-static void
+void
 streamup_timer(struct streamup *su, ev_timer *t, double s)
 {
 	ev_timer_stop(su->srv->loop, t);
@@ -145,145 +63,9 @@ streamup_timer(struct streamup *su, ev_timer *t, double s)
 }
 
 static void
-streamup_watch(struct streamup *su, int events)
-{
-	struct ev_loop	*loop = su->srv->loop;
-
-	if (su->io_events == events)
-		return;
-	ev_io_stop(loop, &su->io);
-	su->io_events = 0;
-	if (events == 0 || su->fd == -1)
-		return;
-	ev_io_set(&su->io, su->fd, events);
-	ev_io_start(loop, &su->io);
-	su->io_events = events;
-}
-
-static void
 streamup_kick(struct streamup *su)
 {
 	streamup_timer(su, &su->t_kick, 0.);
-}
-
-/* ------------------------------------------------------- the socket */
-
-static int
-streamup_bio_send(void *arg, const unsigned char *p, size_t len)
-{
-	struct streamup	*su = arg;
-	ssize_t		 n;
-
-	do
-		n = send(su->fd, p, len, MSG_NOSIGNAL);
-	while (n == -1 && errno == EINTR);
-	if (n >= 0)
-		return ((int)n);
-	if (errno == EAGAIN || errno == EWOULDBLOCK)
-		return (MBEDTLS_ERR_SSL_WANT_WRITE);
-	return (MBEDTLS_ERR_NET_SEND_FAILED);
-}
-
-static int
-streamup_bio_recv(void *arg, unsigned char *p, size_t len)
-{
-	struct streamup	*su = arg;
-	ssize_t		 n;
-
-	do
-		n = recv(su->fd, p, len, 0);
-	while (n == -1 && errno == EINTR);
-	if (n >= 0)
-		return ((int)n);
-	if (errno == EAGAIN || errno == EWOULDBLOCK)
-		return (MBEDTLS_ERR_SSL_WANT_READ);
-	return (MBEDTLS_ERR_NET_RECV_FAILED);
-}
-
-/* wslay's transport: the bytes read past the 101 first, then TLS. */
-static ssize_t
-streamup_ws_recv(void *ctx, void *p, size_t len)
-{
-	struct streamup	*su = ctx;
-	size_t		 n;
-	int		 r;
-
-	if (su->pre_off < su->pre.len) {
-		n = su->pre.len - su->pre_off;
-		if (n > len)
-			n = len;
-		memcpy(p, su->pre.data + su->pre_off, n);
-		su->pre_off += n;
-		return ((ssize_t)n);
-	}
-	r = mbedtls_ssl_read(&su->ssl, p, len);
-	if (r > 0) {
-		su->c.bytes_in += (uint64_t)r;
-		return (r);
-	}
-	if (r == MBEDTLS_ERR_SSL_WANT_READ || r == MBEDTLS_ERR_SSL_WANT_WRITE)
-		return (WS_IO_AGAIN);
-	if (r == 0 || r == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY)
-		return (0);
-	return (WS_IO_ERROR);
-}
-
-static ssize_t
-streamup_ws_send(void *ctx, const void *p, size_t len, int more)
-{
-	struct streamup	*su = ctx;
-	int		 r;
-
-	(void)more;
-	r = mbedtls_ssl_write(&su->ssl, p, len);
-	if (r > 0) {
-		su->c.bytes_out += (uint64_t)r;
-		return (r);
-	}
-	if (r == MBEDTLS_ERR_SSL_WANT_READ || r == MBEDTLS_ERR_SSL_WANT_WRITE)
-		return (WS_IO_AGAIN);
-	return (WS_IO_ERROR);
-}
-
-/* Close the socket, whatever its phase; the state is the caller's. */
-static void
-streamup_teardown(struct streamup *su)
-{
-	struct ev_loop	*loop = su->srv->loop;
-
-	streamup_watch(su, 0);
-	ev_timer_stop(loop, &su->t_conn);
-	ev_timer_stop(loop, &su->t_tic);
-	if (su->ws != NULL) {
-		ws_free(su->ws);
-		su->ws = NULL;
-	}
-	if (su->ssl_init) {
-		if (su->phase >= SP_UPGRADE)
-			(void)mbedtls_ssl_close_notify(&su->ssl);
-		mbedtls_ssl_free(&su->ssl);
-		su->ssl_init = 0;
-	}
-	if (su->fd != -1) {
-		close(su->fd);
-		su->fd = -1;
-	}
-	if (su->ai != NULL) {
-		freeaddrinfo(su->ai);
-		su->ai = su->ai_next = NULL;
-	}
-	if (su->tls != NULL) {
-		tls_unref(su->tls);
-		su->tls = NULL;
-	}
-	buf_reset(&su->hs);
-	buf_reset(&su->pre);
-	su->hs_off = su->pre_off = 0;
-	su->holding = 0;	/* the replay queues that sor again */
-	su->oreq_retry = 0;
-	ev_timer_stop(loop, &su->t_renew);
-	su->doomed = 0;
-	su->phase = SP_TCP;
 }
 
 /*
@@ -291,14 +73,14 @@ streamup_teardown(struct streamup *su)
  * backoff, or wait for the session (wait), or stay closed when nobody
  * subscribes.
  */
-static void
+void
 streamup_drop(struct streamup *su, const char *why, int wait)
 {
 	struct stream	*hub = su->srv->stream;
 
 	if (su->state == SU_CONNECTED || su->state == SU_CONNECTING)
 		log_info("gateway stream: closed (%s)", why);
-	streamup_teardown(su);
+	streamup_sock_close(su);
 	if (su->stopped || stream_idle(hub)) {
 		streamup_set_state(su, SU_CLOSED);
 		return;
@@ -333,12 +115,11 @@ streamup_authenticated(const struct streamup *su)
 	    session_status(su->srv->session)->state == GW_AUTHENTICATED);
 }
 
-static void
+void
 streamup_msg_cb(void *arg, int op, const char *p, size_t len, uint16_t code)
 {
 	struct streamup		*su = arg;
 	struct stream_gw_info	 info;
-	const char		*id;
 	char			 m[128];
 	unsigned		 hb_ms;
 
@@ -354,14 +135,8 @@ streamup_msg_cb(void *arg, int op, const char *p, size_t len, uint16_t code)
 	if (stream_gateway_message(su->srv->stream, p, len, now_ms(),
 	    &info) == -1)
 		return;
-	if (info.waiting) {
-		id = session_id(su->srv->session);
-		if (*id != '\0') {
-			snprintf(m, sizeof(m), "{\"session\":\"%s\"}", id);
-			(void)ws_send_text(su->ws, m, strlen(m));
-			su->c.msgs_out++;
-		}
-	}
+	if (info.waiting)
+		(void)streamup_sock_session(su);
 	if (info.system) {
 		hb_ms = su->silent_ms * STREAMUP_HB_FACTOR;
 		if (su->state == SU_CONNECTING || info.hb)
@@ -385,158 +160,10 @@ streamup_msg_cb(void *arg, int op, const char *p, size_t len, uint16_t code)
 	}
 }
 
-static int
-streamup_start_ws(struct streamup *su)
-{
-	struct ws_transport	 io;
-	const char		*id;
-	char			 m[128];
-
-	io.recv = streamup_ws_recv;
-	io.send = streamup_ws_send;
-	io.ctx = su;
-	if ((su->ws = ws_new(1, STREAMUP_MAX_MSG, &io, streamup_msg_cb,
-	    su)) == NULL)
-		return (-1);
-	su->phase = SP_WS;
-	/* the documented fallback, whichever cookie the Gateway wants */
-	id = su->srv->session != NULL ? session_id(su->srv->session) : "";
-	if (*id != '\0') {
-		snprintf(m, sizeof(m), "{\"session\":\"%s\"}", id);
-		if (ws_send_text(su->ws, m, strlen(m)) == -1)
-			return (-1);
-		su->c.msgs_out++;
-	}
-	streamup_timer(su, &su->t_conn, su->silent_ms / 1000.0);
-	return (0);
-}
-
-/* Move the socket on as far as it goes now. */
-static void
-streamup_step(struct streamup *su)
-{
-	int		 r, err = 0;
-	socklen_t	 elen = sizeof(err);
-	size_t		 used = 0;
-	unsigned char	 tmp[4096];
-
-	switch (su->phase) {
-	case SP_TCP:
-		if (getsockopt(su->fd, SOL_SOCKET, SO_ERROR, &err,
-		    &elen) == -1 || err != 0) {
-			streamup_drop(su, "connect failed", 0);
-			return;
-		}
-		mbedtls_ssl_init(&su->ssl);
-		su->ssl_init = 1;
-		if (tls_start(su->tls, &su->ssl, &su->chk, su,
-		    streamup_bio_send, streamup_bio_recv, (char *)tmp,
-		    sizeof(tmp)) == -1) {
-			streamup_drop(su, "TLS setup failed", 0);
-			return;
-		}
-		su->phase = SP_TLS;
-		/* FALLTHROUGH */
-	case SP_TLS:
-		r = mbedtls_ssl_handshake(&su->ssl);
-		if (r == MBEDTLS_ERR_SSL_WANT_READ) {
-			streamup_watch(su, EV_READ);
-			return;
-		}
-		if (r == MBEDTLS_ERR_SSL_WANT_WRITE) {
-			streamup_watch(su, EV_WRITE);
-			return;
-		}
-		if (r != 0 || !tls_trusted(su->tls, &su->ssl)) {
-			streamup_drop(su, "TLS handshake failed", 0);
-			return;
-		}
-		su->phase = SP_UPGRADE;
-		/* FALLTHROUGH */
-	case SP_UPGRADE:
-		while (su->hs_off < su->hs.len) {
-			r = mbedtls_ssl_write(&su->ssl, (unsigned char *)
-			    su->hs.data + su->hs_off, su->hs.len - su->hs_off);
-			if (r == MBEDTLS_ERR_SSL_WANT_WRITE ||
-			    r == MBEDTLS_ERR_SSL_WANT_READ) {
-				streamup_watch(su, r ==
-				    MBEDTLS_ERR_SSL_WANT_WRITE ? EV_WRITE :
-				    EV_READ);
-				return;
-			}
-			if (r <= 0) {
-				streamup_drop(su, "upgrade not sent", 0);
-				return;
-			}
-			su->hs_off += (size_t)r;
-			if (su->hs_off == su->hs.len)
-				buf_reset(&su->pre);	/* the answer */
-		}
-		for (;;) {
-			r = mbedtls_ssl_read(&su->ssl, tmp, sizeof(tmp));
-			if (r == MBEDTLS_ERR_SSL_WANT_READ ||
-			    r == MBEDTLS_ERR_SSL_WANT_WRITE) {
-				streamup_watch(su, EV_READ);
-				return;
-			}
-			if (r <= 0) {
-				streamup_drop(su, "no upgrade answer", 0);
-				return;
-			}
-			if (buf_append(&su->pre, tmp, (size_t)r) == -1) {
-				streamup_drop(su, "out of memory", 0);
-				return;
-			}
-			r = ws_client_answer(su->pre.data, su->pre.len,
-			    su->key, &used);
-			if (r == -1) {
-				streamup_drop(su, "upgrade refused", 0);
-				return;
-			}
-			if (r == 0)
-				break;
-		}
-		su->pre_off = used;	/* frames that came with the head */
-		if (streamup_start_ws(su) == -1) {
-			streamup_drop(su, "out of memory", 0);
-			return;
-		}
-		log_debug("gateway stream: upgraded");
-		/* FALLTHROUGH */
-	case SP_WS:
-		if (ws_read(su->ws) == -1) {
-			streamup_drop(su, ws_close_code_received(su->ws) ?
-			    "the Gateway closed it" : "connection lost", 0);
-			return;
-		}
-		if (su->doomed) {
-			streamup_drop(su, su->doom_why, su->doom_wait);
-			return;
-		}
-		streamup_flush(su);
-		break;
-	}
-}
-
-static void
-streamup_io_cb(struct ev_loop *loop, ev_io *w, int revents)
-{
-	struct streamup	*su = w->data;
-
-	(void)loop;
-	(void)revents;
-	streamup_step(su);
-}
-
-/* Open a socket to the Gateway; failures come back as a drop. */
+/* Open a socket to the Gateway once the session has an id. */
 static void
 streamup_open(struct streamup *su)
 {
-	struct upstream	*up = su->srv->upstream;
-	struct addrinfo	 hints;
-	struct buf	 ck;
-	int		 fd, one = 1, r;
-
 	ev_timer_stop(su->srv->loop, &su->t_backoff);
 	/*
 	 * The Gateway authenticates the socket with what a tickle gives
@@ -548,54 +175,7 @@ streamup_open(struct streamup *su)
 		streamup_timer(su, &su->t_backoff, 0.25);
 		return;
 	}
-	if (su->opened)
-		su->c.reconnects++;
-	su->opened = 1;
-	streamup_set_state(su, SU_CONNECTING);
-	su->tls = upstream_tls(up);
-	tls_ref(su->tls);
-	su->phase = SP_TCP;
-	streamup_timer(su, &su->t_conn,
-	    (su->srv->conf->gw_connect_timeout_ms + su->srv->conf->gw_timeout_ms)
-	    / 1000.0);
-	buf_init(&ck);
-	buf_reset(&su->hs);
-	if (upstream_cookies(up, &ck) == -1 || ws_client_key(su->key) == -1 ||
-	    ws_client_request(&su->hs, su->tls->host, su->tls->port,
-	    STREAMUP_PATH, su->key, ck.data) == -1) {
-		buf_free(&ck);
-		streamup_drop(su, "cannot form the upgrade", 0);
-		return;
-	}
-	buf_free(&ck);
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
-	r = getaddrinfo(su->tls->host, su->tls->port, &hints, &su->ai);
-	if (r == EAI_NONAME) {
-		hints.ai_flags = AI_ADDRCONFIG;
-		r = getaddrinfo(su->tls->host, su->tls->port, &hints, &su->ai);
-	}
-	if (r != 0) {
-		su->ai = NULL;
-		streamup_drop(su, "cannot resolve the Gateway", 0);
-		return;
-	}
-	/* the first address only: the pool's connections try the rest */
-	fd = socket(su->ai->ai_family, su->ai->ai_socktype | SOCK_NONBLOCK |
-	    SOCK_CLOEXEC, su->ai->ai_protocol);
-	if (fd == -1) {
-		streamup_drop(su, "socket failed", 0);
-		return;
-	}
-	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	su->fd = fd;
-	if (connect(fd, su->ai->ai_addr, su->ai->ai_addrlen) == -1 &&
-	    errno != EINPROGRESS) {
-		streamup_drop(su, "connect failed", 0);
-		return;
-	}
-	streamup_watch(su, EV_WRITE);
+	streamup_sock_open(su);
 }
 
 /* ------------------------------------------------ orders?force=true */
@@ -643,7 +223,7 @@ streamup_orders_submit(struct streamup *su)
 /* ------------------------------------------------------ the work */
 
 /* Send what the hub queued, in order; a sor waits for its orders call. */
-static void
+void
 streamup_flush(struct streamup *su)
 {
 	struct stream	*hub = su->srv->stream;
@@ -696,7 +276,7 @@ streamup_flush(struct streamup *su)
 		ev_timer_stop(su->srv->loop, &su->t_idle);
 io:
 	if (su->ws != NULL)
-		streamup_watch(su, EV_READ |
+		streamup_sock_watch(su, EV_READ |
 		    (ws_want_write(su->ws) ? EV_WRITE : 0));
 }
 
@@ -797,7 +377,7 @@ streamup_idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		(void)ws_write(su->ws);
 	}
 	log_info("gateway stream: closed (no subscribers)");
-	streamup_teardown(su);
+	streamup_sock_close(su);
 	streamup_set_state(su, SU_CLOSED);
 }
 
@@ -889,7 +469,7 @@ streamup_new(struct server *srv)
 	buf_init(&su->pre);
 	buf_init(&su->held);
 	buf_init(&su->msg);
-	ev_init(&su->io, streamup_io_cb);
+	ev_init(&su->io, streamup_sock_io_cb);
 	su->io.data = su;
 	ev_init(&su->t_conn, streamup_conn_cb);
 	ev_init(&su->t_tic, streamup_tic_cb);
@@ -922,7 +502,7 @@ streamup_free(struct streamup *su)
 		upstream_req_free(&su->oreq);
 	if (su->srv->session != NULL)
 		session_set_watch(su->srv->session, NULL, NULL);
-	streamup_teardown(su);
+	streamup_sock_close(su);
 	ev_timer_stop(loop, &su->t_idle);
 	ev_timer_stop(loop, &su->t_backoff);
 	ev_timer_stop(loop, &su->t_kick);
@@ -942,7 +522,7 @@ streamup_reconfigure(struct streamup *su, const struct config *conf)
 		return;
 	/* new TLS settings or another Gateway: a new socket at once */
 	log_info("gateway stream: new Gateway settings, reopening");
-	streamup_teardown(su);
+	streamup_sock_close(su);
 	streamup_set_state(su, SU_CLOSED);
 	streamup_kick(su);
 }
@@ -959,7 +539,7 @@ streamup_stop(struct streamup *su)
 		(void)ws_close(su->ws, WS_CLOSE_GOING_AWAY, "brokerd stops");
 		(void)ws_write(su->ws);
 	}
-	streamup_teardown(su);
+	streamup_sock_close(su);
 	ev_timer_stop(su->srv->loop, &su->t_idle);
 	ev_timer_stop(su->srv->loop, &su->t_backoff);
 	ev_timer_stop(su->srv->loop, &su->t_kick);

@@ -138,17 +138,10 @@ sub_send(void *ctx, const void *p, size_t len, int more)
 static int
 sub_send_raw(struct sub *s)
 {
-	ssize_t	 n;
+	int	 rc;
 
-	while (s->opos < s->out.len) {
-		n = sub_send(s, s->out.data + s->opos, s->out.len - s->opos,
-		    0);
-		if (n == WS_IO_AGAIN)
-			return (1);
-		if (n < 0)
-			return (-1);
-		s->opos += (size_t)n;
-	}
+	if ((rc = buf_send(&s->out, s->fd, &s->opos)) != 0)
+		return (rc);
 	buf_reset(&s->out);
 	s->opos = 0;
 	return (0);
@@ -424,17 +417,154 @@ sub_log(struct exchange *x, int status)
 	    now_s() - x->start);
 }
 
+static void
+sub_cmds_free(struct stream_cmd *cmds, size_t ncmds)
+{
+	size_t	 i;
+
+	for (i = 0; i < ncmds; i++)
+		stream_cmd_free(&cmds[i]);
+	free(cmds);
+}
+
+/* A subscriber that never got its socket. */
+static void
+sub_discard(struct server *srv, struct sub *s)
+{
+	if (s->ss != NULL)
+		stream_sub_free(srv->stream, s->ss);
+	s->ss = NULL;
+	sub_cmds_free(s->cmds, s->ncmds);
+	ws_free(s->ws);
+	buf_free(&s->out);
+	free(s);
+}
+
+/* Who asks, and how: 0 to go on, -1 when x has been answered. */
+static int
+sub_admit(struct exchange *x, struct admit_verdict *v)
+{
+	struct http_request	*r = x->req;
+
+	/* Cross-site WebSocket hijacking: no web page opens a stream. */
+	if (http_request_header(r, "Origin") != NULL) {
+		sub_refuse(x, 403, "forbidden", "streams are not for web "
+		    "pages (Origin sent): relay them from your server", NULL);
+		return (-1);
+	}
+	if (admit_who(x->c->srv->conf, &x->c->peer, r, v) == 0)
+		(void)admit_scope(v, SCOPE_READ);
+	if (exchange_verdict(x, v) == -1)
+		return (-1);
+	if (strcmp(r->method, "GET") != 0) {
+		memset(v, 0, sizeof(*v));
+		admit_allow(v, "GET");
+		exchange_verdict(x, v);
+		return (-1);
+	}
+	if (x->c->head != x) {
+		sub_refuse(x, 400, "bad_request", "a stream cannot follow "
+		    "pipelined requests", NULL);
+		return (-1);
+	}
+	return (0);
+}
+
+/* The upgrade's headers, or /stream's query: 0, or -1 when answered. */
+static int
+sub_check(struct exchange *x, int is_ws, struct stream_cmd **cmds,
+    size_t *ncmds)
+{
+	struct http_request	*r = x->req;
+	const char		*why;
+	int			 status;
+
+	if (is_ws) {
+		if ((status = ws_upgrade_check(r, &why)) != 0) {
+			sub_refuse(x, status, status == 426 ?
+			    "upgrade_required" : "bad_request", why,
+			    status == 426 ? WS_VERSION_LINE "Upgrade: "
+			    "websocket\r\n" : NULL);
+			return (-1);
+		}
+	} else if (stream_parse_query(r->query != NULL ? r->query : "",
+	    cmds, ncmds, &why) == -1) {
+		sub_refuse(x, 400, "bad_request", why, NULL);
+		return (-1);
+	}
+	return (0);
+}
+
+/* The 101 and the server side of wslay. */
+static int
+sub_start_ws(struct exchange *x, struct sub *s)
+{
+	struct ws_transport	 tr;
+
+	if (ws_upgrade_answer(&s->out, x->req) == -1)
+		return (-1);
+	sub_log(x, 101);
+	tr.recv = sub_recv;
+	tr.send = sub_send;
+	tr.ctx = s;
+	if ((s->ws = ws_new(0, x->c->srv->conf->stream_max_message_bytes,
+	    &tr, sub_message, s)) == NULL)
+		return (-1);
+	return (0);
+}
+
+static int
+sub_start_sse(struct exchange *x, struct sub *s)
+{
+	if (buf_puts(&s->out, "HTTP/1.1 200 OK\r\n"
+	    "Content-Type: text/event-stream\r\n"
+	    "Cache-Control: no-store\r\n"
+	    "X-Accel-Buffering: no\r\n"
+	    "Connection: close\r\n\r\n") == -1)
+		return (-1);
+	sub_log(x, 200);
+	return (0);
+}
+
+/*
+ * The subscriber, its place in the hub (or a refusal to send once
+ * adopted: stream.max_subscribers) and its answer head.  -1: out of
+ * memory, s freed.
+ */
+static int
+sub_start(struct exchange *x, const struct admit_verdict *v, int is_ws,
+    struct stream_cmd *cmds, size_t ncmds)
+{
+	struct sub	*s;
+
+	if ((s = sub_new(x, v)) == NULL) {
+		sub_cmds_free(cmds, ncmds);
+		return (-1);
+	}
+	s->cmds = cmds;
+	s->ncmds = ncmds;
+	if ((s->ss = stream_sub_new(x->c->srv->stream, is_ws ? STREAM_ENC_WS :
+	    STREAM_ENC_SSE, s)) == NULL) {
+		if (errno != EBUSY)
+			goto fail;
+		s->refused = 1;
+	}
+	if ((is_ws ? sub_start_ws(x, s) : sub_start_sse(x, s)) == -1)
+		goto fail;
+	x->c->upgraded = s;
+	return (0);
+ fail:
+	sub_discard(x->c->srv, s);
+	return (-1);
+}
+
 int
 sub_answer(struct exchange *x, const char *path)
 {
-	struct http_request	*r = x->req;
 	struct admit_verdict	 v;
-	struct sub		*s = NULL;
 	struct stream_cmd	*cmds = NULL;
-	struct ws_transport	 tr;
-	const char		*why;
-	size_t			 ncmds = 0, i;
-	int			 is_ws, status;
+	size_t			 ncmds = 0;
+	int			 is_ws;
 
 	if (strcmp(path, "/ws") == 0)
 		is_ws = 1;
@@ -443,92 +573,11 @@ sub_answer(struct exchange *x, const char *path)
 	else
 		return (0);
 	x->route = is_ws ? "/ws" : "/stream";
-	/* Cross-site WebSocket hijacking: no web page opens a stream. */
-	if (http_request_header(r, "Origin") != NULL) {
-		sub_refuse(x, 403, "forbidden", "streams are not for web "
-		    "pages (Origin sent): relay them from your server", NULL);
+	if (sub_admit(x, &v) == -1 || sub_check(x, is_ws, &cmds,
+	    &ncmds) == -1)
 		return (1);
-	}
-	if (admit_who(x->c->srv->conf, &x->c->peer, r, &v) == 0)
-		(void)admit_scope(&v, SCOPE_READ);
-	if (exchange_verdict(x, &v) == -1)
-		return (1);
-	if (strcmp(r->method, "GET") != 0) {
-		memset(&v, 0, sizeof(v));
-		admit_allow(&v, "GET");
-		exchange_verdict(x, &v);
-		return (1);
-	}
-	if (x->c->head != x) {
-		sub_refuse(x, 400, "bad_request", "a stream cannot follow "
-		    "pipelined requests", NULL);
-		return (1);
-	}
-	if (is_ws) {
-		if ((status = ws_upgrade_check(r, &why)) != 0) {
-			sub_refuse(x, status, status == 426 ?
-			    "upgrade_required" : "bad_request", why,
-			    status == 426 ? WS_VERSION_LINE "Upgrade: "
-			    "websocket\r\n" : NULL);
-			return (1);
-		}
-	} else if (stream_parse_query(r->query != NULL ? r->query : "",
-	    &cmds, &ncmds, &why) == -1) {
-		sub_refuse(x, 400, "bad_request", why, NULL);
-		return (1);
-	}
-	if ((s = sub_new(x, &v)) == NULL)
-		goto fail;
-	s->cmds = cmds;
-	s->ncmds = ncmds;
-	cmds = NULL;
-	if ((s->ss = stream_sub_new(x->c->srv->stream, is_ws ? STREAM_ENC_WS :
-	    STREAM_ENC_SSE, s)) == NULL) {
-		if (errno != EBUSY)
-			goto fail;
-		s->refused = 1;
-	}
-	if (is_ws) {
-		if (ws_upgrade_answer(&s->out, r) == -1)
-			goto fail;
-		sub_log(x, 101);
-	} else {
-		if (buf_puts(&s->out, "HTTP/1.1 200 OK\r\n"
-		    "Content-Type: text/event-stream\r\n"
-		    "Cache-Control: no-store\r\n"
-		    "X-Accel-Buffering: no\r\n"
-		    "Connection: close\r\n\r\n") == -1)
-			goto fail;
-		sub_log(x, 200);
-	}
-	if (is_ws) {
-		tr.recv = sub_recv;
-		tr.send = sub_send;
-		tr.ctx = s;
-		if ((s->ws = ws_new(0, x->c->srv->conf->stream_max_message_bytes,
-		    &tr, sub_message, s)) == NULL)
-			goto fail;
-	}
-	x->c->upgraded = s;
-	return (1);
- fail:
-	if (cmds != NULL) {
-		for (i = 0; i < ncmds; i++)
-			stream_cmd_free(&cmds[i]);
-		free(cmds);
-	}
-	if (s != NULL) {
-		if (s->ss != NULL)
-			stream_sub_free(x->c->srv->stream, s->ss);
-		s->ss = NULL;
-		for (i = 0; i < s->ncmds; i++)
-			stream_cmd_free(&s->cmds[i]);
-		free(s->cmds);
-		ws_free(s->ws);
-		buf_free(&s->out);
-		free(s);
-	}
-	sub_refuse(x, 500, "internal_error", "out of memory", NULL);
+	if (sub_start(x, &v, is_ws, cmds, ncmds) == -1)
+		sub_refuse(x, 500, "internal_error", "out of memory", NULL);
 	return (1);
 }
 
