@@ -102,7 +102,8 @@ install: all
 	    $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(SYSCONFDIR)/brokerd \
 	    $(DESTDIR)$(UNITDIR) $(DESTDIR)$(PREFIX)/share/doc/brokerd
 	install -m 0755 build/brokerd $(DESTDIR)$(PREFIX)/sbin/brokerd
-	install -m 0755 clients/shell/ibkr-status clients/shell/ibkr-wait clients/shell/ibkr-call $(DESTDIR)$(PREFIX)/bin/
+	install -m 0755 clients/shell/ibkr-status clients/shell/ibkr-wait clients/shell/ibkr-call \
+	    clients/shell/ibkr-stream $(DESTDIR)$(PREFIX)/bin/
 	install -m 0644 man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	install -m 0644 man/*.5 $(DESTDIR)$(PREFIX)/share/man/man5/
 	install -m 0644 man/*.8 $(DESTDIR)$(PREFIX)/share/man/man8/
@@ -119,9 +120,11 @@ install: all
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/sbin/brokerd
-	rm -f $(DESTDIR)$(PREFIX)/bin/ibkr-status $(DESTDIR)$(PREFIX)/bin/ibkr-wait $(DESTDIR)$(PREFIX)/bin/ibkr-call
+	rm -f $(DESTDIR)$(PREFIX)/bin/ibkr-status $(DESTDIR)$(PREFIX)/bin/ibkr-wait $(DESTDIR)$(PREFIX)/bin/ibkr-call \
+	    $(DESTDIR)$(PREFIX)/bin/ibkr-stream
 	rm -f $(DESTDIR)$(PREFIX)/share/man/man1/ibkr-status.1 $(DESTDIR)$(PREFIX)/share/man/man1/ibkr-wait.1 \
-	    $(DESTDIR)$(PREFIX)/share/man/man1/ibkr-call.1 $(DESTDIR)$(PREFIX)/share/man/man5/brokerd.yaml.5 \
+	    $(DESTDIR)$(PREFIX)/share/man/man1/ibkr-call.1 $(DESTDIR)$(PREFIX)/share/man/man1/ibkr-stream.1 \
+	    $(DESTDIR)$(PREFIX)/share/man/man5/brokerd.yaml.5 \
 	    $(DESTDIR)$(PREFIX)/share/man/man5/brokerd-status.5 $(DESTDIR)$(PREFIX)/share/man/man8/brokerd.8
 	rm -f $(DESTDIR)$(UNITDIR)/brokerd.service $(DESTDIR)$(UNITDIR)/brokerd.socket
 	rm -f $(DESTDIR)$(PREFIX)/share/doc/brokerd/brokerd-tcp.conf

@@ -13,6 +13,7 @@ export type BridgeErrorCode =
 	| "order_rejected"
 	| "too_many_questions"
 	| "gateway_error"
+	| "closed"
 	// brokerd's (SPEC §4)
 	| "bad_request"
 	| "unauthorized"
@@ -54,6 +55,10 @@ export declare class BridgeError extends Error {
 	question?: OrderQuestion;
 	/** Set on every error thrown by placeOrder. */
 	cOID?: string;
+	/** Set when a stream ended: the WebSocket close code (1008, ...). */
+	closeCode?: number;
+	/** Set when a stream ended: the close frame's reason. */
+	closeReason?: string;
 	constructor(message: string, info: {
 		status?: number;
 		code: string;
@@ -173,6 +178,96 @@ export interface WaitForAuthOptions {
 	signal?: AbortSignal;
 }
 
+export interface StreamOptions {
+	/** Path of brokerd's WebSocket, "/ws" (default) or "/v1/api/ws". */
+	path?: string;
+	/** Reconnect after a drop and resubscribe (default true). */
+	reconnect?: boolean;
+	/** First reconnection delay (default 1000), doubled up to maxDelayMs. */
+	minDelayMs?: number;
+	/** Longest reconnection delay (default 30000). */
+	maxDelayMs?: number;
+	/** Ping brokerd this often; a silent peer is dropped (default 30000). */
+	pingIntervalMs?: number;
+	/** A larger message closes the socket with 1009 (default 16 MiB). */
+	maxMessageBytes?: number;
+	/** Unread messages at which the socket is paused (default 1000). */
+	highWaterMark?: number;
+}
+
+/** Arguments of each topic; the Gateway's message is built from them. */
+export interface StreamTopicArgs {
+	smd: { conid: string | number; fields: Array<string | number> | string; [field: string]: unknown };
+	sor: { filters?: string[] };
+	str: { realtimeUpdatesOnly?: boolean; days?: number };
+	spl: Record<string, never>;
+	ssd: { account: string; [field: string]: unknown };
+	sld: { account: string; [field: string]: unknown };
+	sbd: { account: string; conid: string | number; exchange: string };
+	smh: { conid: string | number; exchange?: string; period?: string; bar?: string;
+	    outsideRth?: boolean; source?: string; format?: string };
+}
+
+export interface StreamUnsubscribeArgs {
+	smd: { conid: string | number };
+	sor: Record<string, never>;
+	str: Record<string, never>;
+	spl: Record<string, never>;
+	ssd: { account: string };
+	sld: { account: string };
+	sbd: { account: string };
+	smh: { serverId: string | number; conid?: string | number };
+}
+
+export type StreamTopic = keyof StreamTopicArgs;
+
+/** One message of the Gateway (or of brokerd), parsed. */
+export interface StreamMessage {
+	topic?: string;
+	[field: string]: unknown;
+}
+
+/** Yielded while the socket is down, before a reconnection. */
+export interface StreamDisconnected {
+	topic: "system";
+	client: "disconnected";
+	code: number;
+	reason: string;
+}
+
+export declare class BridgeStream {
+	private constructor(bridge: Bridge, opts?: StreamOptions);
+	readonly path: string;
+	reconnect: boolean;
+	readonly state: "connecting" | "open" | "closing" | "closed";
+	/** The last close code and reason, from brokerd's close frame or 1006. */
+	readonly lastClose: { code: number; reason: string } | null;
+	readonly reconnects: number;
+	/** Active subscriptions, as the messages that replay them. */
+	readonly subscriptions: string[];
+	subscribe<T extends StreamTopic>(topic: T, ...args: {} extends StreamTopicArgs[T] ?
+	    [args?: StreamTopicArgs[T]] : [args: StreamTopicArgs[T]]): void;
+	unsubscribe<T extends StreamTopic>(topic: T, ...args: {} extends StreamUnsubscribeArgs[T] ?
+	    [args?: StreamUnsubscribeArgs[T]] : [args: StreamUnsubscribeArgs[T]]): void;
+	/** A raw message (`tic`, `ech+hb`); not replayed after a reconnect. */
+	send(text: string): void;
+	/** Close handshake with code (default 1000); no reconnection follows. */
+	close(code?: number, reason?: string): Promise<void>;
+	[Symbol.asyncIterator](): AsyncIterator<StreamMessage | StreamDisconnected | string, undefined>;
+	on(event: "open", listener: () => void): this;
+	on(event: "message", listener: (msg: StreamMessage | StreamDisconnected | string) => void): this;
+	on(event: "close", listener: (code: number, reason: string) => void): this;
+	on(event: "error", listener: (err: BridgeError) => void): this;
+	once(event: "open", listener: () => void): this;
+	once(event: "message", listener: (msg: StreamMessage | StreamDisconnected | string) => void): this;
+	once(event: "close", listener: (code: number, reason: string) => void): this;
+	once(event: "error", listener: (err: BridgeError) => void): this;
+	off(event: "open" | "message" | "close" | "error", listener: (...args: any[]) => void): this;
+}
+
+/** GET /stream query: smd=CONID:F,F (repeatable), sor=1, str=1, spl=1, ssd=ACCT, sld=ACCT. */
+export type EventStreamQuery = Record<string, string | number | Array<string | number>>;
+
 export declare class Bridge {
 	constructor(opts?: BridgeOptions);
 	readonly socketPath: string | null;
@@ -192,6 +287,10 @@ export declare class Bridge {
 	cancelOrder(accountId: string, orderId: string | number, opts?: CallOptions): Promise<{ msg?: string; order_id?: string | number; [field: string]: unknown }>;
 	snapshot(conids: Array<string | number> | string | number, fields: Array<string | number> | string | number, opts?: SnapshotOptions): Promise<SnapshotRow[]>;
 	history(conid: string | number, opts?: HistoryOptions): Promise<{ data?: Array<Record<string, unknown>>; [field: string]: unknown }>;
+	/** A WebSocket to brokerd's /ws with resubscription after reconnects. */
+	stream(opts?: StreamOptions): BridgeStream;
+	/** GET /stream (Server-Sent Events) as brokerd's raw bytes, for a relay. */
+	eventStream(query: EventStreamQuery, opts?: CallOptions): Promise<ReadableStream<Uint8Array>>;
 }
 
 /** A unique client order id (at most 40 characters). */

@@ -2,7 +2,7 @@
 # The shell clients and these tests are POSIX sh and shellcheck clean.
 . "$(dirname "$0")/lib.sh"
 command -v shellcheck >/dev/null || fail "shellcheck is not installed"
-for f in "$CLIENTS"/ibkr-status "$CLIENTS"/ibkr-wait "$CLIENTS"/ibkr-call; do
+for f in "$CLIENTS"/ibkr-status "$CLIENTS"/ibkr-wait "$CLIENTS"/ibkr-call "$CLIENTS"/ibkr-stream; do
 	[ -f "$f" ] || fail "missing $f"
 	[ -x "$f" ] || fail "$f is not executable"
 	head -1 "$f" | grep -qx '#!/bin/sh' || fail "$f is not #!/bin/sh"

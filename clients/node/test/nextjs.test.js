@@ -145,3 +145,65 @@ test("brokerd errors map to the browser: 429 passes with Retry-After, a bad key 
 	assert.equal(j.error, "unauthorized");
 	assert.ok(!JSON.stringify(j).includes("not-the-key"));
 });
+
+test("stream: brokerd's SSE relayed to the browser, the key kept back, the browser's leaving ends it", async () => {
+	let upstream = null;
+	let closed = false;
+	fake.handler = (rec, req, res) => {
+		upstream = req;
+		res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-store" });
+		res.write(": keep-alive\n\n");
+		res.write('event: smd+265598\ndata: {"topic":"smd+265598","conid":265598,"31":"190.50"}\n\n');
+		res.write('event: sor\ndata: {"topic":"sor","args":[]}\n\n');
+		res.on("close", () => {
+			closed = true;
+		});
+	};
+	const ac = new AbortController();
+	const r = await h.stream(new Request(base + "/stream?smd=265598:31,84&smd=8314:31&sor=1",
+	    { signal: ac.signal, headers: { origin: "http://localhost:3000" } }));
+	assert.equal(r.status, 200);
+	assert.match(r.headers.get("content-type"), /^text\/event-stream/);
+	assert.equal(r.headers.get("cache-control"), "no-store, no-transform");
+	assert.equal(fake.requests.length, 1);
+	assert.equal(fake.requests[0].path, "/stream");
+	assert.equal(upstream.url, "/stream?smd=265598:31,84&smd=8314:31&sor=1");
+	assert.equal(fake.requests[0].headers["x-bridge-key"], KEY);
+	assert.equal(fake.requests[0].headers.origin, undefined, "brokerd refuses an Origin");
+	for (const [, v] of r.headers)
+		assert.ok(!v.includes(KEY));
+	const reader = r.body.getReader();
+	let text = "";
+	while (!text.includes('"sor"')) {
+		const { value, done } = await reader.read();
+		assert.equal(done, false);
+		text += new TextDecoder().decode(value);
+	}
+	assert.equal(text, ": keep-alive\n\n" +
+	    'event: smd+265598\ndata: {"topic":"smd+265598","conid":265598,"31":"190.50"}\n\n' +
+	    'event: sor\ndata: {"topic":"sor","args":[]}\n\n');
+	ac.abort();
+	for (let i = 0; i < 100 && !closed; i++)
+		await new Promise((res) => setTimeout(res, 10));
+	assert.ok(closed, "brokerd's stream still open after the browser left");
+});
+
+test("stream: a bad query is 400 and nothing is sent; brokerd's refusal maps like the others", async () => {
+	for (const q of ["", "?smd=265598", "?smd=1:31;rm", "?sor=2", "?ssd=DU1%0A", "?xyz=1", "?smh=1", "?sor=1&sor=1"]) {
+		const r = await h.stream(new Request(base + "/stream" + q));
+		assert.equal(r.status, 400, q);
+		assert.equal((await r.json()).error, "bad_request");
+	}
+	assert.equal(fake.requests.length, 0);
+	const limited = createHandlers(bridge, { streamTopics: ["smd"] });
+	let r = await limited.stream(new Request(base + "/stream?sor=1"));
+	assert.equal(r.status, 400);
+	fake.handler = () => [429, { error: "rate_limited", message: "too many subscribers" }, { "retry-after": "2" }];
+	r = await h.stream(new Request(base + "/stream?sor=1"));
+	assert.equal(r.status, 429);
+	assert.equal((await r.json()).retryAfterS, 2);
+	fake.handler = () => [403, { error: "forbidden", message: "scope" }];
+	r = await h.stream(new Request(base + "/stream?sor=1"));
+	assert.equal(r.status, 502);
+	assert.equal((await r.json()).error, "forbidden");
+});

@@ -1,6 +1,7 @@
 // Compiled by `npm run typecheck` (tsc --noEmit): the types in index.d.ts
 // must accept the documented uses and reject the wrong ones.
-import Bridge, { Bridge as NamedBridge, BridgeError, makeCOID, type AuthStatus, type OrderResult } from "brokerd-client";
+import Bridge, { Bridge as NamedBridge, BridgeError, BridgeStream, makeCOID, type AuthStatus,
+    type OrderResult } from "brokerd-client";
 
 async function main(): Promise<void> {
 	const b = new Bridge({ socketPath: "/run/brokerd/brokerd.sock", key: "k", timeoutMs: 5000 });
@@ -58,3 +59,29 @@ async function main(): Promise<void> {
 }
 
 void main;
+
+async function streams(): Promise<void> {
+	const b = new Bridge({ socketPath: "/run/brokerd/brokerd.sock", key: "k" });
+	const s: BridgeStream = b.stream({ minDelayMs: 500, maxDelayMs: 10000 });
+	s.subscribe("smd", { conid: 265598, fields: ["31", 84] });
+	s.subscribe("sor");
+	s.subscribe("ssd", { account: "DU1" });
+	s.unsubscribe("smd", { conid: 265598 });
+	s.unsubscribe("smh", { serverId: "sv1" });
+	s.on("close", (code: number, reason: string) => void [code, reason]);
+	for await (const m of s) {
+		if (typeof m !== "string" && m.topic === "system" && "client" in m)
+			break;
+	}
+	await s.close(1000, "bye");
+	const body: ReadableStream<Uint8Array> = await b.eventStream({ smd: ["265598:31,84"], sor: 1 });
+	void body;
+	// @ts-expect-error smd needs a conid and fields
+	s.subscribe("smd");
+	// @ts-expect-error unknown topic
+	s.subscribe("xyz");
+	// @ts-expect-error ssd needs an account
+	s.subscribe("ssd", {});
+}
+
+void streams;

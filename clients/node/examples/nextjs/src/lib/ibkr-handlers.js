@@ -6,10 +6,44 @@
 /**
  * @typedef {import("brokerd-client").Bridge} Bridge
  * @typedef {(request: Request) => Promise<Response>} Handler
- * @typedef {{ accountId?: string, allowMessageIds?: string[] }} HandlerOptions
+ * @typedef {{ accountId?: string, allowMessageIds?: string[],
+ *   streamTopics?: string[] }} HandlerOptions
  */
 
 const NUMS = /^\d+(,\d+)*$/;
+const STREAM_TOPICS = ["smd", "sor", "str", "spl", "ssd", "sld"];
+
+/**
+ * The browser's query for /api/ibkr/stream, checked word by word so that
+ * nothing else reaches brokerd: smd=CONID:F,F (repeatable), sor=1, str=1,
+ * spl=1, ssd=ACCT, sld=ACCT.
+ * @param {URLSearchParams} q
+ * @param {string[]} allowed
+ * @returns {Record<string, string[]>}
+ */
+function streamQuery(q, allowed) {
+	/** @type {Record<string, string[]>} */
+	const out = {};
+	for (const [k, v] of q) {
+		if (!allowed.includes(k))
+			throw new TypeError(`topic ${k} is not offered here`);
+		let ok;
+		if (k === "smd")
+			ok = /^\d+:\d+(,\d+)*$/.test(v);
+		else if (k === "ssd" || k === "sld")
+			ok = /^[A-Za-z0-9._-]{1,32}$/.test(v);
+		else
+			ok = v === "1";
+		if (!ok)
+			throw new TypeError(`bad value for ${k}`);
+		if (k !== "smd" && out[k])
+			throw new TypeError(`${k} given twice`);
+		(out[k] ??= []).push(v);
+	}
+	if (Object.keys(out).length === 0)
+		throw new TypeError("no topic: e.g. ?smd=265598:31,84&sor=1");
+	return out;
+}
 
 /**
  * @param {number} status
@@ -54,7 +88,8 @@ function fail(e) {
 /**
  * @param {Bridge} bridge
  * @param {HandlerOptions} [opts]
- * @returns {{ status: Handler, trade: Handler, marketdata: Handler, positions: Handler, account: Handler }}
+ * @returns {{ status: Handler, trade: Handler, marketdata: Handler, positions: Handler,
+ *   account: Handler, stream: Handler }}
  */
 export function createHandlers(bridge, opts = {}) {
 	/**
@@ -174,6 +209,25 @@ export function createHandlers(bridge, opts = {}) {
 				const acct = await accountOf(url, request.signal);
 				const positions = await bridge.positions(acct, Number(page), { signal: request.signal });
 				return json(200, { ok: true, accountId: acct, page: Number(page), positions });
+			} catch (e) {
+				return fail(e);
+			}
+		},
+
+		// GET ?smd=265598:31,84&sor=1 -> text/event-stream: brokerd's SSE
+		// relayed as is (event: topic, data: the Gateway's JSON). The key
+		// stays on this server; the browser's EventSource reconnects by
+		// itself, and its leaving (request.signal) ends brokerd's stream.
+		async stream(request) {
+			try {
+				const q = streamQuery(new URL(request.url).searchParams,
+				    opts.streamTopics ?? STREAM_TOPICS);
+				const body = await bridge.eventStream(q, { signal: request.signal });
+				return new Response(body, {
+					status: 200,
+					headers: { "content-type": "text/event-stream; charset=utf-8",
+					    "cache-control": "no-store, no-transform", "x-accel-buffering": "no" },
+				});
 			} catch (e) {
 				return fail(e);
 			}
