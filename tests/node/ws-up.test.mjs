@@ -168,6 +168,9 @@ describe('upstream WebSocket', { skip }, () => {
 		const n = a.msgs.length;
 		await waitFor(() => a.msgs.slice(n).some((m) =>
 		    m.topic === 'smd+265598'));
+		const st = (await bd.request({ path: '/gateway/status' })).json();
+		assert.equal(st.stream.upstream.state, 'connected');
+		assert.equal(st.stream.upstream.reconnects, 1);
 	});
 
 	test('smd renewed before the Gateway expires it', async (t) => {
@@ -194,6 +197,8 @@ describe('upstream WebSocket', { skip }, () => {
 		a.ws.send('smd+265598+{"fields":["31"]}');
 		await waitFor(() => a.msgs.some((m) =>
 		    m.brokerd === 'gateway silent'), { timeoutMs: 5000 });
+		const st = (await bd.request({ path: '/gateway/status' })).json();
+		assert.match(st.stream.upstream.state, /^(silent|connecting)$/);
 		await gw.behaviour({ ws_silent: false });
 		await waitFor(() => a.msgs.some((m) => m.topic === 'smd+265598'),
 		    { timeoutMs: 8000 });
