@@ -11,11 +11,13 @@
 # small JSON answer (/iserver/accounts) and a 64 KiB one (/iserver/__blob),
 # brokerd twice (as is, and with `Cache-Control: no-cache`, which skips its
 # coalescing of identical GETs); and the median of 50 single curl calls.
+# Then bench/stream.mjs: the stream fan-out over WebSocket and SSE.
 # Prints a table and writes it to bench/results.md.
 #
 # Environment: BENCH_DURATION (5s), BENCH_WARMUP (1s), BENCH_THREADS (2),
 # BENCH_CONNECTIONS (32), BENCH_CURLS (50), NGINX_WORKERS (1),
-# BROKERD_POOL (4), BROKERD_BIN (build/brokerd), BENCH_RESULTS (bench/results.md; "-": none).
+# BROKERD_POOL (4), BROKERD_BIN (build/brokerd), BENCH_RESULTS (bench/results.md; "-": none),
+# BENCH_STREAM (1; 0 skips the stream part; its own variables are in bench/stream.mjs).
 # Keys are never on a command line: wrk reads its headers from a Lua
 # script, curl from a header file, both mode 0600 in the temporary folder.
 set -eu
@@ -449,6 +451,16 @@ report() {
 	echo "Whole run: $(($(date +%s) - START)) s (\`sh bench/run.sh\`, or \`make bench\`)."
 }
 report >"$T/report.md"
+# The second part: stream fan-out (bench/stream.mjs starts its own simulator
+# and brokerd); BENCH_STREAM=0 leaves it out.
+if [ "${BENCH_STREAM:-1}" != 0 ]; then
+	say "stream fan-out: node bench/stream.mjs"
+	echo >>"$T/report.md"
+	if ! BROKERD_BIN=$BIN node "$ROOT/bench/stream.mjs" >"$T/stream.md"; then
+		echo "## Streaming fan-out: bench/stream.mjs failed" >"$T/stream.md"
+	fi
+	cat "$T/stream.md" >>"$T/report.md"
+fi
 echo
 cat "$T/report.md"
 if [ "$RESULTS" != - ]; then

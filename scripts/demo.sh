@@ -1,7 +1,8 @@
 #!/bin/sh
 # `make demo`: brokerd in front of the bundled Gateway simulator, showing it
 # work over the Unix socket and TCP, the status file following the session,
-# and the shell and Node clients.  Everything runs in a temporary folder and
+# the shell and Node clients, and two stream subscribers sharing one Gateway
+# subscription.  Everything runs in a temporary folder and
 # is stopped at the end.
 set -eu
 cd "$(dirname "$0")/.."
@@ -103,6 +104,40 @@ console.log('health     ', await b.health());
 console.log('authStatus ', await b.authStatus());
 console.log('accounts   ', JSON.stringify(await b.accounts()));
 "
+
+step "Streaming: two subscribers on one conid share ONE Gateway subscription"
+curl -sS -o /dev/null -X POST -d '{"ws_tick_ms":500}' "http://127.0.0.1:$GW_CTL/behaviour"
+show "ibkr-stream -s $SOCK -k keyfile -n 6 smd 265598 31,84   (over the Unix socket)"
+show "ibkr-stream -u http://127.0.0.1:$PORT -k keyfile -n 6 smd 265598 31,84   (over TCP)"
+clients/shell/ibkr-stream -s "$SOCK" -k "$TMP/key" -n 6 -m 20 smd 265598 31,84 >"$TMP/s1" &
+S1=$!
+clients/shell/ibkr-stream -u "http://127.0.0.1:$PORT" -k "$TMP/key" -n 6 -m 20 smd 265598 31,84 >"$TMP/s2" &
+S2=$!
+i=0
+until [ "$(grep -c smd "$TMP/s1" 2>/dev/null)" -ge 2 ] && [ "$(grep -c smd "$TMP/s2" 2>/dev/null)" -ge 2 ]; do
+	i=$((i + 1)); [ $i -gt 150 ] && break; sleep 0.1
+done
+echo "-- the simulator's counters while both are subscribed:"
+# shellcheck disable=SC2016 # JavaScript, not the shell's
+curl -sS "http://127.0.0.1:$GW_CTL/counters" | node -e '
+let s = ""; process.stdin.on("data", (d) => s += d).on("end", () => {
+	const c = JSON.parse(s);
+	const smd = c.ws_subscriptions.filter((m) => m.msg.startsWith("smd+"));
+	console.log(`  Gateway WebSockets opened: ${c.ws_connections}; smd subscriptions upstream: ${smd.length}`);
+	for (const m of smd) console.log(`    ${m.msg}`);
+});'
+wait "$S1" "$S2" || true
+echo "-- subscriber 1 (socket):"; sed 's/^/  /' "$TMP/s1"
+echo "-- subscriber 2 (TCP):"; sed 's/^/  /' "$TMP/s2"
+# shellcheck disable=SC2016 # JavaScript, not the shell's
+node -e '
+const fs = require("fs");
+const read = (f) => fs.readFileSync(f, "utf8").split("\n").filter(Boolean).map(JSON.parse)
+    .filter((m) => m.topic === "smd+265598");
+const a = read(process.argv[1]), b = read(process.argv[2]);
+const both = a.findLast((m) => b.some((n) => n._updated === m._updated && n["31"] === m["31"]));
+console.log(both ? `-- one tick reached both: last ${both["31"]} at _updated ${both._updated}` :
+    "-- no common tick seen");' "$TMP/s1" "$TMP/s2"
 
 step "Done: stopping brokerd (SIGTERM) and the simulator"
 kill "$BD_PID"; wait "$BD_PID" || true; BD_PID=
