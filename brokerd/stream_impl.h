@@ -23,8 +23,9 @@ struct stream_entry {
 	char		 key[STREAM_KEY_LEN];	/* conflation key */
 	char		 topic[STREAM_KEY_LEN];	/* SSE event name */
 	enum stream_kind kind;
-	char		*json;
-	size_t		 len;
+	char		*json;		/* or, once conflating: */
+	json_t		*obj;		/* merged in place, dumped once */
+	size_t		 len;		/* of the JSON text */
 	size_t		 bytes;		/* encoded size */
 };
 
@@ -32,6 +33,7 @@ struct stream_sub {
 	void		*owner;
 	enum stream_enc	 enc;
 	struct stream_entry *head, *tail;
+	json_t		*mdidx;		/* key: newest queued market data */
 	size_t		 queued;	/* encoded bytes */
 	int		 closing;	/* verdict given */
 	uint64_t	 cmd_ms[STREAM_RATE_MAX];	/* ring of commands */
