@@ -100,6 +100,9 @@ struct stream {
 /* stream_queue.c */
 int	 stream_queue_push(struct stream *, struct stream_sub *,
 	    const char *topic, const char *key, enum stream_kind, json_t *);
+int	 stream_queue_push_shared(struct stream *, struct stream_sub *,
+	    const char *topic, const char *key, enum stream_kind, json_t *,
+	    char **text);
 int	 stream_queue_text(struct stream *, struct stream_sub *,
 	    const char *topic, const char *json);
 void	 stream_queue_clear(struct stream_sub *);
@@ -120,5 +123,7 @@ void	 stream_smh_remove(struct stream *, size_t, int up);
 /* stream_gw.c */
 int	 stream_md_deliver(struct stream *, struct stream_md *,
 	    struct stream_mdsub *, json_t *, int cached);
+json_t	*stream_md_cut(struct stream_md *, struct stream_mdsub *, json_t *,
+	    int cached, int *wanted);
 
 #endif /* STREAM_IMPL_H */

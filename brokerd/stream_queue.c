@@ -111,7 +111,7 @@ stream_queue_merge(struct stream *st, struct stream_sub *s,
 	return (0);
 }
 
-/* Queue json (taken) or, when it is NULL, obj (referenced). */
+/* Queue json (taken) or, when it is NULL, a copy of obj. */
 static int
 stream_queue_add(struct stream *st, struct stream_sub *s, const char *topic,
     const char *key, enum stream_kind kind, char *json, json_t *obj)
@@ -135,7 +135,12 @@ stream_queue_add(struct stream *st, struct stream_sub *s, const char *topic,
 		e->json = json;
 		e->len = strlen(json);
 	} else {
-		e->obj = json_incref(obj);
+		/* its own: merges change it, the cut may be shared */
+		if ((e->obj = json_copy(obj)) == NULL) {
+			stream_index_del(s, e);
+			free(e);
+			return (-1);
+		}
 		e->len = stream_json_len(obj);
 	}
 	e->bytes = stream_encoded(s, topic, e->len);
@@ -154,9 +159,15 @@ stream_queue_add(struct stream *st, struct stream_sub *s, const char *topic,
 	return (0);
 }
 
+/*
+ * Queue obj for s.  *text is its compact JSON, dumped at most once for
+ * all the subscribers a message goes to (the caller frees it): each
+ * queue takes a copy of the bytes, not a serialisation of its own.
+ */
 int
-stream_queue_push(struct stream *st, struct stream_sub *s, const char *topic,
-    const char *key, enum stream_kind kind, json_t *obj)
+stream_queue_push_shared(struct stream *st, struct stream_sub *s,
+    const char *topic, const char *key, enum stream_kind kind, json_t *obj,
+    char **text)
 {
 	struct stream_entry *e;
 	char		*json;
@@ -169,9 +180,23 @@ stream_queue_push(struct stream *st, struct stream_sub *s, const char *topic,
 		/* behind: it will likely be merged into, keep the object */
 		return (stream_queue_add(st, s, topic, key, kind, NULL, obj));
 	}
-	if ((json = json_dumps(obj, JSON_COMPACT)) == NULL)
+	if (*text == NULL && (*text = json_dumps(obj, JSON_COMPACT)) == NULL)
+		return (-1);
+	if ((json = strdup(*text)) == NULL)
 		return (-1);
 	return (stream_queue_add(st, s, topic, key, kind, json, NULL));
+}
+
+int
+stream_queue_push(struct stream *st, struct stream_sub *s, const char *topic,
+    const char *key, enum stream_kind kind, json_t *obj)
+{
+	char	*text = NULL;
+	int	 r;
+
+	r = stream_queue_push_shared(st, s, topic, key, kind, obj, &text);
+	free(text);
+	return (r);
 }
 
 int
