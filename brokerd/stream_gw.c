@@ -18,20 +18,21 @@ stream_meta(const char *k)
 	    strcmp(k, "server_id") == 0 || strcmp(k, "error") == 0);
 }
 
-/* The message cut to the subscriber's fields; cached: from last values. */
-int
-stream_md_deliver(struct stream *st, struct stream_md *m,
-    struct stream_mdsub *ms, json_t *msg, int cached)
+/*
+ * The message cut to the subscriber's fields; cached: from last values.
+ * *wanted: 0 when nothing of it is for this subscriber.
+ */
+json_t *
+stream_md_cut(struct stream_md *m, struct stream_mdsub *ms, json_t *msg,
+    int cached, int *wanted)
 {
 	char		 key[STREAM_KEY_LEN];
 	json_t		*out, *v;
 	const char	*k;
 	size_t		 i, nf = 0;
-	int		 r;
 
 	if ((out = json_object()) == NULL)
-		return (-1);
-	snprintf(key, sizeof(key), "smd+%s", m->conid);
+		return (NULL);
 	json_object_foreach(msg, k, v)
 		if (stream_meta(k) && json_object_set(out, k, v) == -1)
 			goto fail;
@@ -42,38 +43,83 @@ stream_md_deliver(struct stream *st, struct stream_md *m,
 			goto fail;
 		nf++;
 	}
-	r = 0;
 	if (cached) {
+		snprintf(key, sizeof(key), "smd+%s", m->conid);
 		json_object_set_new(out, "topic", json_string(key));
 		json_object_set_new(out, "conid",
 		    json_integer(strtoll(m->conid, NULL, 10)));
 	}
-	if (nf > 0 || json_object_get(msg, "error") != NULL)
+	*wanted = nf > 0 || json_object_get(msg, "error") != NULL;
+	return (out);
+fail:
+	json_decref(out);
+	return (NULL);
+}
+
+int
+stream_md_deliver(struct stream *st, struct stream_md *m,
+    struct stream_mdsub *ms, json_t *msg, int cached)
+{
+	char		 key[STREAM_KEY_LEN];
+	json_t		*out;
+	int		 r = 0, wanted;
+
+	if ((out = stream_md_cut(m, ms, msg, cached, &wanted)) == NULL)
+		return (-1);
+	snprintf(key, sizeof(key), "smd+%s", m->conid);
+	if (wanted)
 		r = stream_queue_push(st, ms->sub, key, key, STREAM_Q_MD, out);
 	json_decref(out);
 	return (r);
-fail:
-	json_decref(out);
-	return (-1);
 }
 
 static int
+stream_same_fields(const struct stream_mdsub *a, const struct stream_mdsub *b)
+{
+	return (a->nfields == b->nfields && memcmp(a->fields, b->fields,
+	    a->nfields * sizeof(*a->fields)) == 0);
+}
+
+/*
+ * A tick to every subscriber of its conid.  Subscribers next to each
+ * other that asked the same fields (the common case) share one cut and
+ * one serialisation of it.
+ */
+static int
 stream_gw_md(struct stream *st, const char *conid, json_t *msg)
 {
+	char		 key[STREAM_KEY_LEN];
 	struct stream_md *m;
-	json_t		*v;
+	json_t		*v, *out = NULL;
 	const char	*k;
+	char		*text = NULL;
 	size_t		 i;
-	int		 r = 0;
+	int		 r = 0, wanted = 0;
 
 	if ((m = stream_md_find(st, conid)) == NULL)
 		return (0);	/* a stream that ended here: not wanted */
 	json_object_foreach(msg, k, v)
 		if (!stream_meta(k))
 			json_object_set(m->last, k, v);
-	for (i = 0; i < m->nsubs; i++)
-		if (stream_md_deliver(st, m, &m->subs[i], msg, 0) == -1)
+	snprintf(key, sizeof(key), "smd+%s", m->conid);
+	for (i = 0; i < m->nsubs; i++) {
+		if (out == NULL || !stream_same_fields(&m->subs[i],
+		    &m->subs[i - 1])) {
+			json_decref(out);
+			free(text);
+			text = NULL;
+			if ((out = stream_md_cut(m, &m->subs[i], msg, 0,
+			    &wanted)) == NULL) {
+				r = -1;
+				continue;
+			}
+		}
+		if (wanted && stream_queue_push_shared(st, m->subs[i].sub,
+		    key, key, STREAM_Q_MD, out, &text) == -1)
 			r = -1;
+	}
+	json_decref(out);
+	free(text);
 	return (r);
 }
 
@@ -82,6 +128,7 @@ stream_gw_topic(struct stream *st, const char *topic, json_t *msg)
 {
 	struct stream_topic *t;
 	enum stream_kind kind;
+	char		*text = NULL;
 	size_t		 i, klen;
 	int		 r = 0;
 
@@ -97,9 +144,10 @@ stream_gw_topic(struct stream *st, const char *topic, json_t *msg)
 	kind = strncmp(topic, "sor", 3) == 0 || strncmp(topic, "str", 3) == 0 ?
 	    STREAM_Q_KEEP : STREAM_Q_MD;
 	for (i = 0; i < t->nsubs; i++)
-		if (stream_queue_push(st, t->subs[i], topic, topic, kind,
-		    msg) == -1)
+		if (stream_queue_push_shared(st, t->subs[i], topic, topic,
+		    kind, msg, &text) == -1)
 			r = -1;
+	free(text);
 	return (r);
 }
 
@@ -138,13 +186,15 @@ stream_gw_smh(struct stream *st, const char *conid, json_t *msg)
 static int
 stream_gw_everyone(struct stream *st, const char *topic, json_t *msg)
 {
+	char	*text = NULL;
 	size_t	 i;
 	int	 r = 0;
 
 	for (i = 0; i < st->nsubs; i++)
-		if (stream_queue_push(st, st->subs[i], topic, "",
-		    STREAM_Q_KEEP, msg) == -1)
+		if (stream_queue_push_shared(st, st->subs[i], topic, "",
+		    STREAM_Q_KEEP, msg, &text) == -1)
 			r = -1;
+	free(text);
 	return (r);
 }
 

@@ -23,8 +23,9 @@ struct stream_entry {
 	char		 key[STREAM_KEY_LEN];	/* conflation key */
 	char		 topic[STREAM_KEY_LEN];	/* SSE event name */
 	enum stream_kind kind;
-	char		*json;
-	size_t		 len;
+	char		*json;		/* or, once conflating: */
+	json_t		*obj;		/* merged in place, dumped once */
+	size_t		 len;		/* of the JSON text */
 	size_t		 bytes;		/* encoded size */
 };
 
@@ -32,6 +33,7 @@ struct stream_sub {
 	void		*owner;
 	enum stream_enc	 enc;
 	struct stream_entry *head, *tail;
+	json_t		*mdidx;		/* key: newest queued market data */
 	size_t		 queued;	/* encoded bytes */
 	int		 closing;	/* verdict given */
 	uint64_t	 cmd_ms[STREAM_RATE_MAX];	/* ring of commands */
@@ -98,6 +100,9 @@ struct stream {
 /* stream_queue.c */
 int	 stream_queue_push(struct stream *, struct stream_sub *,
 	    const char *topic, const char *key, enum stream_kind, json_t *);
+int	 stream_queue_push_shared(struct stream *, struct stream_sub *,
+	    const char *topic, const char *key, enum stream_kind, json_t *,
+	    char **text);
 int	 stream_queue_text(struct stream *, struct stream_sub *,
 	    const char *topic, const char *json);
 void	 stream_queue_clear(struct stream_sub *);
@@ -118,5 +123,7 @@ void	 stream_smh_remove(struct stream *, size_t, int up);
 /* stream_gw.c */
 int	 stream_md_deliver(struct stream *, struct stream_md *,
 	    struct stream_mdsub *, json_t *, int cached);
+json_t	*stream_md_cut(struct stream_md *, struct stream_mdsub *, json_t *,
+	    int cached, int *wanted);
 
 #endif /* STREAM_IMPL_H */

@@ -6,6 +6,7 @@
  * older value.  Orders and trades are never merged nor dropped: past
  * max_buffer_bytes the subscriber is closed 1008 instead.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,46 +35,86 @@ stream_verdict(struct stream *st, struct stream_sub *s, const char *why)
 		st->cb.close(s->owner, s, 1008, why);
 }
 
-/* The newest queued message with this key, to merge into. */
+/*
+ * The newest queued market data message per key, in O(1): a jansson
+ * object (a hash table) from the key to the entry's address.  Past
+ * conflate_bytes every tick looks here, for every subscriber.
+ */
 static struct stream_entry *
 stream_queue_find(struct stream_sub *s, const char *key)
 {
-	struct stream_entry *e;
+	json_t	*v;
 
-	for (e = s->tail; e != NULL; e = e->prev)
-		if (e->kind == STREAM_Q_MD && strcmp(e->key, key) == 0)
-			return (e);
-	return (NULL);
+	if (s->mdidx == NULL || (v = json_object_get(s->mdidx, key)) == NULL)
+		return (NULL);
+	return ((struct stream_entry *)(uintptr_t)json_integer_value(v));
 }
 
+static int
+stream_index_set(struct stream_sub *s, struct stream_entry *e)
+{
+	if (s->mdidx == NULL && (s->mdidx = json_object()) == NULL)
+		return (-1);
+	return (json_object_set_new(s->mdidx, e->key,
+	    json_integer((json_int_t)(uintptr_t)e)));
+}
+
+static void
+stream_index_del(struct stream_sub *s, struct stream_entry *e)
+{
+	if (e->kind == STREAM_Q_MD && stream_queue_find(s, e->key) == e)
+		(void)json_object_del(s->mdidx, e->key);
+}
+
+/* The length of a value's compact JSON text, without the text. */
+static size_t
+stream_json_len(const json_t *v)
+{
+	return (json_dumpb(v, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY));
+}
+
+/*
+ * Newer values over the queued ones, field by field, without parsing or
+ * dumping the message: it stays an object until it leaves, and its
+ * length follows each field's (keys are plain: "84", "conid").
+ */
 static int
 stream_queue_merge(struct stream *st, struct stream_sub *s,
     struct stream_entry *e, json_t *obj)
 {
-	json_t	*old;
-	char	*json;
+	json_t		*old, *v;
+	const char	*k;
+	size_t		 len;
 
-	if ((old = json_loadb(e->json, e->len, 0, NULL)) == NULL)
-		return (-1);
-	if (json_object_update_recursive(old, obj) == -1 ||
-	    (json = json_dumps(old, JSON_COMPACT)) == NULL) {
-		json_decref(old);
-		return (-1);
+	if (e->obj == NULL) {
+		/* the first merge into a message queued as text */
+		if ((e->obj = json_loadb(e->json, e->len, 0, NULL)) == NULL)
+			return (-1);
+		free(e->json);
+		e->json = NULL;
 	}
-	json_decref(old);
+	len = e->len;
+	json_object_foreach(obj, k, v) {
+		if ((old = json_object_get(e->obj, k)) != NULL)
+			len -= stream_json_len(old);
+		else
+			len += strlen(k) + 4;	/* "k":  and a comma */
+		len += stream_json_len(v);
+		if (json_object_set(e->obj, k, v) == -1)
+			return (-1);
+	}
 	s->queued -= e->bytes;
-	free(e->json);
-	e->json = json;
-	e->len = strlen(json);
+	e->len = len;
 	e->bytes = stream_encoded(s, e->topic, e->len);
 	s->queued += e->bytes;
 	st->n.conflated++;
 	return (0);
 }
 
+/* Queue json (taken) or, when it is NULL, a copy of obj. */
 static int
 stream_queue_add(struct stream *st, struct stream_sub *s, const char *topic,
-    const char *key, enum stream_kind kind, char *json)
+    const char *key, enum stream_kind kind, char *json, json_t *obj)
 {
 	struct stream_entry *e;
 	int		 was_empty = s->head == NULL;
@@ -85,8 +126,23 @@ stream_queue_add(struct stream *st, struct stream_sub *s, const char *topic,
 	snprintf(e->key, sizeof(e->key), "%s", key);
 	snprintf(e->topic, sizeof(e->topic), "%s", topic);
 	e->kind = kind;
-	e->json = json;
-	e->len = strlen(json);
+	if (kind == STREAM_Q_MD && stream_index_set(s, e) == -1) {
+		free(json);
+		free(e);
+		return (-1);
+	}
+	if (json != NULL) {
+		e->json = json;
+		e->len = strlen(json);
+	} else {
+		/* its own: merges change it, the cut may be shared */
+		if ((e->obj = json_copy(obj)) == NULL) {
+			stream_index_del(s, e);
+			free(e);
+			return (-1);
+		}
+		e->len = stream_json_len(obj);
+	}
 	e->bytes = stream_encoded(s, topic, e->len);
 	e->prev = s->tail;
 	if (s->tail != NULL)
@@ -103,21 +159,44 @@ stream_queue_add(struct stream *st, struct stream_sub *s, const char *topic,
 	return (0);
 }
 
+/*
+ * Queue obj for s.  *text is its compact JSON, dumped at most once for
+ * all the subscribers a message goes to (the caller frees it): each
+ * queue takes a copy of the bytes, not a serialisation of its own.
+ */
 int
-stream_queue_push(struct stream *st, struct stream_sub *s, const char *topic,
-    const char *key, enum stream_kind kind, json_t *obj)
+stream_queue_push_shared(struct stream *st, struct stream_sub *s,
+    const char *topic, const char *key, enum stream_kind kind, json_t *obj,
+    char **text)
 {
 	struct stream_entry *e;
 	char		*json;
 
 	if (s->closing)
 		return (0);
-	if (kind == STREAM_Q_MD && s->queued > st->lim.conflate_bytes &&
-	    (e = stream_queue_find(s, key)) != NULL)
-		return (stream_queue_merge(st, s, e, obj));
-	if ((json = json_dumps(obj, JSON_COMPACT)) == NULL)
+	if (kind == STREAM_Q_MD && s->queued > st->lim.conflate_bytes) {
+		if ((e = stream_queue_find(s, key)) != NULL)
+			return (stream_queue_merge(st, s, e, obj));
+		/* behind: it will likely be merged into, keep the object */
+		return (stream_queue_add(st, s, topic, key, kind, NULL, obj));
+	}
+	if (*text == NULL && (*text = json_dumps(obj, JSON_COMPACT)) == NULL)
 		return (-1);
-	return (stream_queue_add(st, s, topic, key, kind, json));
+	if ((json = strdup(*text)) == NULL)
+		return (-1);
+	return (stream_queue_add(st, s, topic, key, kind, json, NULL));
+}
+
+int
+stream_queue_push(struct stream *st, struct stream_sub *s, const char *topic,
+    const char *key, enum stream_kind kind, json_t *obj)
+{
+	char	*text = NULL;
+	int	 r;
+
+	r = stream_queue_push_shared(st, s, topic, key, kind, obj, &text);
+	free(text);
+	return (r);
 }
 
 int
@@ -130,7 +209,8 @@ stream_queue_text(struct stream *st, struct stream_sub *s, const char *topic,
 		return (0);
 	if ((copy = strdup(json)) == NULL)
 		return (-1);
-	return (stream_queue_add(st, s, topic, "", STREAM_Q_KEEP, copy));
+	return (stream_queue_add(st, s, topic, "", STREAM_Q_KEEP, copy,
+	    NULL));
 }
 
 static void
@@ -142,7 +222,9 @@ stream_entry_drop(struct stream_sub *s, struct stream_entry *e)
 	else
 		s->tail = NULL;
 	s->queued -= e->bytes;
+	stream_index_del(s, e);
 	free(e->json);
+	json_decref(e->obj);
 	free(e);
 }
 
@@ -151,6 +233,8 @@ stream_queue_clear(struct stream_sub *s)
 {
 	while (s->head != NULL)
 		stream_entry_drop(s, s->head);
+	json_decref(s->mdidx);
+	s->mdidx = NULL;
 }
 
 size_t
@@ -163,16 +247,31 @@ static int
 stream_emit_one(struct stream_sub *s, struct stream_entry *e,
     stream_emit_fn emit, void *arg)
 {
-	char	*sse;
-	int	 r;
+	const char	*json = e->json;
+	char		*dumped = NULL, *sse;
+	size_t		 len = e->len, n;
+	int		 r;
 
-	if (s->enc == STREAM_ENC_WS)
-		return (emit(arg, e->json, e->len));
-	if ((sse = malloc(e->bytes + 1)) == NULL)
+	if (e->obj != NULL) {
+		if ((dumped = json_dumps(e->obj, JSON_COMPACT)) == NULL)
+			return (-1);
+		json = dumped;
+		len = strlen(dumped);
+	}
+	if (s->enc == STREAM_ENC_WS) {
+		r = emit(arg, json, len);
+		free(dumped);
+		return (r);
+	}
+	n = stream_encoded(s, e->topic, len);
+	if ((sse = malloc(n + 1)) == NULL) {
+		free(dumped);
 		return (-1);
-	snprintf(sse, e->bytes + 1, STREAM_SSE_FMT, e->topic, e->json);
-	r = emit(arg, sse, e->bytes);
+	}
+	snprintf(sse, n + 1, STREAM_SSE_FMT, e->topic, json);
+	r = emit(arg, sse, n);
 	free(sse);
+	free(dumped);
 	return (r);
 }
 

@@ -131,6 +131,7 @@ streamup_msg_cb(void *arg, int op, const char *p, size_t len, uint16_t code)
 	if (op != WS_OP_TEXT)
 		return;
 	su->c.msgs_in++;
+	su->rd_msgs++;
 	memset(&info, 0, sizeof(info));
 	if (stream_gateway_message(su->srv->stream, p, len, now_ms(),
 	    &info) == -1)
@@ -476,6 +477,8 @@ streamup_new(struct server *srv)
 	ev_init(&su->t_idle, streamup_idle_cb);
 	ev_init(&su->t_backoff, streamup_backoff_cb);
 	ev_init(&su->t_kick, streamup_kick_cb);
+	ev_init(&su->t_more, streamup_sock_more_cb);
+	su->t_more.data = su;
 	su->t_conn.data = su->t_tic.data = su->t_idle.data = su;
 	su->t_backoff.data = su->t_kick.data = su;
 	every = (su->renew_ms / 2 < STREAMUP_RENEW_EVERY_MS ?

@@ -75,6 +75,8 @@ struct streamup {
 	ev_timer		 t_backoff;
 	ev_timer		 t_renew;
 	ev_timer		 t_kick;	/* 0 s: work off callbacks */
+	ev_timer		 t_more;	/* 0 s: read on next turn */
+	unsigned		 rd_msgs;	/* read in this turn */
 	/* orders?force=true before sor */
 	struct upstream_req	 oreq;
 	int			 oreq_used;
@@ -98,6 +100,7 @@ void	streamup_sock_open(struct streamup *);
 void	streamup_sock_close(struct streamup *);
 void	streamup_sock_watch(struct streamup *, int);
 void	streamup_sock_io_cb(struct ev_loop *, ev_io *, int);
+void	streamup_sock_more_cb(struct ev_loop *, ev_timer *, int);
 int	streamup_sock_session(struct streamup *);
 
 #endif /* STREAMUP_IMPL_H */

@@ -24,6 +24,13 @@
 
 #define STREAMUP_PATH		"/v1/api/ws"
 #define STREAMUP_MAX_MSG	(16u << 20)	/* a Gateway message */
+/*
+ * Gateway messages taken per loop turn.  Each one fans out to every
+ * subscriber of its conid; reading the socket dry first would starve the
+ * subscribers' writes, /metrics and every other client under a flood
+ * (the kernel's buffer then pushes back on the Gateway instead).
+ */
+#define STREAMUP_READ_MSGS	64u
 
 void
 streamup_sock_watch(struct streamup *su, int events)
@@ -102,6 +109,14 @@ streamup_ws_recv(void *ctx, void *p, size_t len)
 		su->pre_off += n;
 		return ((ssize_t)n);
 	}
+	if (su->rd_msgs >= STREAMUP_READ_MSGS) {
+		/* the rest on the next turn: mbedTLS may hold some */
+		if (!ev_is_active(&su->t_more)) {
+			ev_timer_set(&su->t_more, 0., 0.);
+			ev_timer_start(su->srv->loop, &su->t_more);
+		}
+		return (WS_IO_AGAIN);
+	}
 	r = mbedtls_ssl_read(&su->ssl, p, len);
 	if (r > 0) {
 		su->c.bytes_in += (uint64_t)r;
@@ -140,6 +155,7 @@ streamup_sock_close(struct streamup *su)
 	streamup_sock_watch(su, 0);
 	ev_timer_stop(loop, &su->t_conn);
 	ev_timer_stop(loop, &su->t_tic);
+	ev_timer_stop(loop, &su->t_more);
 	if (su->ws != NULL) {
 		ws_free(su->ws);
 		su->ws = NULL;
@@ -324,6 +340,7 @@ streamup_step_upgrade(struct streamup *su)
 static void
 streamup_step_ws(struct streamup *su)
 {
+	su->rd_msgs = 0;
 	if (ws_read(su->ws) == -1) {
 		streamup_drop(su, ws_close_code_received(su->ws) ?
 		    "the Gateway closed it" : "connection lost", 0);
@@ -358,6 +375,18 @@ streamup_sock_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 	(void)loop;
 	(void)revents;
 	streamup_step(su);
+}
+
+/* The budget of the last turn ran out: read on. */
+void
+streamup_sock_more_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct streamup	*su = w->data;
+
+	(void)loop;
+	(void)revents;
+	if (su->phase == SP_WS && su->ws != NULL)
+		streamup_step(su);
 }
 
 /* The upgrade request, with the jar's cookies, in su->hs. */

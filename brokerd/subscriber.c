@@ -25,6 +25,7 @@
 
 #define SUB_LOW_BYTES	16384	/* refill wslay's queue below this */
 #define SUB_BATCH_BYTES	65536	/* taken from the hub at once */
+#define SUB_OUT_BYTES	65536	/* frames gathered for one send(2) */
 #define SUB_PING_S	30.	/* WebSocket ping; twice unanswered: gone */
 #define SUB_SSE_PING_S	15.	/* SSE comment line */
 #define SUB_CLOSE_S	3.	/* wait this long for the closing handshake */
@@ -119,19 +120,26 @@ sub_recv(void *ctx, void *p, size_t len)
 	return (n);
 }
 
+static int	sub_send_raw(struct sub *);
+
+/*
+ * wslay hands over one frame at a time: gather them in out, so that a
+ * loop turn's frames leave in one send(2), not one each (under a tick
+ * flood the system calls cost more than the rest of the fan-out).
+ */
 static ssize_t
 sub_send(void *ctx, const void *p, size_t len, int more)
 {
 	struct sub	*s = ctx;
-	ssize_t		 n;
 
-	do
-		n = send(s->fd, p, len, MSG_NOSIGNAL | (more ? MSG_MORE : 0));
-	while (n == -1 && errno == EINTR);
-	if (n == -1)
-		return (errno == EAGAIN || errno == EWOULDBLOCK ?
-		    WS_IO_AGAIN : WS_IO_ERROR);
-	return (n);
+	(void)more;
+	if (s->out.len >= SUB_OUT_BYTES && sub_send_raw(s) == -1)
+		return (WS_IO_ERROR);
+	if (s->out.len >= SUB_OUT_BYTES)
+		return (WS_IO_AGAIN);
+	if (buf_append(&s->out, p, len) == -1)
+		return (WS_IO_ERROR);
+	return ((ssize_t)len);
 }
 
 /* Raw bytes first (the 101 or the SSE head and events): 0, 1 blocked, -1. */
@@ -211,7 +219,7 @@ static void
 sub_pump(struct sub *s)
 {
 	struct stream	*st = s->srv->stream;
-	int		 rc;
+	int		 rc, wr;
 
 	if (s->closing && s->ss != NULL) {
 		stream_sub_free(st, s->ss);
@@ -239,8 +247,17 @@ sub_pump(struct sub *s)
 			if (stream_sub_take(st, s->ss, SUB_BATCH_BYTES,
 			    sub_emit_ws, s) == -1)
 				goto gone;
-		if (ws_write(s->ws) == -1)
-			goto gone;
+		if ((wr = ws_write(s->ws)) == -1 || s->out.len > 0) {
+			/* what wslay handed over, the close included */
+			if ((rc = sub_send_raw(s)) == -1)
+				goto gone;
+			if (wr == -1 && rc == 1) {
+				ev_io_start(s->srv->loop, &s->wio);
+				return;
+			}
+			if (wr == -1)
+				goto gone;
+		}
 		/* wslay sends a close before queued data: wait for it. */
 		if (s->then_close != 0 && ws_queued_bytes(s->ws) == 0) {
 			sub_close(s, s->then_close, "too many subscribers");
@@ -322,6 +339,7 @@ sub_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 		return;
 	}
 	if (ws_read(s->ws) == -1) {
+		(void)sub_send_raw(s);	/* an answer to a close */
 		sub_free(s);
 		return;
 	}
