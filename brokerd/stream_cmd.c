@@ -257,9 +257,6 @@ stream_sub_command(struct stream *st, struct stream_sub *s,
 		return (stream_local(st, s, "tic"));
 	if (c->op == STREAM_OP_ECH)
 		return (stream_local(st, s, "ech+hb"));
-	if (!stream_rate_ok(st, s, now_ms))
-		return (stream_sub_error(st, s,
-		    "more than 20 subscription messages a second"));
 	switch (c->op) {
 	case STREAM_OP_SMD:
 		return (stream_md_join(st, s, c, now_ms));
@@ -293,6 +290,16 @@ stream_sub_message(struct stream *st, struct stream_sub *s, const char *p,
 
 	if (stream_parse(p, len, &c, &why) == -1)
 		return (stream_sub_error(st, s, why));
+	/*
+	 * A subscriber's own messages are counted, keep-alives aside; the
+	 * commands of one /stream query come in one request and are not.
+	 */
+	if (c.op != STREAM_OP_TIC && c.op != STREAM_OP_ECH &&
+	    !stream_rate_ok(st, s, now_ms)) {
+		stream_cmd_free(&c);
+		return (stream_sub_error(st, s,
+		    "more than 20 subscription messages a second"));
+	}
 	r = stream_sub_command(st, s, &c, now_ms);
 	stream_cmd_free(&c);
 	return (r);

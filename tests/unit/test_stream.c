@@ -286,6 +286,33 @@ Test(stream, twenty_per_second)
 	stream_free(st);
 }
 
+/* The smd commands of one /stream query are one request: not counted. */
+Test(stream, sse_query_not_rate_limited)
+{
+	struct stream	*st = hub(0, 0);
+	struct stream_sub *s = stream_sub_new(st, STREAM_ENC_SSE, NULL);
+	struct stream_cmd *c;
+	struct buf	 q;
+	const char	*why;
+	size_t		 n, i;
+
+	buf_init(&q);
+	for (i = 0; i < 30; i++)
+		cr_assert_eq(buf_printf(&q, "%ssmd=%zu:31", i ? "&" : "",
+		    1000 + i), 0);
+	cr_assert_eq(stream_parse_query(q.data, &c, &n, &why), 0);
+	cr_assert_eq(n, 30);
+	for (i = 0; i < n; i++) {
+		cr_assert_eq(stream_sub_command(st, s, &c[i], 100), 0);
+		stream_cmd_free(&c[i]);
+	}
+	free(c);
+	cr_assert_eq(count(ups(st), "smd+"), 30);
+	cr_assert_null(strstr(got(st, s), "more than 20"));
+	buf_free(&q);
+	stream_free(st);
+}
+
 Test(stream, replay_and_renewal)
 {
 	struct stream	*st = hub(0, 0);
