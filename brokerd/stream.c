@@ -203,15 +203,15 @@ stream_sub_free(struct stream *st, struct stream_sub *s)
 	free(s);
 }
 
-int
-stream_sub_error(struct stream *st, struct stream_sub *s, const char *why)
+/* {"topic":"system", key: text} to one subscriber. */
+static int
+stream_sub_say(struct stream *st, struct stream_sub *s, const char *key,
+    const char *text)
 {
 	json_t	*o;
 	int	 r;
 
-	st->n.refused++;
-	o = json_pack("{s:s,s:s}", "topic", "system", "error", why);
-	if (o == NULL)
+	if ((o = json_pack("{s:s,s:s}", "topic", "system", key, text)) == NULL)
 		return (-1);
 	r = stream_queue_push(st, s, "system", "", STREAM_Q_KEEP, o);
 	json_decref(o);
@@ -219,17 +219,16 @@ stream_sub_error(struct stream *st, struct stream_sub *s, const char *why)
 }
 
 int
+stream_sub_error(struct stream *st, struct stream_sub *s, const char *why)
+{
+	st->n.refused++;
+	return (stream_sub_say(st, s, "error", why));
+}
+
+int
 stream_sub_system(struct stream *st, struct stream_sub *s, const char *what)
 {
-	json_t	*o;
-	int	 r;
-
-	o = json_pack("{s:s,s:s}", "topic", "system", "brokerd", what);
-	if (o == NULL)
-		return (-1);
-	r = stream_queue_push(st, s, "system", "", STREAM_Q_KEEP, o);
-	json_decref(o);
-	return (r);
+	return (stream_sub_say(st, s, "brokerd", what));
 }
 
 int
