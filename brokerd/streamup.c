@@ -550,6 +550,12 @@ streamup_stop(struct streamup *su)
 	streamup_set_state(su, SU_CLOSED);
 }
 
+int
+streamup_waiting(const struct streamup *su)
+{
+	return (su->state == SU_WAITING);
+}
+
 static const char *
 streamup_state_name(const struct streamup *su)
 {

@@ -136,4 +136,20 @@ describe('upstream WebSocket, more', { skip }, () => {
 		assert.equal((await gw.counters()).ws_open, 1);
 	});
 
+	test('a subscriber joining while waiting for a session is told',
+	    async (t) => {
+		const { gw, bd } = await start(t);
+		const a = await flowing(gw, bd);
+		await gw.state({ authenticated: false });
+		await waitFor(() => said(a, 'waiting for session'),
+		    { timeoutMs: 5000 });
+		const b = await subscriber(bd);
+		await waitFor(() => said(b, 'waiting for session'),
+		    { timeoutMs: 2000 });
+		b.ws.send('smd+8314+{"fields":["31"]}');
+		const c = await subscriber(bd);
+		c.ws.send('smd+8314+{"fields":["31"]}');
+		await waitFor(() => said(c, 'waiting for session'),
+		    { timeoutMs: 2000 });
+	});
 });
