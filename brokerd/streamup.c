@@ -24,7 +24,7 @@
 
 #define STREAMUP_ORDERS		"/v1/api/iserver/account/orders?force=true"
 #define STREAMUP_TIC_S		30.0	/* keeps /iserver alive (IBKR.md) */
-#define STREAMUP_IDLE_S		30.0	/* after the last subscriber */
+#define STREAMUP_IDLE_MS	30000u	/* after the last subscriber */
 #define STREAMUP_SILENT_MS	10000u	/* no first system message */
 #define STREAMUP_HB_FACTOR	6u	/* no hb for 60 s */
 #define STREAMUP_RENEW_MS	(9u * 60u * 1000u)	/* smd age renewed */
@@ -121,7 +121,6 @@ streamup_msg_cb(void *arg, int op, const char *p, size_t len, uint16_t code)
 	struct streamup		*su = arg;
 	struct stream_gw_info	 info;
 	char			 m[128];
-	unsigned		 hb_ms;
 
 	if (op == WS_OP_CLOSE) {
 		snprintf(m, sizeof(m), "the Gateway closed it: %u", code);
@@ -139,9 +138,8 @@ streamup_msg_cb(void *arg, int op, const char *p, size_t len, uint16_t code)
 	if (info.waiting)
 		(void)streamup_sock_session(su);
 	if (info.system) {
-		hb_ms = su->silent_ms * STREAMUP_HB_FACTOR;
 		if (su->state == SU_CONNECTING || info.hb)
-			streamup_timer(su, &su->t_conn, hb_ms / 1000.0);
+			streamup_timer(su, &su->t_conn, su->hb_ms / 1000.0);
 		if (su->state == SU_CONNECTING) {
 			streamup_set_state(su, SU_CONNECTED);
 			su->silent = 0;
@@ -272,7 +270,7 @@ streamup_flush(struct streamup *su)
 		return;
 	}
 	if (stream_idle(hub) && !ev_is_active(&su->t_idle))
-		streamup_timer(su, &su->t_idle, STREAMUP_IDLE_S);
+		streamup_timer(su, &su->t_idle, su->idle_ms / 1000.0);
 	else if (!stream_idle(hub))
 		ev_timer_stop(su->srv->loop, &su->t_idle);
 io:
@@ -340,8 +338,7 @@ streamup_conn_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	/* upgraded but silent: IBKR unreachable behind the Gateway */
 	log_warn("gateway stream: the Gateway says nothing (no %s in %u ms)",
 	    su->state == SU_CONNECTING ? "system message" : "heartbeat",
-	    su->state == SU_CONNECTING ? su->silent_ms :
-	    su->silent_ms * STREAMUP_HB_FACTOR);
+	    su->state == SU_CONNECTING ? su->silent_ms : su->hb_ms);
 	su->c.silent++;
 	su->silent = 1;
 	(void)stream_broadcast_system(hub, "gateway silent");
@@ -466,6 +463,10 @@ streamup_new(struct server *srv)
 	    STREAMUP_SILENT_MS);
 	su->renew_ms = streamup_env("BROKERD_STREAM_RENEW_MS",
 	    STREAMUP_RENEW_MS);
+	su->hb_ms = streamup_env("BROKERD_STREAM_HB_MS",
+	    su->silent_ms * STREAMUP_HB_FACTOR);
+	su->idle_ms = streamup_env("BROKERD_STREAM_IDLE_MS",
+	    STREAMUP_IDLE_MS);
 	buf_init(&su->hs);
 	buf_init(&su->pre);
 	buf_init(&su->held);
@@ -547,6 +548,12 @@ streamup_stop(struct streamup *su)
 	ev_timer_stop(su->srv->loop, &su->t_backoff);
 	ev_timer_stop(su->srv->loop, &su->t_kick);
 	streamup_set_state(su, SU_CLOSED);
+}
+
+int
+streamup_waiting(const struct streamup *su)
+{
+	return (su->state == SU_WAITING);
 }
 
 static const char *

@@ -38,6 +38,8 @@ void		 streamup_wake(struct streamup *);
 void		 streamup_reconfigure(struct streamup *, const struct config *);
 /* SIGTERM: close the socket, open no other. */
 void		 streamup_stop(struct streamup *);
+/* 1 while the socket waits for an authenticated session, else 0. */
+int		 streamup_waiting(const struct streamup *);
 /*
  * {"state":"connected|connecting|waiting_session|silent|backoff|closed",
  * "reconnects":N,"since":"<ISO 8601>"} for /gateway/status.  0 or -1.

@@ -51,7 +51,9 @@ struct streamup {
 	int			 doom_wait;	/* then wait for the session */
 	time_t			 since;
 	unsigned		 backoff_ms;
-	unsigned		 silent_ms;	/* first system; hb 6 times */
+	unsigned		 silent_ms;	/* first system */
+	unsigned		 hb_ms;		/* between heartbeats */
+	unsigned		 idle_ms;	/* open after the last one left */
 	uint64_t		 renew_ms;
 	/* the socket */
 	int			 fd;

@@ -642,6 +642,12 @@ sub_adopt(struct sub *s, int fd, const char *rest, size_t len)
 	    s->ws != NULL ? SUB_PING_S : SUB_SSE_PING_S);
 	ev_timer_start(srv->loop, &s->ping);
 	s->heard = 1;
+	/* the others were told when the wait began: a newcomer too */
+	if (srv->streamup != NULL && streamup_waiting(srv->streamup) &&
+	    stream_sub_system(srv->stream, s->ss, "waiting for session") == -1) {
+		sub_free(s);
+		return;
+	}
 	for (i = 0; i < s->ncmds; i++)
 		if (stream_sub_command(srv->stream, s->ss, &s->cmds[i],
 		    now_ms()) == -1) {
