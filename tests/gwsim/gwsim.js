@@ -1362,7 +1362,7 @@ function wsField(conid, s, f) {
 
 /* Only the fields that changed since this socket last saw them. */
 function wsSmdSend(c, conid, s) {
-	const m = { server_id: 'q0', conidEx: s.key, conid };
+	const m = { server_id: 'q0', conid };
 	let any = false;
 	for (const f of s.fields) {
 		const v = wsField(conid, s, f);

@@ -1075,6 +1075,8 @@ test('ws: smd: all fields first, then only changed ones; a second smd ' +
 	const first = await c.next(smd);
 	assert.equal(first.conid, 265598);
 	assert.equal(first.server_id, 'q0');
+	assert.deepEqual(Object.keys(first).sort(), ['31', '55', '84',
+	    '_updated', 'conid', 'server_id', 'topic']);
 	assert.equal(typeof first._updated, 'number');
 	assert.equal(first['55'], 'AAPL');
 	assert.match(first['31'], /^\d+\.\d\d$/);
