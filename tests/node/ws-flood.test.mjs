@@ -13,6 +13,7 @@ import crypto from 'node:crypto';
 import net from 'node:net';
 import { startGwsim, startBrokerd, brokerdBuilt, waitFor, sleep }
     from '../lib/harness.mjs';
+import { textFrame } from '../lib/ws.mjs';
 
 const skip = brokerdBuilt() ? false : 'build/brokerd is not built';
 
@@ -20,14 +21,6 @@ const CONIDS = Array.from({ length: 30 }, (_, i) => 4000 + i);
 const FIELDS = ['31', '84', '86', '87', '9999'];
 const NSUBS = 40;		/* three in four stop reading */
 const ANSWER_MS = 1000;		/* starvation, not speed */
-
-function textFrame(s) {
-	const p = Buffer.from(s);
-	const m = crypto.randomBytes(4);
-	for (let i = 0; i < p.length; i++)
-		p[i] ^= m[i % 4];
-	return Buffer.concat([Buffer.from([0x81, 0x80 | p.length]), m, p]);
-}
 
 /* A raw subscriber that counts the bytes it reads and can stop reading. */
 function subscriber(bd) {

@@ -12,13 +12,9 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import net from 'node:net';
-import path from 'node:path';
-import { createRequire } from 'node:module';
-import { startGwsim, startBrokerd, brokerdBuilt, waitFor, sleep, request,
-    ROOT } from '../lib/harness.mjs';
-
-const require = createRequire(path.join(ROOT, 'tests', 'package.json'));
-const WebSocket = require('ws');
+import { startGwsim, startBrokerd, brokerdBuilt, waitFor, sleep, request }
+    from '../lib/harness.mjs';
+import { WebSocket, textFrame } from '../lib/ws.mjs';
 const skip = brokerdBuilt() ? false : 'build/brokerd is not built';
 
 /* 40 conids ticking every 10 ms fill a stalled socket's buffers fast. */
@@ -29,17 +25,6 @@ const FIELDS = ['31', '84', '86', '87', '9999'];
  * socket, not a burst, makes brokerd conflate.
  */
 const CONFLATE = 32768;
-
-/* A masked client text frame. */
-function textFrame(s) {
-	const p = Buffer.from(s);
-	const head = p.length < 126 ? Buffer.from([0x81, 0x80 | p.length]) :
-	    Buffer.from([0x81, 0x80 | 126, p.length >> 8, p.length & 255]);
-	const m = crypto.randomBytes(4);
-	for (let i = 0; i < p.length; i++)
-		p[i] ^= m[i % 4];
-	return Buffer.concat([head, m, p]);
-}
 
 /*
  * A raw WebSocket subscriber that can stop reading: pause() leaves the

@@ -7,64 +7,23 @@
  * the npm ws package pointed at brokerd.  BROKERD_BIN overrides
  * build/brokerd.
  */
-import { describe, test, after } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
-import path from 'node:path';
-import { startGwsim, startBrokerd, brokerdBuilt, waitFor, sleep, ROOT }
-    from '../lib/harness.mjs';
+import { brokerdBuilt, waitFor, sleep } from '../lib/harness.mjs';
+import { WebSocket, subscriber, smdOut, startStreaming }
+    from '../lib/ws.mjs';
 
-const require = createRequire(path.join(ROOT, 'tests', 'package.json'));
-const WebSocket = require('ws');
 const skip = brokerdBuilt() ? false : 'build/brokerd is not built';
 
-/* A local subscriber on brokerd's /ws with the key: messages kept. */
-function subscriber(bd, { path: p = '/ws' } = {}) {
-	return new Promise((resolve, reject) => {
-		const ws = new WebSocket(`ws://127.0.0.1:${bd.tcpPort}${p}`,
-		    { headers: { 'X-Bridge-Key': bd.key } });
-		const s = { ws, msgs: [], closed: null };
-		ws.on('message', (d) => {
-			try {
-				s.msgs.push(JSON.parse(d.toString()));
-			} catch {
-				s.msgs.push({ raw: d.toString() });
-			}
-		});
-		ws.on('close', (code, reason) => {
-			s.closed = { code, reason: reason.toString() };
-		});
-		ws.once('open', () => resolve(s));
-		ws.once('error', reject);
-	});
-}
-
-const smdOut = (c) => c.ws_subscriptions.filter((m) =>
-    m.msg.startsWith('smd+'));
 const gwUp = async (gw) => {
 	await waitFor(async () => (await gw.counters()).ws_open === 1,
 	    { timeoutMs: 8000 });
 };
 
-async function start(t, extra = {}) {
-	const gw = await startGwsim({});
-	t.after(() => gw.stop());
-	await gw.behaviour({ ws_tick_ms: 100, ...(extra.behaviour || {}) });
-	const bd = await startBrokerd({ gwsim: gw, env: extra.env,
-	    config: { session: { tickle_interval_s: 1 } } });
-	t.after(async () => {
-		await bd.stop();
-		/* build/brokerd-asan through BROKERD_BIN: its reports fail */
-		assert.doesNotMatch(bd.log(), /Sanitizer|runtime error/);
-	});
-	await bd.waitForLog(/-> authenticated/);
-	return { gw, bd };
-}
-
 describe('upstream WebSocket', { skip }, () => {
 	test('100 subscribers on 10 conids: 10 smd upstream, each its own',
 	    async (t) => {
-		const { gw, bd } = await start(t);
+		const { gw, bd } = await startStreaming(t);
 		const subs = [];
 		for (let i = 0; i < 100; i++) {
 			const s = await subscriber(bd);
@@ -120,7 +79,7 @@ describe('upstream WebSocket', { skip }, () => {
 
 	test('the last one leaving sends umd; a late one gets cached values',
 	    async (t) => {
-		const { gw, bd } = await start(t);
+		const { gw, bd } = await startStreaming(t);
 		const a = await subscriber(bd);
 		const b = await subscriber(bd);
 		a.ws.send('smd+265598+{"fields":["31","55"]}');
@@ -150,7 +109,7 @@ describe('upstream WebSocket', { skip }, () => {
 
 	test('drop -> reconnect -> replay; sor after orders?force=true',
 	    async (t) => {
-		const { gw, bd } = await start(t);
+		const { gw, bd } = await startStreaming(t);
 		const a = await subscriber(bd);
 		a.ws.send('smd+265598+{"fields":["31"]}');
 		a.ws.send('sor+{}');
@@ -174,7 +133,7 @@ describe('upstream WebSocket', { skip }, () => {
 	});
 
 	test('smd renewed before the Gateway expires it', async (t) => {
-		const { gw, bd } = await start(t, {
+		const { gw, bd } = await startStreaming(t, {
 			behaviour: { ws_smd_expire_ms: 1500 },
 			env: { BROKERD_STREAM_RENEW_MS: '600' } });
 		const a = await subscriber(bd);
@@ -190,7 +149,7 @@ describe('upstream WebSocket', { skip }, () => {
 	});
 
 	test('upgraded but silent: subscribers told, retried', async (t) => {
-		const { gw, bd } = await start(t, {
+		const { gw, bd } = await startStreaming(t, {
 			behaviour: { ws_silent: true },
 			env: { BROKERD_STREAM_SILENT_MS: '700' } });
 		const a = await subscriber(bd);
@@ -207,7 +166,7 @@ describe('upstream WebSocket', { skip }, () => {
 
 	test('Gateway client code works with only its URL changed',
 	    async (t) => {
-		const { gw, bd } = await start(t);
+		const { gw, bd } = await startStreaming(t);
 		/* what an IBind-style client does against the Gateway */
 		const client = async (url, headers) => {
 			const ws = new WebSocket(url, { headers,

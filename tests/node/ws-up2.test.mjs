@@ -9,53 +9,15 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { createRequire } from 'node:module';
-import path from 'node:path';
-import { startGwsim, startBrokerd, brokerdBuilt, waitFor, sleep, ROOT }
-    from '../lib/harness.mjs';
+import { brokerdBuilt, waitFor } from '../lib/harness.mjs';
+import { WebSocket, subscriber, smdOut, startStreaming }
+    from '../lib/ws.mjs';
 
-const require = createRequire(path.join(ROOT, 'tests', 'package.json'));
-const WebSocket = require('ws');
 const skip = brokerdBuilt() ? false : 'build/brokerd is not built';
 
-/* A local subscriber on brokerd's /ws with the key: messages kept. */
-function subscriber(bd) {
-	return new Promise((resolve, reject) => {
-		const ws = new WebSocket(`ws://127.0.0.1:${bd.tcpPort}/ws`,
-		    { headers: { 'X-Bridge-Key': bd.key } });
-		const s = { ws, msgs: [] };
-		ws.on('message', (d) => {
-			try {
-				s.msgs.push(JSON.parse(d.toString()));
-			} catch {
-				s.msgs.push({ raw: d.toString() });
-			}
-		});
-		ws.once('open', () => resolve(s));
-		ws.once('error', reject);
-	});
-}
-
-const smdOut = (c) => c.ws_subscriptions.filter((m) =>
-    m.msg.startsWith('smd+'));
 const said = (s, what) => s.msgs.some((m) => m.brokerd === what);
 const ticks = (s, from = 0) => s.msgs.slice(from).some((m) =>
     m.topic === 'smd+265598' && m['31'] !== undefined);
-
-async function start(t, extra = {}) {
-	const gw = await startGwsim({});
-	t.after(() => gw.stop());
-	await gw.behaviour({ ws_tick_ms: 100, ...(extra.behaviour || {}) });
-	const bd = await startBrokerd({ gwsim: gw, env: extra.env,
-	    config: { session: { tickle_interval_s: 1 } } });
-	t.after(async () => {
-		await bd.stop();
-		/* build/brokerd-asan through BROKERD_BIN: its reports fail */
-		assert.doesNotMatch(bd.log(), /Sanitizer|runtime error/);
-	});
-	await bd.waitForLog(/-> authenticated/);
-	return { gw, bd };
-}
 
 /* One subscriber on 265598 with ticks flowing through one socket. */
 async function flowing(gw, bd) {
@@ -69,7 +31,7 @@ async function flowing(gw, bd) {
 describe('upstream WebSocket, more', { skip }, () => {
 	test('no heartbeat: gateway silent, reopened, replayed',
 	    async (t) => {
-		const { gw, bd } = await start(t, {
+		const { gw, bd } = await startStreaming(t, {
 			behaviour: { ws_hb_ms: 0 },
 			env: { BROKERD_STREAM_HB_MS: '800' } });
 		const a = await flowing(gw, bd);
@@ -85,7 +47,7 @@ describe('upstream WebSocket, more', { skip }, () => {
 
 	test('idle close after the last subscriber; reopened for a new one',
 	    async (t) => {
-		const { gw, bd } = await start(t, {
+		const { gw, bd } = await startStreaming(t, {
 			env: { BROKERD_STREAM_IDLE_MS: '500' } });
 		const a = await flowing(gw, bd);
 		a.ws.close();
@@ -101,7 +63,7 @@ describe('upstream WebSocket, more', { skip }, () => {
 
 	test('sts authentication lost: waiting for session, back on the ' +
 	    'watcher\'s word, replayed', async (t) => {
-		const { gw, bd } = await start(t);
+		const { gw, bd } = await startStreaming(t);
 		const a = await flowing(gw, bd);
 		await gw.state({ authenticated: false });
 		await waitFor(() => said(a, 'waiting for session'),
@@ -118,7 +80,7 @@ describe('upstream WebSocket, more', { skip }, () => {
 
 	test('SIGHUP with new TLS settings reopens and replays',
 	    async (t) => {
-		const { gw, bd } = await start(t);
+		const { gw, bd } = await startStreaming(t);
 		const a = await flowing(gw, bd);
 		const text = fs.readFileSync(bd.configFile, 'utf8');
 		/* new TLS settings: the pin traded for no check at all */
@@ -138,7 +100,7 @@ describe('upstream WebSocket, more', { skip }, () => {
 
 	test('a subscriber joining while waiting for a session is told',
 	    async (t) => {
-		const { gw, bd } = await start(t);
+		const { gw, bd } = await startStreaming(t);
 		const a = await flowing(gw, bd);
 		await gw.state({ authenticated: false });
 		await waitFor(() => said(a, 'waiting for session'),
