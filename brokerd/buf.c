@@ -94,18 +94,41 @@ int
 buf_printf(struct buf *b, const char *fmt, ...)
 {
 	va_list	 ap;
+	size_t	 room;
 	int	 n;
 
+	/* One pass when it fits in the room we have (the usual case). */
+	room = b->cap > b->len ? b->cap - b->len : 0;
 	va_start(ap, fmt);
-	n = vsnprintf(NULL, 0, fmt, ap);
+	n = vsnprintf(room ? b->data + b->len : NULL, room, fmt, ap);
 	va_end(ap);
-	if (n < 0 || buf_reserve(b, (size_t)n) == -1)
+	if (n < 0)
 		return (-1);
-	va_start(ap, fmt);
-	vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
-	va_end(ap);
+	if ((size_t)n >= room) {
+		if (buf_reserve(b, (size_t)n) == -1) {
+			if (room)
+				b->data[b->len] = '\0';
+			return (-1);
+		}
+		va_start(ap, fmt);
+		vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+		va_end(ap);
+	}
 	b->len += (size_t)n;
 	return (0);
+}
+
+/* Append v in decimal: the hot path's integer formatter, no printf. */
+int
+buf_putu(struct buf *b, unsigned long long v)
+{
+	char	 tmp[24], *p = tmp + sizeof(tmp);
+
+	do {
+		*--p = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	return (buf_append(b, p, (size_t)(tmp + sizeof(tmp) - p)));
 }
 
 /* Back to len bytes: undoes a partly appended piece. */

@@ -23,6 +23,7 @@ int		 buf_append(struct buf *, const void *, size_t);
 int		 buf_puts(struct buf *, const char *);
 int		 buf_printf(struct buf *, const char *, ...)
 		    __attribute__((format(printf, 2, 3)));
+int		 buf_putu(struct buf *, unsigned long long);	/* decimal */
 void		 buf_truncate(struct buf *, size_t);	/* keep the first n */
 void		 buf_consume(struct buf *, size_t);	/* drop n from front */
 int		 buf_json_string(struct buf *, const char *, size_t);
