@@ -666,6 +666,8 @@ struct client {
 };
 
 void		 client_accept(struct server *, struct listener *, int fd);
+/* Its head exchange has bytes to write: written this loop turn. */
+void		 client_want_write(struct client *);
 void		 client_close_all(struct server *);
 
 /* ------------------------------------------------------------ exchange.c */

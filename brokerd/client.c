@@ -177,6 +177,19 @@ client_linger(struct client *c)
 	}
 }
 
+/*
+ * An answer is ready: write it from this loop turn's pending callbacks
+ * (never from inside the caller, which may be another object's callback),
+ * without starting the write watcher.  libev turns every start and stop
+ * into an epoll_ctl(2); the watcher runs only while the socket is full.
+ */
+void
+client_want_write(struct client *c)
+{
+	if (!ev_is_active(&c->wio))
+		ev_feed_event(c->srv->loop, &c->wio, EV_WRITE);
+}
+
 /* Write what is ready, in order; close when an answer said so. */
 static void
 client_flush(struct client *c)

@@ -66,12 +66,12 @@ exchange_finish(struct exchange *x, int status)
 	    x->req != NULL ? x->req->method : "-", status,
 	    now_s() - x->start);
 	/*
-	 * Written from the write watcher, never from here: answering may
+	 * Written from the write callback, never from here: answering may
 	 * happen inside another object's callback (a shared fetch answers
 	 * many exchanges), and writing can end in freeing the client.
 	 */
 	if (x == c->head)
-		ev_io_start(c->srv->loop, &c->wio);
+		client_want_write(c);
 }
 
 /*
@@ -156,8 +156,9 @@ exchange_rate_limited(struct exchange *x, uint64_t retry_ms,
 int
 exchange_verdict(struct exchange *x, const struct admit_verdict *v)
 {
+	_Static_assert(sizeof(x->who) == sizeof(v->who), "who");
 	if (v->who[0] != '\0')
-		snprintf(x->who, sizeof(x->who), "%s", v->who);
+		memcpy(x->who, v->who, sizeof(x->who));
 	if (v->status == 0)
 		return (0);
 	exchange_error(x, v->status, v->code, v->message,

@@ -299,8 +299,24 @@ forward_stream_head(struct upstream_req *req, const struct http_response *resp)
 	x->streaming = 1;
 	x->status = resp->status;
 	x->bytes = 0;
-	ev_io_start(c->srv->loop, &c->wio);
+	client_want_write(c);
 	return (1);
+}
+
+/* A chunk's size line, hex and CRLF, without printf. */
+static int
+forward_chunk_size(struct buf *b, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	char		 tmp[2 * sizeof(len) + 2], *p = tmp + sizeof(tmp);
+
+	*--p = '\n';
+	*--p = '\r';
+	do {
+		*--p = hex[len & 0xf];
+		len >>= 4;
+	} while (len != 0);
+	return (buf_append(b, p, (size_t)(tmp + sizeof(tmp) - p)));
 }
 
 /* A piece of a streamed body: queue it, and say when to pause. */
@@ -317,7 +333,7 @@ forward_stream_data(struct upstream_req *req, const char *data, size_t len)
 		c->wpos = 0;
 	}
 	if (x->chunked)
-		rc = buf_printf(&x->out, "%zx\r\n", len);
+		rc = forward_chunk_size(&x->out, len);
 	if (rc == -1 || buf_append(&x->out, data, len) == -1 ||
 	    (x->chunked && buf_puts(&x->out, "\r\n") == -1)) {
 		/* The answer is broken now: end it with the connection. */
@@ -326,7 +342,7 @@ forward_stream_data(struct upstream_req *req, const char *data, size_t len)
 		return (1);
 	}
 	x->bytes += len;
-	ev_io_start(c->srv->loop, &c->wio);
+	client_want_write(c);
 	if (exchange_unsent(x) > FORWARD_STREAM_HIGH) {
 		x->paused = 1;
 		return (0);
@@ -409,7 +425,8 @@ forward_fill_req(struct upstream_req *u, const struct http_request *r,
 {
 	const char	*v;
 
-	snprintf(u->method, sizeof(u->method), "%s", r->method);
+	_Static_assert(sizeof(u->method) == sizeof(r->method), "method");
+	memcpy(u->method, r->method, sizeof(u->method));
 	if (route_target(rt, r->path, strlen(r->path), r->query,
 	    &u->target) == -1)
 		return (-1);
@@ -530,8 +547,9 @@ forward_get(struct exchange *x, const struct route *rt, const char *target)
 	int			 rc = -1;
 
 	buf_init(&key);
-	if (buf_printf(&key, "GET %s", target) == -1 ||
-	    (r->query != NULL && buf_printf(&key, "?%s", r->query) == -1))
+	if (buf_puts(&key, "GET ") == -1 || buf_puts(&key, target) == -1 ||
+	    (r->query != NULL && (buf_puts(&key, "?") == -1 ||
+	    buf_puts(&key, r->query) == -1)))
 		goto done;
 	if ((ce = cache_find(srv->cache, key.data, now)) == NULL) {
 		metrics_cache(srv->metrics, 0);

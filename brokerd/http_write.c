@@ -4,6 +4,7 @@
  * keep what it writes, and what it reads, from bending a head.  Pure: no
  * sockets, no globals.
  */
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -106,59 +107,116 @@ http_reason(int status)
 	return ("Server Error");
 }
 
+/* Appends pieces to fixed memory, snprintf(3)-like: len counts all. */
+struct head_out {
+	char		*p;
+	size_t		 cap;
+	size_t		 len;
+};
+
+static void
+head_put(struct head_out *o, const char *s, size_t n)
+{
+	size_t	 room;
+
+	if (o->len < o->cap) {
+		room = o->cap - o->len;
+		memcpy(o->p + o->len, s, n < room ? n : room);
+	}
+	o->len += n;
+}
+
+static void
+head_puts(struct head_out *o, const char *s)
+{
+	head_put(o, s, strlen(s));
+}
+
+static void
+head_putu(struct head_out *o, unsigned long long v)
+{
+	char	 tmp[24], *d = tmp + sizeof(tmp);
+
+	do {
+		*--d = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	head_put(o, d, (size_t)(tmp + sizeof(tmp) - d));
+}
+
 /*
  * A 1xx is a status line (plus extra) only; 204 and 304 carry no
  * Content-Length nor Transfer-Encoding (RFC 9110 sections 8.6 and 15.4.5,
  * RFC 9112 section 6.1).  A Content-Type with a control character (it may
- * come from the Gateway) is refused.  One snprintf, so that a caller with
- * no memory to spare (listen.c's refusals) writes the same heads.
+ * come from the Gateway) is refused.  Pieces appended in one pass, no
+ * printf: this is every answer's head; a caller with no memory to spare
+ * (listen.c's refusals) writes the same heads.
  */
 int
 http_write_head(char *out, size_t cap, const struct http_head *h)
 {
-	char		 cl[48];
-	const char	*ct = "", *ctv = "", *ctend = "", *frame = "";
-	const char	*conn = "";
-	int		 n;
+	struct head_out	 o = { out, cap, 0 };
 
 	if (h->status < 100 || h->status > 999)
 		return (-1);
 	if (h->content_type != NULL && !http_field_ok(h->content_type,
 	    strlen(h->content_type)))
 		return (-1);
+	head_put(&o, "HTTP/1.1 ", 9);
+	head_putu(&o, (unsigned long long)h->status);
+	head_put(&o, " ", 1);
+	head_puts(&o, http_reason(h->status));
+	head_put(&o, "\r\n", 2);
 	if (h->status >= 200) {
 		if (h->content_type != NULL) {
-			ct = "Content-Type: ";
-			ctv = h->content_type;
-			ctend = "\r\n";
+			head_put(&o, "Content-Type: ", 14);
+			head_puts(&o, h->content_type);
+			head_put(&o, "\r\n", 2);
 		}
-		if (h->status != 204 && h->status != 304 &&
-		    h->framing == HTTP_FRAME_CHUNKED)
-			frame = "Transfer-Encoding: chunked\r\n";
-		if (h->status != 204 && h->status != 304 &&
-		    h->framing == HTTP_FRAME_LENGTH) {
-			(void)snprintf(cl, sizeof(cl),
-			    "Content-Length: %zu\r\n", h->content_length);
-			frame = cl;
+		if (h->status == 204 || h->status == 304)
+			;
+		else if (h->framing == HTTP_FRAME_CHUNKED)
+			head_put(&o, "Transfer-Encoding: chunked\r\n", 28);
+		else if (h->framing == HTTP_FRAME_LENGTH) {
+			head_put(&o, "Content-Length: ", 16);
+			head_putu(&o, (unsigned long long)h->content_length);
+			head_put(&o, "\r\n", 2);
 		}
-		conn = h->keep_alive ? "Connection: keep-alive\r\n" :
-		    "Connection: close\r\n";
+		if (h->keep_alive)
+			head_put(&o, "Connection: keep-alive\r\n", 24);
+		else
+			head_put(&o, "Connection: close\r\n", 19);
 	}
-	n = snprintf(out, cap, "HTTP/1.1 %d %s\r\n%s%s%s%s%s%s\r\n",
-	    h->status, http_reason(h->status), ct, ctv, ctend, frame, conn,
-	    h->extra != NULL ? h->extra : "");
-	return (n < 0 ? -1 : n);
+	if (h->extra != NULL)
+		head_puts(&o, h->extra);
+	head_put(&o, "\r\n", 2);
+	if (o.len > INT_MAX)
+		return (-1);
+	if (cap > 0)
+		out[o.len < cap ? o.len : cap - 1] = '\0';
+	return ((int)o.len);
 }
 
+/* Written straight into the buffer's room; again only when it did not fit. */
 int
 http_write_head_buf(struct buf *b, const struct http_head *h)
 {
+	size_t	 room;
 	int	 n;
 
-	if ((n = http_write_head(NULL, 0, h)) == -1 ||
-	    buf_reserve(b, (size_t)n) == -1 ||
-	    http_write_head(b->data + b->len, (size_t)n + 1, h) != n)
+	if (buf_reserve(b, 192) == -1)
 		return (-1);
+	room = b->cap - b->len;
+	if ((n = http_write_head(b->data + b->len, room, h)) == -1) {
+		b->data[b->len] = '\0';
+		return (-1);
+	}
+	if ((size_t)n >= room) {
+		b->data[b->len] = '\0';
+		if (buf_reserve(b, (size_t)n) == -1 ||
+		    http_write_head(b->data + b->len, (size_t)n + 1, h) != n)
+			return (-1);
+	}
 	b->len += (size_t)n;
 	return (0);
 }

@@ -127,6 +127,38 @@ Test(http_format, fixed_memory)
 	cr_assert_eq(http_write_head(out, sizeof(out), &h), -1);
 }
 
+/*
+ * A head longer than the room first reserved is written again whole, after
+ * what the buffer held; a large Content-Length in decimal.
+ */
+Test(http_format, long_head_appended)
+{
+	struct http_head h = { .status = 200, .content_type = "text/plain",
+	    .framing = HTTP_FRAME_LENGTH,
+	    .content_length = 18446744073709551615ULL, .keep_alive = 1 };
+	char		 extra[600], want[800];
+	struct buf	 b;
+	size_t		 i;
+
+	extra[0] = '\0';
+	for (i = 0; i < 25; i++)	/* 500 bytes */
+		strcat(extra, "X-Long: 0123456789\r\n");
+	snprintf(want, sizeof(want), "prefixHTTP/1.1 200 OK\r\nContent-Type: "
+	    "text/plain\r\nContent-Length: 18446744073709551615\r\n"
+	    "Connection: keep-alive\r\n%s\r\n", extra);
+	h.extra = extra;
+	buf_init(&b);
+	cr_assert_eq(buf_puts(&b, "prefix"), 0);
+	cr_assert_eq(http_write_head_buf(&b, &h), 0);
+	cr_assert_str_eq(b.data, want);
+	cr_assert_eq(b.len, strlen(want));
+	h.content_type = "bad\r\n";
+	cr_assert_eq(http_write_head_buf(&b, &h), -1);
+	cr_assert_eq(b.len, strlen(want), "nothing appended");
+	cr_assert_str_eq(b.data, want);
+	buf_free(&b);
+}
+
 /* RFC 9110 section 5.6.2: tchar, exactly, for every byte. */
 Test(http_rules, tchar)
 {
