@@ -9,6 +9,7 @@
 #include <sys/un.h>
 
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <arpa/inet.h>
 
 #include <errno.h>
@@ -601,7 +602,7 @@ listen_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct listener	*l = w->data;
 	struct server	*srv = listen_srv;
-	int		 fd, i, limit;
+	int		 fd, i, limit, one = 1;
 
 	(void)loop;
 	(void)revents;
@@ -639,6 +640,14 @@ listen_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 				    listen_limit_names[limit], (unsigned long
 				    long)listen_full[limit].count, (now_ms() -
 				    listen_full[limit].since_ms) / 1000.0);
+		/*
+		 * Answers leave in pieces (a head, then streamed chunks):
+		 * Nagle would hold a piece back until the client's delayed
+		 * ACK of the one before.  Unix sockets have no Nagle.
+		 */
+		if (!l->is_unix)
+			(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
+			    sizeof(one));
 		client_accept(srv, l, fd);
 	}
 }

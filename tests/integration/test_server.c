@@ -4,8 +4,13 @@
  */
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 
+#include <dirent.h>
+#include <errno.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -303,6 +308,81 @@ Test(server, thousand_requests_on_one_connection)
 	}
 	close(fd);
 	cr_assert_eq(got, 1000);
+}
+
+/*
+ * brokerd's end of the TCP connection whose client end is fd, copied with
+ * pidfd_getfd(2) so that its socket options can be read.  -1: not found;
+ * -2: this kernel or these privileges do not let us look.
+ */
+static int
+server_end(pid_t pid, int fd, int port)
+{
+	struct sockaddr_in	 mine, peer, local;
+	socklen_t		 len = sizeof(mine);
+	char			 dir[64];
+	DIR			*d;
+	struct dirent		*e;
+	int			 pfd, sfd, found = -1, looked = 0;
+
+	if (getsockname(fd, (struct sockaddr *)&mine, &len) == -1)
+		return (-1);
+	if ((pfd = (int)syscall(SYS_pidfd_open, pid, 0)) == -1)
+		return (-2);
+	snprintf(dir, sizeof(dir), "/proc/%ld/fd", (long)pid);
+	if ((d = opendir(dir)) == NULL) {
+		close(pfd);
+		return (-1);
+	}
+	while (found == -1 && (e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		sfd = (int)syscall(SYS_pidfd_getfd, pfd, atoi(e->d_name), 0);
+		if (sfd == -1)
+			continue;
+		looked = 1;
+		len = sizeof(peer);
+		if (getpeername(sfd, (struct sockaddr *)&peer, &len) == 0 &&
+		    peer.sin_family == AF_INET &&
+		    peer.sin_port == mine.sin_port &&
+		    (len = sizeof(local), getsockname(sfd,
+		    (struct sockaddr *)&local, &len)) == 0 &&
+		    ntohs(local.sin_port) == port)
+			found = sfd;
+		else
+			close(sfd);
+	}
+	closedir(d);
+	close(pfd);
+	return (looked ? found : -2);
+}
+
+/*
+ * Answers leave in pieces (a streamed head, then chunks): with Nagle on,
+ * a piece waits for the client's delayed ACK of the one before.
+ */
+Test(server, tcp_clients_get_tcp_nodelay)
+{
+	static const char req[] = "GET /health HTTP/1.1\r\nHost: localhost"
+	    "\r\n\r\n";
+	char		 out[512];
+	int		 fd, sfd, on = 0;
+	socklen_t	 len = sizeof(on);
+
+	cr_assert_neq(fd = connect_tcp(bd.tcp_port), -1);
+	cr_assert_eq(send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL),
+	    (ssize_t)(sizeof(req) - 1));
+	cr_assert_gt(recv(fd, out, sizeof(out), 0), 0);	/* accepted */
+	sfd = server_end(bd.pid, fd, bd.tcp_port);
+	if (sfd == -2) {
+		close(fd);
+		cr_skip_test("pidfd_getfd(2) is not allowed here");
+	}
+	cr_assert_neq(sfd, -1, "brokerd's end of the connection not found");
+	cr_assert_eq(getsockopt(sfd, IPPROTO_TCP, TCP_NODELAY, &on, &len), 0);
+	cr_assert_neq(on, 0, "TCP_NODELAY is off on an accepted client");
+	close(sfd);
+	close(fd);
 }
 
 Test(server, smuggling_and_framing_errors_close)
