@@ -105,6 +105,14 @@ int
 admit_who(const struct config *conf, const struct admit_peer *p,
     const struct http_request *r, struct admit_verdict *v)
 {
+	return (admit_who_memo(conf, p, NULL, r, v));
+}
+
+int
+admit_who_memo(const struct config *conf, const struct admit_peer *p,
+    struct auth_memo *memo, const struct http_request *r,
+    struct admit_verdict *v)
+{
 	const struct key	*k;
 	const char		*key, *name = NULL;
 
@@ -112,7 +120,8 @@ admit_who(const struct config *conf, const struct admit_peer *p,
 	if (admit_key(r, &key, v) == -1)
 		return (-1);
 	if (key != NULL) {
-		if ((k = auth_key_find(conf, key, strlen(key))) == NULL) {
+		if ((k = auth_key_find_memo(conf, memo, key,
+		    strlen(key))) == NULL) {
 			snprintf(v->who, sizeof(v->who), "bad-key");
 			admit_refuse(v, 401, "unauthorized", "unknown key",
 			    "WWW-Authenticate: Bearer\r\n");
@@ -207,12 +216,12 @@ admit_session(const struct gw_status *st, const struct route *rt,
 
 int
 admit_request(const struct config *conf, const struct gw_status *st,
-    const struct admit_peer *p, const struct http_request *r,
-    const char *path, struct admit_verdict *v)
+    const struct admit_peer *p, struct auth_memo *memo,
+    const struct http_request *r, const char *path, struct admit_verdict *v)
 {
 	struct stat	 sb;
 
-	if (admit_who(conf, p, r, v) == -1)
+	if (admit_who_memo(conf, p, memo, r, v) == -1)
 		return (-1);
 	if ((v->route = route_match(conf->routes, conf->nroutes, path,
 	    strlen(path))) == NULL) {

@@ -59,6 +59,52 @@ auth_key_find(const struct config *conf, const char *secret, size_t len)
 	return (found);
 }
 
+void
+auth_memo_clear(struct auth_memo *m)
+{
+	config_unref(m->conf);
+	explicit_bzero(m, sizeof(*m));
+}
+
+/*
+ * The same bytes as the memo's, compared in constant time over the whole
+ * stored length.  The lengths are both this connection's own sends.
+ */
+static int
+auth_memo_equal(const struct auth_memo *m, const char *secret, size_t len)
+{
+	return (len == m->len && mbedtls_ct_memcmp(m->bytes, secret,
+	    m->len) == 0);
+}
+
+/*
+ * A kept-alive connection sends the same key with every request: the
+ * bytes it sent last, under the same configuration, name the same key.
+ * Anything else is hashed and compared with every key as before; a key
+ * found is remembered, a refused one empties the memo.
+ */
+const struct key *
+auth_key_find_memo(const struct config *conf, struct auth_memo *m,
+    const char *secret, size_t len)
+{
+	const struct key *k;
+
+	if (m == NULL)
+		return (auth_key_find(conf, secret, len));
+	if (m->conf != NULL && m->conf == conf && secret != NULL &&
+	    auth_memo_equal(m, secret, len))
+		return (m->key);
+	auth_memo_clear(m);
+	k = auth_key_find(conf, secret, len);
+	if (k != NULL && len <= sizeof(m->bytes)) {
+		m->conf = config_ref(conf);
+		m->key = k;
+		m->len = len;
+		memcpy(m->bytes, secret, len);
+	}
+	return (k);
+}
+
 /* Is the user uid (primary group pgid) a member of gid? */
 static int
 auth_user_in_group(uid_t uid, gid_t pgid, gid_t gid, gid_t **groups,

@@ -192,6 +192,26 @@ void		 auth_sha256(const void *, size_t, unsigned char out[32]);
  * configured key (hash both sides, compare all), or NULL.
  */
 const struct key *auth_key_find(const struct config *, const char *, size_t);
+
+#define AUTH_MEMO_MAX	256	/* longest key a connection's memo holds */
+
+/*
+ * A connection's last accepted key, so that its next request with the
+ * same bytes skips the SHA-256.  Bound to the configuration it was found
+ * in (held by a reference, so no later one can share its address): a
+ * reload makes the next request check again.
+ */
+struct auth_memo {
+	const struct config *conf;	/* referenced, or NULL: empty */
+	const struct key *key;		/* in conf */
+	size_t		 len;
+	unsigned char	 bytes[AUTH_MEMO_MAX];	/* the key as sent */
+};
+
+/* auth_key_find through the memo (NULL: none); only a match is kept. */
+const struct key *auth_key_find_memo(const struct config *,
+		    struct auth_memo *, const char *, size_t);
+void		 auth_memo_clear(struct auth_memo *);
 /* Scopes granted to a Unix-socket peer by uid/gid (0: none). */
 unsigned	 auth_peer_scopes(const struct config *, uid_t, gid_t,
 		    const char **name);
@@ -594,6 +614,10 @@ int		 admit_host(const struct http_request *, int is_unix,
 /* Who is asking: a key, a Unix-socket peer or keyless TCP; -1 refused. */
 int		 admit_who(const struct config *, const struct admit_peer *,
 		    const struct http_request *, struct admit_verdict *);
+/* The same, with the connection's key memo (auth_key_find_memo). */
+int		 admit_who_memo(const struct config *,
+		    const struct admit_peer *, struct auth_memo *,
+		    const struct http_request *, struct admit_verdict *);
 /* After admit_who: -1 (403) when its scopes lack need. */
 int		 admit_scope(struct admit_verdict *, unsigned need);
 /* Refuse 405 with "Allow: allow". */
@@ -604,8 +628,9 @@ void		 admit_allow(struct admit_verdict *, const char *allow);
  * Gateway session that /iserver/ calls need.  0 admits v->route.
  */
 int		 admit_request(const struct config *, const struct gw_status *,
-		    const struct admit_peer *, const struct http_request *,
-		    const char *path, struct admit_verdict *);
+		    const struct admit_peer *, struct auth_memo *,
+		    const struct http_request *, const char *path,
+		    struct admit_verdict *);
 
 /* -------------------------------------------------------------- client.c */
 
@@ -645,6 +670,7 @@ struct client {
 	struct server	*srv;
 	int		 fd;
 	struct admit_peer peer;
+	struct auth_memo memo;		/* the last key accepted here */
 	ev_io		 rio;
 	ev_io		 wio;
 	ev_timer	 timer;

@@ -310,7 +310,8 @@ builtin_admit(struct exchange *x, unsigned need)
 {
 	struct admit_verdict	 v;
 
-	if (admit_who(x->c->srv->conf, &x->c->peer, x->req, &v) == 0)
+	if (admit_who_memo(x->c->srv->conf, &x->c->peer, &x->c->memo, x->req,
+	    &v) == 0)
 		admit_scope(&v, need);
 	return (exchange_verdict(x, &v));
 }

@@ -44,7 +44,7 @@ client_dispatch(struct exchange *x)
 	if (sub_answer(x, path) || builtin_answer(x, path))
 		return;
 	(void)admit_request(srv->conf, session_status(srv->session), &c->peer,
-	    r, path, &v);
+	    &c->memo, r, path, &v);
 	if (v.route != NULL) {
 		x->route = v.route->prefix;
 		x->conf = config_ref(srv->conf);	/* holds the route */
@@ -125,6 +125,7 @@ client_free(struct client *c)
 	}
 	http_reader_free(&c->rd);
 	buf_free(&c->in);
+	auth_memo_clear(&c->memo);
 	if (c->fd != -1)
 		close(c->fd);
 	if (c->prev != NULL)

@@ -623,6 +623,68 @@ Test(lifecycle, sighup_swaps_keys_and_keeps_old_on_error, .timeout = 30)
 	brokerd_stop(&b);
 }
 
+/* One whole answer (head and its Content-Length body) from fd into out. */
+static void
+read_answer(int fd, char *out, size_t cap)
+{
+	const char	*p, *cl;
+	size_t		 n = 0, body = 0;
+	ssize_t		 r;
+
+	out[0] = '\0';
+	while ((p = strstr(out, "\r\n\r\n")) == NULL ||
+	    n < (size_t)(p - out) + 4 + body) {
+		cr_assert_lt(n, cap - 1, "answer too large");
+		r = recv(fd, out + n, cap - 1 - n, 0);
+		cr_assert_gt(r, 0, "connection closed");
+		n += (size_t)r;
+		out[n] = '\0';
+		if ((p = strstr(out, "\r\n\r\n")) != NULL &&
+		    (cl = strcasestr(out, "Content-Length: ")) != NULL &&
+		    cl < p)
+			body = (size_t)strtoul(cl + 16, NULL, 10);
+	}
+}
+
+/*
+ * A kept-alive connection's key is remembered between its requests; a
+ * reload that removes the key must still refuse its next request.
+ */
+Test(lifecycle, sighup_refuses_a_removed_key_on_an_open_connection,
+    .timeout = 30)
+{
+	struct brokerd	 b;
+	static const char req[] = "GET /gateway/status HTTP/1.1\r\n"
+	    "Host: x\r\nX-Bridge-Key: " TEST_KEY "\r\n\r\n";
+	char		 out[16384];
+	int		 fd, i;
+
+	cr_assert_eq(brokerd_start(&b, NULL, NULL), 0);
+	cr_assert_neq(fd = connect_unix(b.sock), -1);
+	for (i = 0; i < 3; i++) {
+		cr_assert_eq(send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL),
+		    (ssize_t)(sizeof(req) - 1));
+		read_answer(fd, out, sizeof(out));
+		cr_assert(strncmp(out, "HTTP/1.1 200 ", 13) == 0, "%.60s",
+		    out);
+	}
+	cr_assert_eq(brokerd_write_conf(&b, NULL, "keys:\n  - { name: fresh, "
+	    "key: \"fresh-key-fresh-key-fresh-key-01\", scopes: [read] }\n"),
+	    0);
+	brokerd_signal(&b, SIGHUP);
+	for (i = 0; i < 100 && !brokerd_log_has(&b, "configuration reloaded");
+	    i++)
+		sleep_ms(50);
+	cr_assert(brokerd_log_has(&b, "configuration reloaded"));
+	cr_assert_eq(send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL),
+	    (ssize_t)(sizeof(req) - 1));
+	read_answer(fd, out, sizeof(out));
+	cr_assert(strncmp(out, "HTTP/1.1 401 ", 13) == 0,
+	    "the removed key still works on the open connection: %.60s", out);
+	close(fd);
+	brokerd_stop(&b);
+}
+
 Test(lifecycle, max_connections, .timeout = 30)
 {
 	struct brokerd	 b;

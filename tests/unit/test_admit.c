@@ -93,7 +93,7 @@ request(const struct admit_peer *p)
 	size_t		 len = strlen(req.path);
 	const char	*stripped = route_strip_v1(req.path, &len);
 
-	return (admit_request(&conf, &gw, p, &req, stripped, &v));
+	return (admit_request(&conf, &gw, p, NULL, &req, stripped, &v));
 }
 
 TestSuite(admit, .init = setup, .fini = teardown);

@@ -218,3 +218,59 @@ Test(auth, keys_from_config)
 	cr_assert_null(auth_key_find(c, "from-the-environment-012", 24));
 	config_free(c);
 }
+
+/*
+ * A connection's memo: the same bytes under the same configuration skip
+ * the hash; other bytes, or another configuration (a reload), are checked
+ * again, so a key removed by a reload is refused.
+ */
+Test(auth, memo_answers_only_what_it_knows)
+{
+	struct config	 a, b;
+	struct auth_memo m;
+	char		 longkey[AUTH_MEMO_MAX + 2];
+
+	memset(&a, 0, sizeof(a));
+	memset(&b, 0, sizeof(b));
+	memset(&m, 0, sizeof(m));
+	memset(longkey, 'k', sizeof(longkey) - 1);
+	longkey[sizeof(longkey) - 1] = '\0';
+	a.refs = b.refs = 1;		/* the test's own */
+	add_key(&a, "one", "secret-one", SCOPE_READ);
+	add_key(&a, "two", "secret-two", SCOPE_TRADE);
+	add_key(&b, "two", "secret-two", SCOPE_TRADE);	/* "one" removed */
+	add_key(&b, "long", longkey, SCOPE_READ);
+
+	cr_assert_eq(auth_key_find_memo(&a, &m, "secret-one", 10), &a.keys[0]);
+	cr_assert_eq(m.conf, &a);
+	cr_assert_eq(a.refs, 2, "the memo holds its configuration");
+	/* The memo answers: no hash is compared (this one no longer fits). */
+	a.keys[0].hash[0] ^= 1;
+	cr_assert_eq(auth_key_find_memo(&a, &m, "secret-one", 10), &a.keys[0]);
+	cr_assert_null(auth_key_find(&a, "secret-one", 10));
+	a.keys[0].hash[0] ^= 1;
+	/* Other bytes, a prefix, a longer one: checked, refused, forgotten. */
+	cr_assert_null(auth_key_find_memo(&a, &m, "secret-onf", 10));
+	cr_assert_null(m.conf);
+	cr_assert_eq(a.refs, 1);
+	cr_assert_eq(auth_key_find_memo(&a, &m, "secret-one", 10), &a.keys[0]);
+	cr_assert_null(auth_key_find_memo(&a, &m, "secret-on", 9));
+	cr_assert_eq(auth_key_find_memo(&a, &m, "secret-one", 10), &a.keys[0]);
+	cr_assert_null(auth_key_find_memo(&a, &m, "secret-one!", 11));
+	/* A reload without "one": the same bytes are refused. */
+	cr_assert_eq(auth_key_find_memo(&a, &m, "secret-one", 10), &a.keys[0]);
+	cr_assert_null(auth_key_find_memo(&b, &m, "secret-one", 10),
+	    "a removed key passed after the reload");
+	cr_assert_eq(a.refs, 1, "the old configuration let go");
+	cr_assert_eq(auth_key_find_memo(&b, &m, "secret-two", 10), &b.keys[0]);
+	cr_assert_eq(b.refs, 2);
+	/* Too long to keep: found, not remembered. */
+	cr_assert_eq(auth_key_find_memo(&b, &m, longkey, strlen(longkey)),
+	    &b.keys[1]);
+	cr_assert_null(m.conf);
+	cr_assert_eq(b.refs, 1);
+	auth_memo_clear(&m);
+	cr_assert_null(auth_key_find_memo(&b, NULL, "secret-one", 10));
+	free_conf(&a);
+	free_conf(&b);
+}
