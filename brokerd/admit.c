@@ -28,8 +28,8 @@ admit_header_count(const struct http_request *r, const char *name)
 {
 	size_t	 i, n = 0;
 
-	for (i = 0; i < r->nheaders; i++)
-		if (strcasecmp(r->headers[i].name, name) == 0)
+	for (i = 0; i < r->nfields; i++)
+		if (strcasecmp(http_field_name(r, i), name) == 0)
 			n++;
 	return (n);
 }

@@ -34,9 +34,7 @@ void
 exchange_free(struct exchange *x)
 {
 	forward_abandon(x);
-	if (x->req != NULL) {
-		http_request_free(x->req);
-	}
+	http_reader_recycle(&x->c->rd, x->req);
 	buf_free(&x->out);
 	config_unref(x->conf);
 	free(x);

@@ -9,6 +9,11 @@
  * two parsers disagree on where a request ends (request smuggling), so the
  * request reader checks the raw head and the chunked framing itself and
  * hands http-parser only what passed.
+ *
+ * The head is read in one pass as it arrives, into the request's own
+ * buffer; its fields are offsets into it, NUL-ended in place once the head
+ * is whole.  A request given back is kept for the next, so a kept-alive
+ * connection allocates nothing per request.
  */
 #include <ctype.h>
 #include <stdint.h>
@@ -20,82 +25,22 @@
 #include <http_parser.h>
 
 #include "http.h"
+#include "http_int.h"
 
-#define HTTP_MAX_TARGET		8192	/* longer request target: 414 */
+#define rd_fail	http_reader_fail
+
 #define HTTP_MAX_CHUNK_LINE	4096	/* chunk size line with extensions */
-#define HTTP_READER_KEEP	2048	/* room kept between requests */
-
-/* Chunked framing check, run on body bytes before http-parser sees them. */
-enum chunk_state {
-	CH_SIZE = 0,		/* hex digits of a chunk size */
-	CH_EXT,			/* after the size: BWS, ";ext", until CR */
-	CH_SIZE_LF,		/* CR seen after the size line */
-	CH_DATA,		/* chunk data */
-	CH_DATA_CR,		/* CRLF after chunk data */
-	CH_DATA_LF,
-	CH_TRAILER,		/* trailer lines after the last chunk */
-	CH_TRAILER_LF,
-	CH_END_LF,		/* final CRLF */
-	CH_DONE
-};
-
-/* Where the chunked framing check is; all zero for a new body. */
-struct chunker {
-	enum chunk_state state;
-	uint64_t	 size;		/* current chunk size / remaining */
-	unsigned	 digits;
-	size_t		 line;		/* bytes in the current chunk line */
-	size_t		 trailer;	/* bytes of trailers so far */
-	uint64_t	 body;		/* declared chunk bytes so far */
-	int		 pend_status;	/* framing fault found ahead */
-	const char	*pend_msg;
-};
-
-/* Per-request state of the reader: all zero for a new request. */
-struct req_state {
-	int		 last_was_value;
-	int		 in_body;	/* the head is through */
-	size_t		 nhost;
-	int		 has_cl;
-	int		 has_te;
-	size_t		 line_start;	/* offset of the current head line */
-	int		 first_line_done;
-	int		 skipped_crlf;	/* one leading empty line tolerated */
-	int		 headers_done;	/* http-parser passed the head */
-	int		 body_seen;	/* a body byte arrived */
-	int		 chunked;	/* validate chunked framing */
-	struct chunker	 ck;
-};
-
-/* Request reader state that the header does not need to show. */
-struct http_reqctx {
-	http_parser	 hp;
-	struct http_reader *rd;
-	struct buf	 field;		/* header name accumulation */
-	struct buf	 value;		/* header value accumulation */
-	struct buf	 url;
-	struct req_state s;
-};
-
-/* What a head's Transfer-Encoding fields said, all of them together. */
-struct te_count {
-	int		 nchunked;	/* chunked codings */
-	int		 chunked_last;	/* the last coding is chunked */
-	int		 unknown;	/* other codings */
-	int		 empty;		/* an empty field */
-};
+#define HTTP_READER_KEEP	4096	/* a kept request's room, each buffer */
+#define HTTP_KEEP_FIELDS	64	/* ... and fields */
 
 static int	req_on_url(http_parser *, const char *, size_t);
-static int	req_on_header_field(http_parser *, const char *, size_t);
-static int	req_on_header_value(http_parser *, const char *, size_t);
 static int	req_on_headers_complete(http_parser *);
 static int	req_on_body(http_parser *, const char *, size_t);
 static int	req_on_message_complete(http_parser *);
 
+/* The head's fields are ours already: no field callbacks. */
 static const http_parser_settings req_settings = {
 	.on_url = req_on_url,
-	.on_header_field = req_on_header_field,
-	.on_header_value = req_on_header_value,
 	.on_headers_complete = req_on_headers_complete,
 	.on_body = req_on_body,
 	.on_message_complete = req_on_message_complete,
@@ -149,33 +94,99 @@ http_headers_add(struct http_header **h, size_t *n, const char *name,
 	return (0);
 }
 
+/* The first field called name, in any case. */
 const char *
 http_request_header(const struct http_request *req, const char *name)
 {
-	size_t	 i;
+	const struct http_field *f;
+	size_t		 i, len = strlen(name);
 
-	for (i = 0; i < req->nheaders; i++)
-		if (strcasecmp(req->headers[i].name, name) == 0)
-			return (req->headers[i].value);
+	for (i = 0; i < req->nfields; i++) {
+		f = &req->fields[i];
+		if (f->name_len == len && strncasecmp(req->raw.data + f->name,
+		    name, len) == 0)
+			return (req->raw.data + f->value);
+	}
 	return (NULL);
 }
 
-/* Frees the request and the struct itself (it came from the reader). */
+struct http_request *
+http_request_new(void)
+{
+	struct http_request *req;
+
+	if ((req = calloc(1, sizeof(*req))) == NULL)
+		return (NULL);
+	buf_init(&req->raw);
+	buf_init(&req->body);
+	return (req);
+}
+
+int
+http_request_push(struct http_request *req, const struct http_field *f)
+{
+	struct http_field *nf;
+	size_t		 cap;
+
+	if (req->nfields == req->fields_cap) {
+		cap = req->fields_cap ? req->fields_cap * 2 : 16;
+		if ((nf = reallocarray(req->fields, cap, sizeof(*nf))) ==
+		    NULL)
+			return (-1);
+		req->fields = nf;
+		req->fields_cap = cap;
+	}
+	req->fields[req->nfields++] = *f;
+	return (0);
+}
+
+/* Append "name\0value\0" to raw and a field on them. */
+int
+http_request_add_header(struct http_request *req, const char *name,
+    const char *value)
+{
+	struct http_field f;
+	size_t		 start = req->raw.len;
+
+	f.name = (unsigned)req->raw.len;
+	f.name_len = (unsigned)strlen(name);
+	f.value = f.name + f.name_len + 1;
+	f.value_len = (unsigned)strlen(value);
+	if (buf_append(&req->raw, name, f.name_len + 1) == -1 ||
+	    buf_append(&req->raw, value, f.value_len + 1) == -1 ||
+	    http_request_push(req, &f) == -1) {
+		buf_truncate(&req->raw, start);
+		return (-1);
+	}
+	return (0);
+}
+
+/* Frees the request and the struct itself. */
 void
 http_request_free(struct http_request *req)
 {
 	if (req == NULL)
 		return;
-	free(req->path);
-	free(req->query);
-	free(req->url);
-	http_headers_free(req->headers, req->nheaders);
+	buf_free(&req->raw);
+	free(req->fields);
 	buf_free(&req->body);
 	free(req);
 }
 
-static int
-rd_fail(struct http_reader *rd, int status, const char *msg)
+/* Empty for the next request; its room stays. */
+static void
+req_clear(struct http_request *req)
+{
+	req->method[0] = '\0';
+	req->path = req->query = req->url = NULL;
+	buf_reset(&req->raw);
+	req->nfields = 0;
+	buf_reset(&req->body);
+	req->http_minor = req->keep_alive = req->expect_continue = 0;
+}
+
+int
+http_reader_fail(struct http_reader *rd, int status, const char *msg)
 {
 	if (rd->err_status != 0)
 		return (-1);	/* keep the first cause */
@@ -202,29 +213,55 @@ rd_fail(struct http_reader *rd, int status, const char *msg)
 	return (-1);
 }
 
-/*
- * The per-request part of the reader, ready for the next request.  Room
- * an ordinary head fits in is kept, so a kept-alive connection allocates
- * nothing per request; a large head's room goes back.
- */
+/* The request the next head goes into: the one kept, or a new one. */
+static int
+rd_req(struct http_reader *rd)
+{
+	if (rd->req != NULL)
+		return (0);
+	if ((rd->req = rd->spare) != NULL) {
+		rd->spare = NULL;
+		return (0);
+	}
+	if ((rd->req = http_request_new()) == NULL)
+		return (rd_fail(rd, 400, "out of memory"));
+	return (0);
+}
+
+/* The per-request part of the reader, ready for the next request. */
 static void
 rd_reset(struct http_reader *rd)
 {
 	struct http_reqctx *cx = rd->parser;
 
-	http_request_free(rd->req);
+	http_reader_recycle(rd, rd->req);
 	rd->req = NULL;
-	buf_release(&rd->head, HTTP_READER_KEEP);
 	rd->done = 0;
 	rd->continue_sent = 0;
 	if (cx == NULL)
 		return;
-	buf_release(&cx->field, HTTP_READER_KEEP);
-	buf_release(&cx->value, HTTP_READER_KEEP);
-	buf_release(&cx->url, HTTP_READER_KEEP);
 	memset(&cx->s, 0, sizeof(cx->s));
 	http_parser_init(&cx->hp, HTTP_REQUEST);
 	cx->hp.data = cx;
+}
+
+/*
+ * Kept when nothing is kept yet and its room is ordinary; a large head's
+ * or body's room goes back.
+ */
+void
+http_reader_recycle(struct http_reader *rd, struct http_request *req)
+{
+	if (req == NULL)
+		return;
+	if (rd->spare != NULL || req->raw.cap > HTTP_READER_KEEP ||
+	    req->body.cap > HTTP_READER_KEEP ||
+	    req->fields_cap > HTTP_KEEP_FIELDS) {
+		http_request_free(req);
+		return;
+	}
+	req_clear(req);
+	rd->spare = req;
 }
 
 void
@@ -233,15 +270,10 @@ http_reader_init(struct http_reader *rd, size_t max_header, size_t max_body)
 	struct http_reqctx *cx;
 
 	memset(rd, 0, sizeof(*rd));
-	buf_init(&rd->head);
 	rd->max_header_bytes = max_header;
 	rd->max_body_bytes = max_body;
-	if ((cx = calloc(1, sizeof(*cx))) != NULL) {
+	if ((cx = calloc(1, sizeof(*cx))) != NULL)
 		cx->rd = rd;
-		buf_init(&cx->field);
-		buf_init(&cx->value);
-		buf_init(&cx->url);
-	}
 	rd->parser = cx;
 	rd_reset(rd);
 }
@@ -249,289 +281,11 @@ http_reader_init(struct http_reader *rd, size_t max_header, size_t max_body)
 void
 http_reader_free(struct http_reader *rd)
 {
-	struct http_reqctx *cx = rd->parser;
-
 	http_request_free(rd->req);
-	rd->req = NULL;
-	buf_free(&rd->head);
-	if (cx != NULL) {
-		buf_free(&cx->field);
-		buf_free(&cx->value);
-		buf_free(&cx->url);
-		free(cx);
-	}
+	http_request_free(rd->spare);
+	rd->req = rd->spare = NULL;
+	free(rd->parser);
 	rd->parser = NULL;
-}
-
-/*
- * Read a Transfer-Encoding value into counts: chunked codings, whether one
- * is not last, unknown codings.  Parameters (";q=...") are not allowed on
- * chunked and make any other coding unknown anyway.
- */
-static void
-te_scan(const char *v, size_t len, struct te_count *te)
-{
-	size_t	 i = 0, s, e;
-
-	while (i < len && (v[i] == ' ' || v[i] == '\t'))
-		i++;
-	if (i == len)
-		te->empty = 1;
-	for (;;) {
-		while (i < len && (v[i] == ' ' || v[i] == '\t'))
-			i++;
-		s = i;
-		while (i < len && v[i] != ',')
-			i++;
-		e = i;
-		while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t'))
-			e--;
-		if (e > s) {
-			if (e - s == 7 &&
-			    strncasecmp(v + s, "chunked", 7) == 0) {
-				te->nchunked++;
-				te->chunked_last = 1;
-			} else {
-				te->unknown++;
-				te->chunked_last = 0;
-			}
-		}
-		if (i >= len)
-			break;
-		i++;	/* the comma */
-	}
-}
-
-/*
- * RFC 9110 section 7.2: Host = uri-host [ ":" port ], uri-host an
- * IP-literal or a reg-name (RFC 3986); empty is allowed.  A value outside
- * that (a space, '@', '/') is a 400 on both listeners (RFC 9112 section
- * 3.2): the loopback-name check on TCP must not be the only thing
- * standing between it and the Gateway's Host header.
- */
-static int
-host_valid(const char *v, size_t len)
-{
-	static const char	 reg[] = "-._~%!$&'()*+,;=";
-	size_t			 i = 0;
-
-	if (len > 0 && v[0] == '[') {
-		for (i = 1; i < len && v[i] != ']'; i++)
-			if (!isxdigit((unsigned char)v[i]) && v[i] != ':' &&
-			    v[i] != '.' && v[i] != 'v' && v[i] != 'V')
-				return (0);
-		if (i == len || i == 1)
-			return (0);
-		i++;
-	} else {
-		for (; i < len && v[i] != ':'; i++)
-			if (!isalnum((unsigned char)v[i]) &&
-			    strchr(reg, v[i]) == NULL)
-				return (0);
-	}
-	if (i < len && v[i++] != ':')
-		return (0);
-	for (; i < len; i++)
-		if (!isdigit((unsigned char)v[i]))
-			return (0);
-	return (1);
-}
-
-/*
- * One field line of the head, p to eol (no CRLF): a token name right
- * before the colon, a value without control characters; Host, once and
- * well-formed; Content-Length and Transfer-Encoding noted.
- */
-static int
-head_field(struct http_reader *rd, const char *p, const char *eol,
-    struct te_count *te)
-{
-	struct http_reqctx *cx = rd->parser;
-	const char	*colon, *q, *e;
-
-	if (*p == ' ' || *p == '\t')
-		return (rd_fail(rd, 400, "obsolete line folding in header"));
-	if ((colon = memchr(p, ':', (size_t)(eol - p))) == NULL)
-		return (rd_fail(rd, 400, "header line without colon"));
-	if (colon == p)
-		return (rd_fail(rd, 400, "empty header name"));
-	for (q = p; q < colon; q++)
-		if (!http_tchar((unsigned char)*q))
-			return (rd_fail(rd, 400,
-			    "invalid character in header name"));
-	if (!http_field_ok(colon + 1, (size_t)(eol - colon - 1)))
-		return (rd_fail(rd, 400, "control character in header value"));
-	if (colon - p == 4 && strncasecmp(p, "Host", 4) == 0) {
-		if (++cx->s.nhost > 1)
-			return (rd_fail(rd, 400, "more than one Host"));
-		for (q = colon + 1; q < eol && (*q == ' ' || *q == '\t'); q++)
-			;
-		for (e = eol; e > q && (e[-1] == ' ' || e[-1] == '\t'); e--)
-			;
-		if (!host_valid(q, (size_t)(e - q)))
-			return (rd_fail(rd, 400, "invalid Host"));
-	} else if (colon - p == 14 &&
-	    strncasecmp(p, "Content-Length", 14) == 0) {
-		cx->s.has_cl = 1;
-	} else if (colon - p == 17 &&
-	    strncasecmp(p, "Transfer-Encoding", 17) == 0) {
-		cx->s.has_te = 1;
-		te_scan(colon + 1, (size_t)(eol - colon - 1), te);
-	}
-	return (0);
-}
-
-/*
- * The complete raw head (request line, fields, empty line; every line end
- * is CRLF, checked while it arrived).  Refuse what http-parser would let
- * through: obs-fold, bad field names (space before the colon), control
- * characters in values, repeated Host, CL with TE, unknown codings.
- */
-static int
-head_scan(struct http_reader *rd)
-{
-	struct http_reqctx *cx = rd->parser;
-	const char	*p = rd->head.data, *end = p + rd->head.len;
-	const char	*eol;
-	struct te_count	 te;
-
-	memset(&te, 0, sizeof(te));
-	/* Skip the request line. */
-	if ((eol = memmem(p, (size_t)(end - p), "\r\n", 2)) == NULL)
-		return (rd_fail(rd, 400, "incomplete request head"));
-	for (p = eol + 2; p < end; p = eol + 2) {
-		eol = memmem(p, (size_t)(end - p), "\r\n", 2);
-		if (eol == NULL)
-			return (rd_fail(rd, 400, "incomplete request head"));
-		if (eol == p)
-			break;		/* the empty line */
-		if (head_field(rd, p, eol, &te) == -1)
-			return (-1);
-	}
-	if (p >= end)
-		return (rd_fail(rd, 400, "incomplete request head"));
-	if (cx->s.has_cl && cx->s.has_te)
-		return (rd_fail(rd, 400,
-		    "both Content-Length and Transfer-Encoding"));
-	if (cx->s.has_te) {
-		if (te.empty || te.nchunked > 1 ||
-		    (te.nchunked == 1 && !te.chunked_last))
-			return (rd_fail(rd, 400, "invalid Transfer-Encoding"));
-		if (te.unknown > 0)
-			return (rd_fail(rd, 501,
-			    "transfer coding not implemented"));
-	}
-	return (0);
-}
-
-/*
- * HTTP-version = "HTTP/" DIGIT "." DIGIT (RFC 9112 2.3), checked here:
- * http-parser built without its strict checks reads any bytes as "HTTP/",
- * even across the line's end, and would then see another request line
- * than this one.
- */
-static int
-version_check(struct http_reader *rd, const char *v, size_t len)
-{
-	if (len != 8 || memcmp(v, "HTTP/", 5) != 0 || v[5] < '0' ||
-	    v[5] > '9' || v[6] != '.' || v[7] < '0' || v[7] > '9')
-		return (rd_fail(rd, 400, "malformed HTTP version"));
-	if (v[5] != '1')
-		return (rd_fail(rd, 400, "only HTTP/1.x is served"));
-	return (0);
-}
-
-/*
- * The first line is complete: a target over HTTP_MAX_TARGET is 414.
- * http-parser takes HTAB and FF inside the target; the Gateway's request
- * line must not get them.
- */
-static int
-request_line_check(struct http_reader *rd, size_t start, size_t end)
-{
-	const char	*l = rd->head.data + start;
-	const char	*sp1, *sp2;
-	size_t		 len = end - start, i;
-
-	for (i = 0; i < len; i++)
-		if (!http_field_char((unsigned char)l[i]) || l[i] == '\t')
-			return (rd_fail(rd, 400,
-			    "control character in request line"));
-	sp1 = memchr(l, ' ', len);
-	sp2 = memrchr(l, ' ', len);
-	if (sp1 == NULL || sp2 == sp1)
-		return (len > HTTP_MAX_TARGET ? rd_fail(rd, 414,
-		    "request target too long") : rd_fail(rd, 400,
-		    "malformed request line"));
-	if ((size_t)(sp2 - sp1 - 1) > HTTP_MAX_TARGET)
-		return (rd_fail(rd, 414, "request target too long"));
-	return (version_check(rd, sp2 + 1, (size_t)(l + len - sp2 - 1)));
-}
-
-/*
- * Take head bytes until the empty line.  Returns bytes used; *complete
- * when the head ended.  Line ends must be CRLF: a CR not followed by LF or
- * an LF without CR is refused at once, never waited on.
- */
-static ssize_t
-head_take(struct http_reader *rd, const char *data, size_t len,
-    int *complete)
-{
-	struct http_reqctx *cx = rd->parser;
-	size_t		 i, pos;
-	unsigned char	 c, prev;
-
-	*complete = 0;
-	prev = rd->head.len ? (unsigned char)rd->head.data[rd->head.len - 1] :
-	    0;
-	for (i = 0; i < len; i++) {
-		c = (unsigned char)data[i];
-		if (prev == '\r' && c != '\n')
-			return (rd_fail(rd, 400, "bare CR in request head"));
-		if (c == '\n' && prev != '\r')
-			return (rd_fail(rd, 400, "bare LF in request head"));
-		pos = rd->head.len + i + 1;	/* head length with c */
-		if (pos > rd->max_header_bytes) {
-			if (!cx->s.first_line_done && pos > HTTP_MAX_TARGET)
-				return (rd_fail(rd, 414,
-				    "request target too long"));
-			return (rd_fail(rd, 431, "request head too large"));
-		}
-		if (!cx->s.first_line_done && pos - cx->s.line_start >
-		    HTTP_MAX_TARGET + 64)
-			return (rd_fail(rd, 414, "request target too long"));
-		prev = c;
-		if (c != '\n')
-			continue;
-		if (buf_append(&rd->head, data, i + 1) == -1)
-			return (rd_fail(rd, 400, "out of memory"));
-		pos = rd->head.len;
-		if (pos - cx->s.line_start == 2) {
-			/* An empty line. */
-			if (!cx->s.first_line_done) {
-				if (cx->s.skipped_crlf)
-					return (rd_fail(rd, 400,
-					    "empty request line"));
-				cx->s.skipped_crlf = 1;
-				buf_reset(&rd->head);
-				cx->s.line_start = 0;
-				return ((ssize_t)(i + 1));
-			}
-			*complete = 1;
-			return ((ssize_t)(i + 1));
-		}
-		if (!cx->s.first_line_done) {
-			cx->s.first_line_done = 1;
-			if (request_line_check(rd, cx->s.line_start,
-			    pos - 2) == -1)
-				return (-1);
-		}
-		cx->s.line_start = pos;
-		return ((ssize_t)(i + 1));
-	}
-	if (buf_append(&rd->head, data, len) == -1)
-		return (rd_fail(rd, 400, "out of memory"));
-	return ((ssize_t)len);
 }
 
 /*
@@ -713,6 +467,31 @@ parse_run(struct http_reader *rd, const char *data, size_t len)
 	}
 }
 
+/* The head is whole and passed: http-parser reads it. */
+static int
+head_parse(struct http_reader *rd)
+{
+	struct req_state *s = &rd->parser->s;
+	struct buf	*raw = &rd->req->raw;
+	size_t		 len = raw->len;
+	ssize_t		 n;
+
+	if (http_head_done(rd) == -1)
+		return (-1);
+	s->in_body = 1;
+	/*
+	 * Room for the path and query after the head, taken before
+	 * http-parser runs over raw: its callbacks must not move it.
+	 */
+	if (buf_reserve(raw, s->sp2 - s->sp1 + 8) == -1)
+		return (rd_fail(rd, 400, "out of memory"));
+	if ((n = parse_run(rd, raw->data, len)) == -1)
+		return (-1);
+	if ((size_t)n != len && !rd->done)
+		return (rd_fail(rd, 400, "malformed request head"));
+	return (0);
+}
+
 enum http_feed
 http_reader_feed(struct http_reader *rd, const char *data, size_t len,
     size_t *used)
@@ -733,22 +512,14 @@ http_reader_feed(struct http_reader *rd, const char *data, size_t len,
 		return (HTTP_FEED_DONE);
 	while (off < len && !rd->done) {
 		if (!cx->s.in_body) {
-			n = head_take(rd, data + off, len - off, &complete);
+			if (rd_req(rd) == -1)
+				goto fail;
+			n = http_head_take(rd, data + off, len - off, &complete);
 			if (n == -1)
 				goto fail;
 			off += (size_t)n;
-			if (!complete)
-				continue;
-			if (head_scan(rd) == -1)
+			if (complete && head_parse(rd) == -1)
 				goto fail;
-			cx->s.in_body = 1;
-			n = parse_run(rd, rd->head.data, rd->head.len);
-			if (n == -1)
-				goto fail;
-			if ((size_t)n != rd->head.len && !rd->done) {
-				rd_fail(rd, 400, "malformed request head");
-				goto fail;
-			}
 			continue;
 		}
 		want = len - off;
@@ -809,98 +580,94 @@ http_reader_current(const struct http_reader *rd)
 	return (rd->req);
 }
 
+/* The target, where http-parser found it in the raw head. */
 static int
 req_on_url(http_parser *hp, const char *at, size_t len)
 {
 	struct http_reqctx *cx = hp->data;
+	struct req_state *s = &cx->s;
+	const char	*raw = cx->rd->req->raw.data;
 
-	if (buf_append(&cx->url, at, len) == -1)
-		return (rd_fail(cx->rd, 400, "out of memory"));
+	if (s->url_len == 0)
+		s->url = (size_t)(at - raw);
+	else if (at != raw + s->url + s->url_len)
+		return (rd_fail(cx->rd, 400, "malformed request target"));
+	s->url_len += len;
 	return (0);
 }
 
-/* A field and its value are complete: keep them (not trailers). */
-static int
-req_header_flush(struct http_reqctx *cx)
+/* Append len bytes and a NUL to raw, within the room head_parse took. */
+static char *
+req_tail(struct buf *raw, const char *p, size_t len)
 {
-	struct http_reader *rd = cx->rd;
+	char	*at;
 
-	if (!cx->s.last_was_value)
-		return (0);
-	http_ows_trim(&cx->value);
-	if (rd->req == NULL &&
-	    (rd->req = calloc(1, sizeof(*rd->req))) == NULL)
-		return (rd_fail(rd, 400, "out of memory"));
-	if (http_headers_add(&rd->req->headers, &rd->req->nheaders,
-	    cx->field.data, cx->field.len, cx->value.data ? cx->value.data :
-	    "", cx->value.len) == -1)
-		return (rd_fail(rd, 400, "out of memory"));
-	buf_reset(&cx->field);
-	buf_reset(&cx->value);
-	cx->s.last_was_value = 0;
-	return (0);
-}
-
-static int
-req_on_header_field(http_parser *hp, const char *at, size_t len)
-{
-	struct http_reqctx *cx = hp->data;
-
-	if (cx->s.headers_done)
-		return (0);	/* trailers: dropped */
-	if (req_header_flush(cx) == -1)
-		return (-1);
-	if (buf_append(&cx->field, at, len) == -1)
-		return (rd_fail(cx->rd, 400, "out of memory"));
-	return (0);
-}
-
-static int
-req_on_header_value(http_parser *hp, const char *at, size_t len)
-{
-	struct http_reqctx *cx = hp->data;
-
-	if (cx->s.headers_done)
-		return (0);
-	cx->s.last_was_value = 1;
-	if (buf_append(&cx->value, at, len) == -1)
-		return (rd_fail(cx->rd, 400, "out of memory"));
-	return (0);
+	if (raw->cap - raw->len < len + 2)
+		return (NULL);
+	at = raw->data + raw->len;
+	memcpy(at, p, len);
+	at[len] = '\0';
+	raw->len += len + 1;
+	raw->data[raw->len] = '\0';
+	return (at);
 }
 
 /*
- * Split the target into path and query.  In absolute-form
- * ("http://host/p?q", RFC 9112 section 3.2.2) the path starts after the
- * authority; a fragment is never part of either.
+ * Split the target into path and query, copied after the head.  In
+ * absolute-form ("http://host/p?q", RFC 9112 section 3.2.2) the path starts
+ * after the authority; a fragment is never part of either.
  */
 static int
-req_split_url(struct http_request *req)
+req_split_url(struct http_request *req, size_t len)
 {
 	struct http_parser_url u;
 	const char	*url = req->url, *q, *h;
-	size_t		 len = strlen(url), plen;
-	uint16_t	 off;
+	size_t		 plen;
 
 	if (url[0] != '/') {
 		http_parser_url_init(&u);
 		if (http_parser_parse_url(url, len, 0, &u) == 0 &&
 		    (u.field_set & (1 << UF_SCHEMA)) &&
 		    (u.field_set & (1 << UF_PATH))) {
-			off = u.field_data[UF_PATH].off;
-			url += off;
-			len -= off;
+			url += u.field_data[UF_PATH].off;
+			len -= u.field_data[UF_PATH].off;
 		}
 	}
-	h = memchr(url, '#', len);
-	if (h != NULL)
+	if ((h = memchr(url, '#', len)) != NULL)
 		len = (size_t)(h - url);
 	q = memchr(url, '?', len);
 	plen = q ? (size_t)(q - url) : len;
-	if ((req->path = strndup(url, plen)) == NULL)
+	if ((req->path = req_tail(&req->raw, url, plen)) == NULL)
 		return (-1);
-	if (q != NULL &&
-	    (req->query = strndup(q + 1, len - plen - 1)) == NULL)
+	if (q != NULL && (req->query = req_tail(&req->raw, q + 1,
+	    len - plen - 1)) == NULL)
 		return (-1);
+	return (0);
+}
+
+/*
+ * The head is read: its fields NUL-ended in place (the colon, the byte
+ * after a value), the target too (the space after it), path and query
+ * after the head.  raw does not move from here on.
+ */
+static int
+req_strings(struct http_reader *rd)
+{
+	struct req_state *s = &rd->parser->s;
+	struct http_request *req = rd->req;
+	char		*raw = req->raw.data;
+	size_t		 i;
+
+	for (i = 0; i < req->nfields; i++) {
+		raw[req->fields[i].name + req->fields[i].name_len] = '\0';
+		raw[req->fields[i].value + req->fields[i].value_len] = '\0';
+	}
+	if (s->url_len == 0 || s->url + s->url_len >= s->sp2)
+		return (rd_fail(rd, 400, "malformed request target"));
+	raw[s->url + s->url_len] = '\0';
+	req->url = raw + s->url;
+	if (req_split_url(req, s->url_len) == -1)
+		return (rd_fail(rd, 400, "out of memory"));
 	return (0);
 }
 
@@ -909,17 +676,11 @@ req_on_headers_complete(http_parser *hp)
 {
 	struct http_reqctx *cx = hp->data;
 	struct http_reader *rd = cx->rd;
-	struct http_request *req;
-	const char	*v;
-	int		 len;
+	struct http_request *req = rd->req;
+	const char	*v, *m;
+	size_t		 len;
 
-	if (req_header_flush(cx) == -1)
-		return (-1);
-	if (rd->req == NULL &&
-	    (rd->req = calloc(1, sizeof(*rd->req))) == NULL)
-		return (rd_fail(rd, 400, "out of memory"));
-	req = rd->req;
-	cx->s.headers_done = 1;	/* later header callbacks are trailers */
+	cx->s.headers_done = 1;
 	if (hp->http_major != 1)
 		return (rd_fail(rd, 400, "unsupported HTTP version"));
 	if (hp->http_minor >= 1 && cx->s.nhost == 0)
@@ -927,13 +688,12 @@ req_on_headers_complete(http_parser *hp)
 	/* RFC 9112 section 6.1: an HTTP/1.0 peer may not know chunked. */
 	if (hp->http_minor == 0 && cx->s.has_te)
 		return (rd_fail(rd, 400, "Transfer-Encoding in HTTP/1.0"));
-	len = snprintf(req->method, sizeof(req->method), "%s",
-	    http_method_str((enum http_method)hp->method));
-	if (len < 0 || (size_t)len >= sizeof(req->method))
+	m = http_method_str((enum http_method)hp->method);
+	if ((len = strlen(m)) >= sizeof(req->method))
 		return (rd_fail(rd, 400, "method not supported"));
-	if ((req->url = strndup(cx->url.data ? cx->url.data : "",
-	    cx->url.len)) == NULL || req_split_url(req) == -1)
-		return (rd_fail(rd, 400, "out of memory"));
+	memcpy(req->method, m, len + 1);
+	if (req_strings(rd) == -1)
+		return (-1);
 	req->http_minor = hp->http_minor;
 	req->keep_alive = http_should_keep_alive(hp);
 	v = http_request_header(req, "Expect");
@@ -967,10 +727,9 @@ req_on_message_complete(http_parser *hp)
 {
 	struct http_reqctx *cx = hp->data;
 
-	if (cx->rd->req == NULL)
+	if (!cx->s.headers_done)
 		return (rd_fail(cx->rd, 400, "malformed request"));
 	cx->rd->req->keep_alive = http_should_keep_alive(hp);
 	http_parser_pause(hp, 1);
 	return (0);
 }
-

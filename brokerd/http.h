@@ -24,37 +24,63 @@ enum http_feed {
 
 /* ------------------------------------------------------------- http.c */
 
+/*
+ * A request's header field: offsets into its raw head (offsets, so that
+ * they stay right while the head grows), each NUL-ended in place once the
+ * head is complete.
+ */
+struct http_field {
+	unsigned	 name;
+	unsigned	 name_len;
+	unsigned	 value;		/* OWS around it not included */
+	unsigned	 value_len;
+};
+
 /* One parsed client request. */
 struct http_request {
 	char		 method[16];
-	char		*path;		/* decoded? no: raw path, no query */
+	char		*path;		/* raw path (not decoded), no query */
 	char		*query;		/* raw query without '?', or NULL */
 	char		*url;		/* raw request target */
-	struct http_header *headers;
-	size_t		 nheaders;
+	struct buf	 raw;		/* the head as read, split in place;
+					   path and query after it */
+	struct http_field *fields;
+	size_t		 nfields;
+	size_t		 fields_cap;
 	struct buf	 body;
 	int		 http_minor;	/* 0 or 1 */
 	int		 keep_alive;
 	int		 expect_continue;
 };
 
+/* The value of the first field called name (any case), or NULL. */
 const char	*http_request_header(const struct http_request *,
-		    const char *name);		/* case-insensitive, or NULL */
+		    const char *name);
+/* Field i's name and value. */
+#define http_field_name(r, i)	((r)->raw.data + (r)->fields[(i)].name)
+#define http_field_value(r, i)	((r)->raw.data + (r)->fields[(i)].value)
+/* A request built by hand (tests, tools): empty, then fields appended. */
+struct http_request *http_request_new(void);
+int		 http_request_add_header(struct http_request *,
+		    const char *name, const char *value);
 void		 http_request_free(struct http_request *);	/* and struct */
 
 struct http_reqctx;		/* http.c: http-parser and framing checks */
 
 /*
- * Incremental request reader.  It checks framing itself where Debian's
- * http-parser 2.9.4 is lax (obs-fold, space before colon, bare CR/LF,
- * missing or repeated Host) before handing the head to http-parser.
+ * Incremental request reader.  It checks the raw head itself, in one pass
+ * as it arrives, where Debian's http-parser 2.9.4 is lax (obs-fold, space
+ * before colon, bare CR/LF, control characters, missing or repeated Host,
+ * the request line's shape) before handing the head to http-parser.  A
+ * request taken and given back (http_reader_recycle) is reused, so a
+ * kept-alive connection allocates nothing per request.
  */
 struct http_reader {
 	struct http_reqctx *parser;	/* owned */
-	struct buf	 head;		/* raw head until CRLFCRLF */
 	size_t		 max_header_bytes;
 	size_t		 max_body_bytes;
 	struct http_request *req;	/* being built */
+	struct http_request *spare;	/* given back, reused next */
 	int		 done;
 	int		 err_status;	/* 400, 413, 414, 431, 501 */
 	const char	*err_code;	/* "bad_request", ... */
@@ -74,6 +100,9 @@ void		 http_reader_free(struct http_reader *);
 enum http_feed	 http_reader_feed(struct http_reader *, const char *, size_t,
 		    size_t *used);
 struct http_request *http_reader_take(struct http_reader *);
+/* A taken request is done with: kept for the next one, or freed. */
+void		 http_reader_recycle(struct http_reader *,
+		    struct http_request *);
 int		 http_reader_wants_continue(const struct http_reader *);
 /* Head of a request being read (for 100-continue / early refusal), or NULL */
 const struct http_request *http_reader_current(const struct http_reader *);
@@ -127,6 +156,7 @@ struct http_response *http_resp_reader_take(struct http_resp_reader *);
 
 /* RFC 9110 section 5.6.2: a byte of a token (method, field name). */
 int		 http_tchar(int);
+extern const unsigned char http_tchar_tab[256];	/* the same, by byte */
 /* RFC 9110 section 5.5: a byte of a field value (HTAB, obs-text: yes). */
 int		 http_field_char(int);
 /* 1 when every byte is a field-value byte: nothing can end the line. */

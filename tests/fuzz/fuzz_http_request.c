@@ -26,9 +26,11 @@ check(const struct http_request *req)
 	/* Touch everything, so ASan sees bad pointers. */
 	if (req->path == NULL || req->url == NULL || strlen(req->method) == 0)
 		__builtin_trap();
-	for (i = 0; i < req->nheaders; i++)
-		if (req->headers[i].name == NULL ||
-		    req->headers[i].value == NULL)
+	for (i = 0; i < req->nfields; i++)
+		if (strlen(http_field_name(req, i)) !=
+		    req->fields[i].name_len ||
+		    strlen(http_field_value(req, i)) !=
+		    req->fields[i].value_len)
 			__builtin_trap();
 	(void)http_request_header(req, "Host");
 	if (req->query != NULL)
@@ -69,8 +71,8 @@ run(const char *p, const size_t cut[3], struct summary *s)
 				check(req);
 				s->nreq++;
 				s->body_bytes += req->body.len;
-				s->headers += req->nheaders;
-				http_request_free(req);
+				s->headers += req->nfields;
+				http_reader_recycle(&rd, req);
 				continue;
 			}
 			if (off != end)

@@ -16,7 +16,6 @@ static struct config		 conf;
 static struct gw_status		 gw;
 static struct admit_verdict	 v;
 static struct http_request	 req;
-static struct http_header	 hdrs[8];
 static char			 path[256];
 static const struct admit_peer	 tcp = { 0, 0, 0, 0 };
 
@@ -46,7 +45,8 @@ setup(void)
 	add_key("reader", "r-secret", SCOPE_READ);
 	add_key("trader", "t-secret", SCOPE_READ | SCOPE_TRADE);
 	gw.state = GW_AUTHENTICATED;
-	req.headers = hdrs;
+	buf_init(&req.raw);
+	buf_init(&req.body);
 	req.keep_alive = 1;
 }
 
@@ -54,6 +54,9 @@ static void
 teardown(void)
 {
 	size_t	 i;
+
+	buf_free(&req.raw);
+	free(req.fields);
 
 	for (i = 0; i < conf.nkeys; i++)
 		free(conf.keys[i].name);
@@ -76,14 +79,12 @@ ask(const char *method, const char *target, ...)
 	path[strcspn(path, "?")] = '\0';
 	req.path = path;
 	req.url = (char *)target;
-	req.nheaders = 0;
+	buf_reset(&req.raw);
+	req.nfields = 0;
 	va_start(ap, target);
-	while ((name = va_arg(ap, const char *)) != NULL) {
-		cr_assert_lt(req.nheaders, sizeof(hdrs) / sizeof(hdrs[0]));
-		hdrs[req.nheaders].name = (char *)name;
-		hdrs[req.nheaders].value = va_arg(ap, char *);
-		req.nheaders++;
-	}
+	while ((name = va_arg(ap, const char *)) != NULL)
+		cr_assert_eq(http_request_add_header(&req, name,
+		    va_arg(ap, const char *)), 0);
 	va_end(ap);
 }
 

@@ -231,21 +231,18 @@ Test(ws, eof_ends_the_connection)
 static struct http_request *
 upgrade_request(const char *version, const char *key, const char *conn)
 {
-	struct http_request *r = calloc(1, sizeof(*r));
+	struct http_request *r = http_request_new();
 
+	cr_assert_not_null(r);
 	snprintf(r->method, sizeof(r->method), "GET");
 	r->http_minor = 1;
-	http_headers_add(&r->headers, &r->nheaders, "Host", 4, "x", 1);
-	http_headers_add(&r->headers, &r->nheaders, "Upgrade", 7,
-	    "websocket", 9);
-	http_headers_add(&r->headers, &r->nheaders, "Connection", 10, conn,
-	    strlen(conn));
+	http_request_add_header(r, "Host", "x");
+	http_request_add_header(r, "Upgrade", "websocket");
+	http_request_add_header(r, "Connection", conn);
 	if (version != NULL)
-		http_headers_add(&r->headers, &r->nheaders,
-		    "Sec-WebSocket-Version", 21, version, strlen(version));
+		http_request_add_header(r, "Sec-WebSocket-Version", version);
 	if (key != NULL)
-		http_headers_add(&r->headers, &r->nheaders,
-		    "Sec-WebSocket-Key", 17, key, strlen(key));
+		http_request_add_header(r, "Sec-WebSocket-Key", key);
 	return (r);
 }
 
