@@ -23,15 +23,31 @@ admit_refuse(struct admit_verdict *v, int status, const char *code,
 	snprintf(v->extra, sizeof(v->extra), "%s", extra != NULL ? extra : "");
 }
 
+/* How many fields are called name (len bytes), in any case. */
 static size_t
-admit_header_count(const struct http_request *r, const char *name)
+admit_header_count(const struct http_request *r, const char *name,
+    size_t len)
 {
 	size_t	 i, n = 0;
 
 	for (i = 0; i < r->nfields; i++)
-		if (strcasecmp(http_field_name(r, i), name) == 0)
+		if (r->fields[i].name_len == len &&
+		    strncasecmp(http_field_name(r, i), name, len) == 0)
 			n++;
 	return (n);
+}
+
+/* v->who = prefix (ours, short) + name, cut to fit; no printf. */
+static void
+admit_who_name(struct admit_verdict *v, const char *prefix, const char *name)
+{
+	size_t	 p = strlen(prefix), n = strlen(name);
+
+	if (n > sizeof(v->who) - 1 - p)
+		n = sizeof(v->who) - 1 - p;
+	memcpy(v->who, prefix, p);
+	memcpy(v->who + p, name, n);
+	v->who[p + n] = '\0';
 }
 
 /*
@@ -79,8 +95,8 @@ admit_key(const struct http_request *r, const char **key,
     struct admit_verdict *v)
 {
 	/* Two keys: which one counts would be anybody's guess. */
-	if (admit_header_count(r, "X-Bridge-Key") +
-	    admit_header_count(r, "Authorization") > 1) {
+	if (admit_header_count(r, "X-Bridge-Key", 12) +
+	    admit_header_count(r, "Authorization", 13) > 1) {
 		admit_refuse(v, 400, "bad_request", "more than one key "
 		    "(X-Bridge-Key, Authorization)", NULL);
 		return (-1);
@@ -128,12 +144,12 @@ admit_who_memo(const struct config *conf, const struct admit_peer *p,
 			return (-1);
 		}
 		v->scopes = k->scopes;
-		snprintf(v->who, sizeof(v->who), "key:%s", k->name);
+		admit_who_name(v, "key:", k->name);
 		return (0);
 	}
 	if (p->is_unix && p->has_cred &&
 	    (v->scopes = auth_peer_scopes(conf, p->uid, p->gid, &name)) != 0) {
-		snprintf(v->who, sizeof(v->who), "peer:%s", name);
+		admit_who_name(v, "peer:", name);
 		return (0);
 	}
 	/* Not for web pages: browsers send Origin or Sec-Fetch-*. */

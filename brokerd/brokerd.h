@@ -678,6 +678,7 @@ struct client {
 	struct buf	 in;
 	struct exchange	*head;		/* oldest unanswered */
 	struct exchange	*tail;
+	struct exchange	*spare;		/* answered, kept for the next */
 	size_t		 nexchanges;
 	size_t		 wpos;		/* written of head->out */
 	int		 reading;	/* rio active */
@@ -702,6 +703,7 @@ void		 client_close_all(struct server *);
 struct exchange	*exchange_new(struct client *, struct http_request *);
 /* Detach it from what it waits on (no answer follows) and free it. */
 void		 exchange_free(struct exchange *);
+void		 exchange_drop_spare(struct client *);
 /* Whether the connection stays open after this exchange's answer. */
 int		 exchange_keep_alive(const struct exchange *);
 /* A whole answer; written later, in request order. */

@@ -123,6 +123,7 @@ client_free(struct client *c)
 		nx = x->next;
 		exchange_free(x);
 	}
+	exchange_drop_spare(c);
 	http_reader_free(&c->rd);
 	buf_free(&c->in);
 	auth_memo_clear(&c->memo);

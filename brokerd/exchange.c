@@ -9,18 +9,29 @@
 
 #include "brokerd.h"
 
+#define EXCHANGE_KEEP_OUT	16384	/* a kept exchange's output room */
+
+/* The connection's kept exchange, emptied, with its room; or a new one. */
 struct exchange *
 exchange_new(struct client *c, struct http_request *req)
 {
 	struct exchange	*x;
+	struct buf	 out;
 
-	if ((x = calloc(1, sizeof(*x))) == NULL)
+	if ((x = c->spare) != NULL) {
+		c->spare = NULL;
+		out = x->out;
+		memset(x, 0, sizeof(*x));
+		x->out = out;
+		buf_reset(&x->out);
+	} else if ((x = calloc(1, sizeof(*x))) == NULL)
 		return (NULL);
+	else
+		buf_init(&x->out);
 	x->c = c;
 	x->req = req;
 	x->start = now_s();
 	x->route = "none";
-	buf_init(&x->out);
 	if (c->tail != NULL)
 		c->tail->next = x;
 	else
@@ -30,14 +41,37 @@ exchange_new(struct client *c, struct http_request *req)
 	return (x);
 }
 
+/*
+ * One exchange per connection is kept for its next request, with its
+ * output room, so that a kept-alive connection allocates none per request.
+ */
 void
 exchange_free(struct exchange *x)
 {
+	struct client	*c = x->c;
+
 	forward_abandon(x);
-	http_reader_recycle(&x->c->rd, x->req);
-	buf_free(&x->out);
+	http_reader_recycle(&c->rd, x->req);
+	x->req = NULL;
 	config_unref(x->conf);
+	x->conf = NULL;
+	if (c->spare == NULL && x->out.cap <= EXCHANGE_KEEP_OUT) {
+		c->spare = x;
+		return;
+	}
+	buf_free(&x->out);
 	free(x);
+}
+
+/* The kept exchange goes with its connection. */
+void
+exchange_drop_spare(struct client *c)
+{
+	if (c->spare == NULL)
+		return;
+	buf_free(&c->spare->out);
+	free(c->spare);
+	c->spare = NULL;
 }
 
 /* Closing: the last exchange says so; those before it keep on. */

@@ -568,16 +568,20 @@ forward_get(struct exchange *x, const struct route *rt, const char *target)
 	return (rc);
 }
 
+/*
+ * The Gateway path names the pacing policy.  Its room is kept from one
+ * request to the next (one event loop, and nothing below keeps it).
+ */
 void
 forward_request(struct exchange *x, const struct route *rt)
 {
+	static struct buf	 target;
 	struct server		*srv = x->c->srv;
 	const struct http_request *r = x->req;
 	const struct route	*policy;
-	struct buf		 target;
 	int			 rc = -1;
 
-	buf_init(&target);
+	buf_release(&target, 4096);
 	if (route_target(rt, r->path, strlen(r->path), NULL, &target) == -1)
 		goto done;
 	policy = route_policy(srv->conf->routes, srv->conf->nroutes,
@@ -589,7 +593,6 @@ forward_request(struct exchange *x, const struct route *rt)
 	else
 		rc = forward_get(x, rt, target.data);
  done:
-	buf_free(&target);
 	if (rc == -1)
 		exchange_error(x, 500, "internal_error", "out of memory",
 		    NULL);

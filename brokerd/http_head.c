@@ -219,20 +219,29 @@ static void
 value_bytes(struct req_state *s, const unsigned char *p, size_t *j,
     size_t end)
 {
-	unsigned char c;
+	size_t		 i = *j, first = s->f.value, last = 0;
+	int		 seen = s->f_value;
+	unsigned char	 c;
 
-	for (; *j < end; (*j)++) {
-		c = p[*j];
+	for (; i < end; i++) {
+		c = p[i];
 		if (c == ' ' || c == '\t')
 			continue;
 		if (c < 0x20 || c == 0x7f)
-			return;
-		if (!s->f_value) {
-			s->f.value = (unsigned)*j;
-			s->f_value = 1;
+			break;
+		if (!seen) {
+			first = i;
+			seen = 1;
 		}
-		s->f.value_len = (unsigned)(*j + 1 - s->f.value);
+		last = i + 1;
 	}
+	*j = i;
+	if (!seen)
+		return;
+	s->f_value = 1;
+	s->f.value = (unsigned)first;
+	if (last != 0)
+		s->f.value_len = (unsigned)(last - first);
 }
 
 /*
