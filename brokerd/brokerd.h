@@ -656,7 +656,8 @@ struct exchange {
 	const char	*route;		/* metrics label */
 	const struct route *policy;	/* its Gateway path's limits */
 	const struct config *conf;	/* holds route and policy */
-	struct upstream_req *ureq;	/* non-GET in flight, ours */
+	struct upstream_req *ureq;	/* in flight alone: &ureq_own */
+	struct upstream_req ureq_own;
 	struct cache_entry *centry;	/* GET: waiting on this entry */
 	int		 trade;
 	int		 journaled;	/* an intent line awaits its outcome */

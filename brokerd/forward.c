@@ -88,7 +88,6 @@ forward_abandon(struct exchange *x)
 	if (x->ureq != NULL) {
 		upstream_cancel(x->c->srv->upstream, x->ureq);
 		upstream_req_free(x->ureq);
-		free(x->ureq);
 		x->ureq = NULL;
 	}
 	if (x->centry != NULL) {
@@ -415,8 +414,7 @@ forward_cb(struct upstream_req *req, enum upstream_error e,
 	} else
 		forward_error(x, e, req);
 	x->ureq = NULL;
-	upstream_req_free(req);
-	free(req);
+	upstream_req_free(req);		/* x's own: the struct stays */
 }
 
 static int
@@ -466,8 +464,7 @@ forward_alone(struct exchange *x, const struct route *rt)
 	struct upstream_req	*u;
 	int			 rc;
 
-	if ((u = calloc(1, sizeof(*u))) == NULL)
-		return (-1);
+	u = &x->ureq_own;
 	upstream_req_init(u);
 	if (forward_fill_req(u, r, rt, x->policy) == -1)
 		goto fail;
@@ -483,7 +480,6 @@ forward_alone(struct exchange *x, const struct route *rt)
 		forward_journal_note(rc, "intent");
 		if (rc == -1) {
 			upstream_req_free(u);
-			free(u);
 			exchange_error(x, 500, "journal_unavailable", "the "
 			    "trade journal cannot be written; the request was "
 			    "not sent", NULL);
@@ -496,7 +492,6 @@ forward_alone(struct exchange *x, const struct route *rt)
 	return (0);
  fail:
 	upstream_req_free(u);
-	free(u);
 	return (-1);
 }
 
