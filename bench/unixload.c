@@ -213,7 +213,9 @@ ul_head(struct ul_conn *c)
 		return (-1);
 	c->status = atoi(c->head + 9);
 	c->left = 0;
-	p = memchr(c->head, '\n', c->headlen) + 1;
+	if ((p = memchr(c->head, '\n', c->headlen)) == NULL)
+		return (-1);
+	p++;
 	while (p < end && (eol = memchr(p, '\n', end - p)) != NULL) {
 		if (strncasecmp(p, "content-length:", 15) == 0) {
 			c->left = strtoull(p + 15, NULL, 10);
