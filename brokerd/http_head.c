@@ -20,6 +20,29 @@
 
 #define rd_fail	http_reader_fail
 
+#define HC_OWS	1	/* SP, HTAB */
+#define HC_CTL	2	/* the other controls and DEL: no field-value byte */
+
+/* What a head byte is, for the loops over lines and values. */
+static const unsigned char head_class[256] = {
+	2, 2, 2, 2, 2, 2, 2, 2, 2, 1, 2, 2, 2, 2, 2, 2,	/* 0x00 */
+	2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,	/* 0x10 */
+	1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,	/* 0x20 */
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,	/* 0x30 */
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,	/* 0x40 */
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,	/* 0x50 */
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,	/* 0x60 */
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2,	/* 0x70 */
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,	/* 0x80 */
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,	/* 0x90 */
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,	/* 0xa0 */
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,	/* 0xb0 */
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,	/* 0xc0 */
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,	/* 0xd0 */
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,	/* 0xe0 */
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,	/* 0xf0 */
+};
+
 /*
  * Read a Transfer-Encoding value into counts: chunked codings, whether one
  * is not last, unknown codings.  Parameters (";q=...") are not allowed on
@@ -200,17 +223,20 @@ line0_bytes(struct req_state *s, const unsigned char *p, size_t *j,
     size_t end)
 {
 	size_t	 lim = end < HTTP_MAX_TARGET + 64 ? end : HTTP_MAX_TARGET + 64;
-	unsigned char c;
+	size_t	 i;
 
-	for (; *j < lim; (*j)++) {
-		c = p[*j];
-		if (c == ' ') {
-			if (s->sp1 == 0)
-				s->sp1 = *j + 1;
-			s->sp2 = *j + 1;
-		} else if (c < 0x20 || c == 0x7f)
+	for (i = *j; i < lim; i++) {
+		if (head_class[p[i]] == 0)
+			continue;
+		if (p[i] != ' ') {
+			*j = i;
 			return (1);
+		}
+		if (s->sp1 == 0)
+			s->sp1 = i + 1;
+		s->sp2 = i + 1;
 	}
+	*j = i;
 	return (lim < end ? -1 : 0);
 }
 
@@ -219,29 +245,28 @@ static void
 value_bytes(struct req_state *s, const unsigned char *p, size_t *j,
     size_t end)
 {
-	size_t		 i = *j, first = s->f.value, last = 0;
-	int		 seen = s->f_value;
-	unsigned char	 c;
+	size_t		 i = *j, last = 0;
+	unsigned char	 k;
 
-	for (; i < end; i++) {
-		c = p[i];
-		if (c == ' ' || c == '\t')
-			continue;
-		if (c < 0x20 || c == 0x7f)
-			break;
-		if (!seen) {
-			first = i;
-			seen = 1;
+	if (!s->f_value) {
+		while (i < end && head_class[p[i]] == HC_OWS)
+			i++;
+		if (i == end || head_class[p[i]] != 0) {
+			*j = i;
+			return;
 		}
-		last = i + 1;
+		s->f_value = 1;
+		s->f.value = (unsigned)i;
+	}
+	for (; i < end; i++) {
+		if ((k = head_class[p[i]]) == 0)
+			last = i + 1;
+		else if (k == HC_CTL)
+			break;
 	}
 	*j = i;
-	if (!seen)
-		return;
-	s->f_value = 1;
-	s->f.value = (unsigned)first;
 	if (last != 0)
-		s->f.value_len = (unsigned)(last - first);
+		s->f.value_len = (unsigned)(last - s->f.value);
 }
 
 /*
