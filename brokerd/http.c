@@ -514,7 +514,8 @@ http_reader_feed(struct http_reader *rd, const char *data, size_t len,
 		if (!cx->s.in_body) {
 			if (rd_req(rd) == -1)
 				goto fail;
-			n = http_head_take(rd, data + off, len - off, &complete);
+			n = http_head_take(rd, data + off, len - off,
+			    &complete);
 			if (n == -1)
 				goto fail;
 			off += (size_t)n;
