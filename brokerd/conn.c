@@ -7,6 +7,7 @@
  * are upstream.c's.
  */
 #include <sys/types.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
 
@@ -113,7 +114,9 @@ bio_sys_recv(struct conn *c, unsigned char *p, size_t len)
  * reads stops only on WANT_READ, which comes from here only when the
  * buffer and the socket are both empty (conn_read, conn_handshake,
  * conn_idle_event); conn_alive and conn_read's end of an answer count
- * them.  Without memory for it, reads go straight to mbedTLS.
+ * them.  Its own mapping, so that an idle connection's gives its pages
+ * back to the system (conn_ra_release), not to malloc's heap; without
+ * one, reads go straight to mbedTLS.
  */
 static int
 bio_recv(void *arg, unsigned char *p, size_t len)
@@ -123,7 +126,11 @@ bio_recv(void *arg, unsigned char *p, size_t len)
 	int		 ret;
 
 	if (c->ra_off == c->ra_len) {
-		if (c->ra == NULL && (c->ra = malloc(UP_READ_AHEAD)) == NULL)
+		if (c->ra == NULL && (c->ra = mmap(NULL, UP_READ_AHEAD,
+		    PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+		    0)) == MAP_FAILED)
+			c->ra = NULL;
+		if (c->ra == NULL)
 			return (bio_sys_recv(c, p, len));
 		if ((ret = bio_sys_recv(c, c->ra, UP_READ_AHEAD)) <= 0)
 			return (ret);
@@ -149,9 +156,9 @@ conn_ra_pending(const struct conn *c)
 static void
 conn_ra_release(struct conn *c)
 {
-	if (conn_ra_pending(c) > 0)
+	if (conn_ra_pending(c) > 0 || c->ra == NULL)
 		return;
-	free(c->ra);
+	(void)munmap(c->ra, UP_READ_AHEAD);
 	c->ra = NULL;
 	c->ra_off = c->ra_len = 0;
 }
@@ -262,7 +269,8 @@ conn_close(struct conn *c)
 		freeaddrinfo(c->ai);
 	if (c->rd_init)
 		http_resp_reader_free(&c->rd);
-	free(c->ra);
+	c->ra_off = c->ra_len;
+	conn_ra_release(c);
 	buf_free(&c->out);
 	conn_unlink(c);
 	up->nconns--;
