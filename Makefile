@@ -72,8 +72,13 @@ test: deps
 demo: deps all
 	@sh scripts/demo.sh
 
-bench: deps all
+bench: deps all build/bench/unixload
 	@sh bench/run.sh
+
+# bench/speed.sh's load generator (Unix socket or TCP, fixed count or time).
+build/bench/unixload: bench/unixload.c
+	@mkdir -p $(@D)
+	$(CC) $(WARN) -D_GNU_SOURCE $(CFLAGS) -o $@ bench/unixload.c
 
 # Long runs under load (tests/soak/*.sh, one part each); last line sums them.
 soak: deps
@@ -91,7 +96,7 @@ deps-fuzz:
 	@sh scripts/deps.sh clang libclang-rt-14-dev
 
 lint:
-	shellcheck -s sh clients/shell/* scripts/*.sh tests/run-suites.sh bench/run.sh \
+	shellcheck -s sh clients/shell/* scripts/*.sh tests/run-suites.sh bench/run.sh bench/speed.sh \
 	    tests/vtc/run.sh tests/soak/*.sh tests/deploy/run.sh pkg/debian/post* pkg/debian/prerm
 	mandoc -T lint -W warning man/*.[158]
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability -D_GNU_SOURCE brokerd

@@ -12,12 +12,15 @@
 # brokerd twice (as is, and with `Cache-Control: no-cache`, which skips its
 # coalescing of identical GETs); and the median of 50 single curl calls.
 # Then bench/stream.mjs: the stream fan-out over WebSocket and SSE.
+# Then bench/speed.sh: brokerd against nginx with a fast upstream
+# (instructions, system calls, CPU time per request; paired rounds).
 # Prints a table and writes it to bench/results.md.
 #
 # Environment: BENCH_DURATION (5s), BENCH_WARMUP (1s), BENCH_THREADS (2),
 # BENCH_CONNECTIONS (32), BENCH_CURLS (50), NGINX_WORKERS (1),
 # BROKERD_POOL (4), BROKERD_BIN (build/brokerd), BENCH_RESULTS (bench/results.md; "-": none),
-# BENCH_STREAM (1; 0 skips the stream part; its own variables are in bench/stream.mjs).
+# BENCH_STREAM (1; 0 skips the stream part; its own variables are in bench/stream.mjs),
+# BENCH_SPEED (1; 0 skips the speed part; its own variables are in bench/speed.sh).
 # Keys are never on a command line: wrk reads its headers from a Lua
 # script, curl from a header file, both mode 0600 in the temporary folder.
 set -eu
@@ -460,6 +463,24 @@ if [ "${BENCH_STREAM:-1}" != 0 ]; then
 		echo "## Streaming fan-out: bench/stream.mjs failed" >"$T/stream.md"
 	fi
 	cat "$T/stream.md" >>"$T/report.md"
+fi
+# The third part: instructions, system calls and req/s against a fast
+# upstream (bench/speed.sh starts its own upstream, brokerd and nginx);
+# BENCH_SPEED=0 leaves it out.  This part's processes are idle by now:
+# stopped, so that they hold no memory or CPU during it.
+if [ "${BENCH_SPEED:-1}" != 0 ]; then
+	stop_pid "$BD_PID"
+	stop_pid "$NX_PID"
+	stop_pid "$PY_PID"
+	stop_pid "$GW_PID"
+	BD_PID='' NX_PID='' PY_PID='' GW_PID=''
+	say "speed: sh bench/speed.sh"
+	echo >>"$T/report.md"
+	if ! BROKERD_BIN=$BIN SPEED_RESULTS=- sh "$ROOT/bench/speed.sh" \
+	    >"$T/speed.md"; then
+		echo "## Speed (issue 14): bench/speed.sh failed" >"$T/speed.md"
+	fi
+	cat "$T/speed.md" >>"$T/report.md"
 fi
 echo
 cat "$T/report.md"
