@@ -34,7 +34,8 @@ function gatewayFds(pid, port) {
 		}
 		for (const line of text.split('\n').slice(1)) {
 			const c = line.trim().split(/\s+/);
-			if (c.length > 9 && parseInt(c[2].split(':')[1], 16) === port)
+			if (c.length > 9 &&
+			    parseInt(c[2].split(':')[1], 16) === port)
 				inodes.add(c[9]);
 		}
 	}
@@ -90,7 +91,8 @@ describe('system calls on a kept-alive Gateway connection', { skip }, () => {
 		await gw.behaviour({ rate_per_s: 0 });
 		bd = await startBrokerd({ gwsim: gw, config: {
 		    limits: { gateway_rate: 'off' }, gateway: { pool: 1 },
-		    session: { check_interval_s: 60, tickle_interval_s: 60 } } });
+		    session: { check_interval_s: 60,
+		    tickle_interval_s: 60 } } });
 		await waitFor(() => fs.existsSync(bd.statusFile) &&
 		    /STATE=authenticated/.test(fs.readFileSync(bd.statusFile,
 		    'utf8')), { what: 'authenticated' });
