@@ -7,6 +7,7 @@
  * are upstream.c's.
  */
 #include <sys/types.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
 
@@ -30,6 +31,9 @@
 #include "upstream_int.h"
 
 #define UP_READ_CHUNK		16384
+#define UP_READ_AHEAD		32768	/* two full TLS records */
+#define UP_IDLE_RELEASE_MS	1000	/* idle so long: read-ahead freed */
+#define UP_PEEK_IDLE_MS		1000	/* idle so long: peek before a POST */
 
 static void	conn_io_cb(struct ev_loop *, ev_io *, int);
 static void	conn_timer_cb(struct ev_loop *, ev_timer *, int);
@@ -84,10 +88,10 @@ bio_send(void *arg, const unsigned char *p, size_t len)
 	return (MBEDTLS_ERR_NET_SEND_FAILED);
 }
 
+/* recv(2) in mbedTLS's terms: bytes, 0 at EOF, or an MBEDTLS_ERR_. */
 static int
-bio_recv(void *arg, unsigned char *p, size_t len)
+bio_sys_recv(struct conn *c, unsigned char *p, size_t len)
 {
-	struct conn	*c = arg;
 	ssize_t		 n;
 
 	do
@@ -101,6 +105,62 @@ bio_recv(void *arg, unsigned char *p, size_t len)
 	if (errno == ECONNRESET || errno == EPIPE)
 		return (MBEDTLS_ERR_NET_CONN_RESET);
 	return (MBEDTLS_ERR_NET_RECV_FAILED);
+}
+
+/*
+ * mbedTLS asks for a record's 5-byte header, then for its body: one recv
+ * into the read-ahead buffer serves both, and the records after them.
+ * Bytes left in it are invisible to the socket's watcher, so whoever
+ * reads stops only on WANT_READ, which comes from here only when the
+ * buffer and the socket are both empty (conn_read, conn_handshake,
+ * conn_idle_event); conn_alive and conn_read's end of an answer count
+ * them.  Its own mapping, so that an idle connection's gives its pages
+ * back to the system (conn_ra_release), not to malloc's heap; without
+ * one, reads go straight to mbedTLS.
+ */
+static int
+bio_recv(void *arg, unsigned char *p, size_t len)
+{
+	struct conn	*c = arg;
+	size_t		 n;
+	int		 ret;
+
+	if (c->ra_off == c->ra_len) {
+		if (c->ra == NULL && (c->ra = mmap(NULL, UP_READ_AHEAD,
+		    PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+		    0)) == MAP_FAILED)
+			c->ra = NULL;
+		if (c->ra == NULL)
+			return (bio_sys_recv(c, p, len));
+		if ((ret = bio_sys_recv(c, c->ra, UP_READ_AHEAD)) <= 0)
+			return (ret);
+		c->ra_off = 0;
+		c->ra_len = (size_t)ret;
+	}
+	n = c->ra_len - c->ra_off;
+	if (n > len)
+		n = len;
+	memcpy(p, c->ra + c->ra_off, n);
+	c->ra_off += n;
+	return ((int)n);
+}
+
+/* Bytes received from the Gateway and not yet given to mbedTLS. */
+static size_t
+conn_ra_pending(const struct conn *c)
+{
+	return (c->ra_len - c->ra_off);
+}
+
+/* An idle connection gives its read-ahead memory back (when empty). */
+static void
+conn_ra_release(struct conn *c)
+{
+	if (conn_ra_pending(c) > 0 || c->ra == NULL)
+		return;
+	(void)munmap(c->ra, UP_READ_AHEAD);
+	c->ra = NULL;
+	c->ra_off = c->ra_len = 0;
 }
 
 void
@@ -209,6 +269,8 @@ conn_close(struct conn *c)
 		freeaddrinfo(c->ai);
 	if (c->rd_init)
 		http_resp_reader_free(&c->rd);
+	c->ra_off = c->ra_len;
+	conn_ra_release(c);
 	buf_free(&c->out);
 	conn_unlink(c);
 	up->nconns--;
@@ -346,10 +408,6 @@ conn_reset(struct conn *c)
 	c->streaming = 0;
 	c->paused = 0;
 	c->streamed = 0;
-	if (c->rd_init) {
-		http_resp_reader_free(&c->rd);
-		c->rd_init = 0;
-	}
 	if (c->out.cap > 65536)
 		buf_free(&c->out);
 	else
@@ -362,26 +420,22 @@ conn_prepare(struct conn *c)
 {
 	struct upstream		*up = c->up;
 	struct upstream_req	*req = c->req;
-	struct buf		 ck;
-	int			 rc;
 
-	buf_init(&ck);
 	conn_reset(c);
 	c->writing = 1;
 	req->streaming = 0;
 	req->resp_length = -1;
 	c->state = CONN_BUSY;
-	if (jar_format(&up->jar, &ck) == -1) {
-		buf_free(&ck);
+	if (upstream_write_request(up, &c->out, req, c->tls->host,
+	    c->tls->port) == -1)
 		return (-1);
-	}
-	rc = upstream_format_request(&c->out, req, c->tls->host, c->tls->port,
-	    ck.data);
-	buf_free(&ck);
-	if (rc == -1)
-		return (-1);
-	http_resp_reader_init(&c->rd, up->conf->max_response_bytes,
-	    strcmp(req->method, "HEAD") == 0);
+	/* The reader and its buffers serve every answer on the connection. */
+	if (c->rd_init)
+		http_resp_reader_next(&c->rd, up->conf->max_response_bytes,
+		    strcmp(req->method, "HEAD") == 0);
+	else
+		http_resp_reader_init(&c->rd, up->conf->max_response_bytes,
+		    strcmp(req->method, "HEAD") == 0);
 	c->rd_init = 1;
 	conn_timer(c, up->conf->gw_timeout_ms);
 	up->st.requests++;
@@ -390,13 +444,20 @@ conn_prepare(struct conn *c)
 	return (0);
 }
 
+/*
+ * Kept alive: the read watcher stays armed, so that the Gateway's close
+ * of an idle connection is seen (conn_idle_event) and the next request
+ * costs no epoll_ctl; the timer gives the read-ahead memory back if the
+ * connection stays idle.
+ */
 static void
 conn_make_idle(struct conn *c)
 {
 	c->state = CONN_IDLE;
 	c->pooled = 1;
+	c->idle_ms = now_ms();
 	conn_reset(c);
-	ev_timer_stop(c->up->loop, &c->timer);
+	conn_timer(c, UP_IDLE_RELEASE_MS);
 	conn_watch(c, EV_READ);
 	conn_unlink(c);
 	conn_link_head(c);
@@ -417,18 +478,26 @@ conn_park(struct conn *c)
 }
 
 /*
- * A kept-alive connection the Gateway may have closed meanwhile: a peek
- * that would block means alive; EOF, an alert (close_notify) or any
- * stray byte means gone.
+ * May req go on this kept-alive connection, which the Gateway may have
+ * closed meanwhile?  A close that came while it idled was read already
+ * (the read watcher stays armed: conn_idle_event).  One on its way right
+ * now matters only to a request never sent twice: a GET lost on a reused
+ * connection before any answer is sent once more (conn_lost).  So only
+ * before a POST and the like, on a connection idle long enough for the
+ * Gateway to have timed it out, a peek: would block means alive; EOF, an
+ * alert (close_notify) or any stray byte means gone.
  */
 int
-conn_alive(struct conn *c)
+conn_alive(struct conn *c, const struct upstream_req *req)
 {
 	char	 b;
 	ssize_t	 n;
 
-	if (mbedtls_ssl_get_bytes_avail(&c->ssl) > 0)
+	if (conn_ra_pending(c) > 0 || mbedtls_ssl_get_bytes_avail(&c->ssl) > 0)
 		return (0);
+	if (method_idempotent(req->method) ||
+	    now_ms() - c->idle_ms < UP_PEEK_IDLE_MS)
+		return (1);
 	do
 		n = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
 	while (n == -1 && errno == EINTR);
@@ -662,8 +731,6 @@ conn_complete(struct conn *c)
 	int			 keep;
 
 	resp = http_resp_reader_take(&c->rd);
-	http_resp_reader_free(&c->rd);
-	c->rd_init = 0;
 	if (resp == NULL) {
 		conn_fail(c, UPSTREAM_BAD_RESPONSE, "no answer parsed");
 		return;
@@ -778,7 +845,8 @@ conn_read(struct conn *c)
 				return;
 			if (r == HTTP_FEED_DONE) {
 				if (used < (size_t)ret ||
-				    mbedtls_ssl_get_bytes_avail(&c->ssl) > 0)
+				    mbedtls_ssl_get_bytes_avail(&c->ssl) > 0 ||
+				    conn_ra_pending(c) > 0)
 					c->no_reuse = 1;
 				conn_complete(c);
 				return;
@@ -884,6 +952,7 @@ conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		conn_fail(c, UPSTREAM_TIMEOUT, msg);
 		break;
 	case CONN_IDLE:
+		conn_ra_release(c);
 		break;
 	}
 }

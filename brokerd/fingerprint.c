@@ -1,8 +1,9 @@
 /*
  * `brokerd gateway-fingerprint [URL]`: connect once, blocking, print the
- * SHA-256 of the certificate the Gateway presents.  No verification on
- * purpose (it shows what to pin); otherwise tls.c's settings, so that
- * what it reaches is what the daemon would.
+ * SHA-256 of the certificate the Gateway presents, and on stderr the
+ * cipher suite the handshake settled on.  No verification on purpose (it
+ * shows what to pin); otherwise tls.c's settings, so that what it reaches
+ * is what the daemon would.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -125,7 +126,7 @@ tlsfail:
 	return (-1);
 }
 
-/* The fingerprint alone goes to stdout, for scripts. */
+/* The fingerprint alone goes to stdout, for scripts; the rest to stderr. */
 int
 fingerprint_cmd(const char *url, unsigned timeout_ms)
 {
@@ -157,6 +158,8 @@ fingerprint_cmd(const char *url, unsigned timeout_ms)
 	}
 	printf("%s\n", hex);
 	fflush(stdout);
+	fprintf(stderr, "negotiated %s %s\n", mbedtls_ssl_get_version(&f.ssl),
+	    mbedtls_ssl_get_ciphersuite(&f.ssl));
 	fprintf(stderr, "paste into gateway.tls.pin_sha256 (certificate "
 	    "valid until %04d-%02d-%02d; expiry does not matter when "
 	    "pinned)\n", peer->valid_to.year, peer->valid_to.mon,

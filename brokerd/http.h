@@ -145,6 +145,9 @@ struct http_resp_reader {
 void		 http_resp_reader_init(struct http_resp_reader *, size_t max,
 		    int head_request);
 void		 http_resp_reader_free(struct http_resp_reader *);
+/* Ready for the next answer on the same connection, buffers kept. */
+void		 http_resp_reader_next(struct http_resp_reader *, size_t max,
+		    int head_request);
 /* Like http_reader_feed; HTTP_FEED_ERROR with error 1 or 2. */
 enum http_feed	 http_resp_reader_feed(struct http_resp_reader *, const char *,
 		    size_t, size_t *used);

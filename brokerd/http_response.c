@@ -13,12 +13,27 @@
 
 #include "http.h"
 
-/* Response reader state that the header does not need to show. */
+/* The fields brokerd reads in an answer; the rest are skipped unread. */
+enum resp_field {
+	RESP_OTHER = 0,
+	RESP_SET_COOKIE,
+	RESP_CONTENT_TYPE,
+	RESP_RETRY_AFTER
+};
+
+/*
+ * Response reader state that the header does not need to show.  It lives
+ * as long as the connection (http_resp_reader_next), so the steady state
+ * allocates nothing here: a field name is kept only as long as the
+ * longest one read, and only those fields' values are copied.
+ */
 struct http_respctx {
 	http_parser	 hp;
 	struct http_resp_reader *rr;
-	struct buf	 field;		/* header name accumulation */
-	struct buf	 value;		/* header value accumulation */
+	char		 field[16];	/* name so far, cut: RESP_OTHER */
+	size_t		 field_len;
+	enum resp_field	 which;		/* of the value being read */
+	struct buf	 value;		/* value of a field read */
 	int		 last_was_value;
 	int		 interim;	/* the current message is a 1xx */
 };
@@ -67,7 +82,7 @@ rr_reset(struct http_resp_reader *rr)
 	rr->error = 0;
 	if (cx == NULL)
 		return;
-	buf_reset(&cx->field);
+	cx->field_len = 0;
 	buf_reset(&cx->value);
 	cx->last_was_value = 0;
 	cx->interim = 0;
@@ -86,11 +101,23 @@ http_resp_reader_init(struct http_resp_reader *rr, size_t max,
 	rr->head_request = head_request;
 	if ((cx = calloc(1, sizeof(*cx))) != NULL) {
 		cx->rr = rr;
-		buf_init(&cx->field);
 		buf_init(&cx->value);
 	}
 	rr->parser = cx;
 	rr_reset(rr);
+}
+
+void
+http_resp_reader_next(struct http_resp_reader *rr, size_t max,
+    int head_request)
+{
+	struct http_respctx *cx = rr->parser;
+
+	rr_reset(rr);
+	rr->max_bytes = max;
+	rr->head_request = head_request;
+	if (cx != NULL && cx->value.cap > 4096)
+		buf_free(&cx->value);	/* one long cookie: not kept */
 }
 
 void
@@ -101,7 +128,6 @@ http_resp_reader_free(struct http_resp_reader *rr)
 	http_response_free(rr->resp);
 	rr->resp = NULL;
 	if (cx != NULL) {
-		buf_free(&cx->field);
 		buf_free(&cx->value);
 		free(cx);
 	}
@@ -168,25 +194,50 @@ resp_header_flush(struct http_respctx *cx)
 
 	if (!cx->last_was_value)
 		return (0);
+	cx->last_was_value = 0;
+	cx->field_len = 0;
+	if (cx->which == RESP_OTHER)
+		return (0);
 	http_ows_trim(&cx->value);
 	v = cx->value.data ? cx->value.data : "";
-	cx->last_was_value = 0;
-	if (strcasecmp(cx->field.data, "Set-Cookie") == 0) {
+	switch (cx->which) {
+	case RESP_SET_COOKIE:
 		if (http_headers_add(&resp->set_cookies, &resp->nset_cookies,
 		    "Set-Cookie", 10, v, cx->value.len) == -1)
 			goto fail;
-	} else if (strcasecmp(cx->field.data, "Content-Type") == 0) {
+		break;
+	case RESP_CONTENT_TYPE:
 		if (resp->content_type == NULL &&
 		    (resp->content_type = strdup(v)) == NULL)
 			goto fail;
-	} else if (strcasecmp(cx->field.data, "Retry-After") == 0)
+		break;
+	case RESP_RETRY_AFTER:
 		resp->retry_after_s = retry_after_parse(v);
-	buf_reset(&cx->field);
+		break;
+	case RESP_OTHER:
+		break;
+	}
 	buf_reset(&cx->value);
 	return (0);
 fail:
 	rr->error = 1;
 	return (-1);
+}
+
+/* The field whose name was just read, once its value starts. */
+static enum resp_field
+resp_field_of(const struct http_respctx *cx)
+{
+	const char	*f = cx->field;
+	size_t		 n = cx->field_len;
+
+	if (n == 10 && strncasecmp(f, "Set-Cookie", n) == 0)
+		return (RESP_SET_COOKIE);
+	if (n == 12 && strncasecmp(f, "Content-Type", n) == 0)
+		return (RESP_CONTENT_TYPE);
+	if (n == 11 && strncasecmp(f, "Retry-After", n) == 0)
+		return (RESP_RETRY_AFTER);
+	return (RESP_OTHER);
 }
 
 static int
@@ -198,7 +249,7 @@ resp_on_message_begin(http_parser *hp)
 	/* A new message: after a 1xx, the real answer starts afresh. */
 	http_response_free(rr->resp);
 	rr->resp = NULL;
-	buf_reset(&cx->field);
+	cx->field_len = 0;
 	buf_reset(&cx->value);
 	cx->last_was_value = 0;
 	cx->interim = 0;
@@ -217,9 +268,12 @@ resp_on_header_field(http_parser *hp, const char *at, size_t len)
 
 	if (cx->rr->resp == NULL || resp_header_flush(cx) == -1)
 		return (-1);
-	if (buf_append(&cx->field, at, len) == -1) {
-		cx->rr->error = 1;
-		return (-1);
+	/* Longer than any field read: stays too long, RESP_OTHER. */
+	if (len >= sizeof(cx->field) - cx->field_len)
+		cx->field_len = sizeof(cx->field);
+	else {
+		memcpy(cx->field + cx->field_len, at, len);
+		cx->field_len += len;
 	}
 	return (0);
 }
@@ -229,8 +283,11 @@ resp_on_header_value(http_parser *hp, const char *at, size_t len)
 {
 	struct http_respctx *cx = hp->data;
 
-	cx->last_was_value = 1;
-	if (buf_append(&cx->value, at, len) == -1) {
+	if (!cx->last_was_value) {
+		cx->last_was_value = 1;
+		cx->which = resp_field_of(cx);
+	}
+	if (cx->which != RESP_OTHER && buf_append(&cx->value, at, len) == -1) {
 		cx->rr->error = 1;
 		return (-1);
 	}

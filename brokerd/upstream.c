@@ -73,15 +73,96 @@ req_valid(const struct upstream_req *req)
 	    http_write_request_check(&out) == 0);
 }
 
+static int
+req_has_body(const char *m)
+{
+	return (strcmp(m, "POST") == 0 || strcmp(m, "PUT") == 0 ||
+	    strcmp(m, "PATCH") == 0 || strcmp(m, "DELETE") == 0);
+}
+
+static int
+req_puts(struct buf *out, const char *s)
+{
+	return (buf_append(out, s, strlen(s)));
+}
+
+/*
+ * The head of http_write_request (the same fields in the same order,
+ * under http_write.c's rules: http_write_request_check, http_field_ok)
+ * built by appending, in one pass: no printf on the hot path.  The jar's
+ * cookies, when jar is given, are written in place and checked there.
+ */
+static int
+req_format(struct buf *out, const struct upstream_req *req,
+    const char *host, const char *port, const struct jar *jar,
+    const char *cookie)
+{
+	struct http_out_request	 r;
+	size_t			 start = out->len, ck;
+	int			 v6 = strchr(host, ':') != NULL;
+
+	if (req_head(req, &r) == -1 || http_write_request_check(&r) == -1 ||
+	    !http_field_ok(host, strlen(host)) ||
+	    !http_field_ok(port, strlen(port)))
+		return (-1);
+	if (buf_reserve(out, 160 + r.target_len + strlen(host) +
+	    r.body_len) == -1 ||
+	    req_puts(out, r.method) == -1 ||
+	    buf_append(out, " ", 1) == -1 ||
+	    buf_append(out, r.target, r.target_len) == -1 ||
+	    req_puts(out, " HTTP/1.1\r\nHost: ") == -1 ||
+	    (v6 && buf_append(out, "[", 1) == -1) ||
+	    req_puts(out, host) == -1 ||
+	    req_puts(out, v6 ? "]:" : ":") == -1 ||
+	    req_puts(out, port) == -1 ||
+	    req_puts(out, "\r\nUser-Agent: brokerd/" BROKERD_VERSION
+	    "\r\nAccept: ") == -1 ||
+	    req_puts(out, r.accept != NULL && r.accept[0] != '\0' ?
+	    r.accept : "*/*") == -1 ||
+	    buf_append(out, "\r\n", 2) == -1)
+		goto fail;
+	if (r.content_type != NULL && r.content_type[0] != '\0' &&
+	    (req_puts(out, "Content-Type: ") == -1 ||
+	    req_puts(out, r.content_type) == -1 ||
+	    buf_append(out, "\r\n", 2) == -1))
+		goto fail;
+	if ((r.body_len > 0 || req_has_body(r.method)) &&
+	    (req_puts(out, "Content-Length: ") == -1 ||
+	    buf_putu(out, r.body_len) == -1 ||
+	    buf_append(out, "\r\n", 2) == -1))
+		goto fail;
+	if (req_puts(out, "Cookie: ") == -1)
+		goto fail;
+	ck = out->len;
+	if (jar != NULL ? jar_format(jar, out) == -1 : (cookie != NULL &&
+	    req_puts(out, cookie) == -1))
+		goto fail;
+	if (out->len == ck)
+		buf_truncate(out, ck - 8);		/* no cookie */
+	else if (!http_field_ok(out->data + ck, out->len - ck) ||
+	    buf_append(out, "\r\n", 2) == -1)
+		goto fail;
+	if (req_puts(out, "Connection: keep-alive\r\n\r\n") == -1 ||
+	    (r.body_len > 0 && buf_append(out, r.body, r.body_len) == -1))
+		goto fail;
+	return (0);
+fail:
+	buf_truncate(out, start);
+	return (-1);
+}
+
 int
 upstream_format_request(struct buf *out, const struct upstream_req *req,
     const char *host, const char *port, const char *cookie)
 {
-	struct http_out_request	 r;
+	return (req_format(out, req, host, port, NULL, cookie));
+}
 
-	if (req_head(req, &r) == -1)
-		return (-1);
-	return (http_write_request(out, &r, host, port, cookie));
+int
+upstream_write_request(struct upstream *up, struct buf *out,
+    const struct upstream_req *req, const char *host, const char *port)
+{
+	return (req_format(out, req, host, port, &up->jar, NULL));
 }
 
 unsigned
@@ -209,7 +290,7 @@ req_start(struct upstream *up, struct upstream_req *req)
 		if (c->state != CONN_IDLE || c->req != NULL ||
 		    c->tls != up->tls)
 			continue;
-		if (!conn_alive(c)) {
+		if (!conn_alive(c, req)) {
 			log_debug("gateway %s: kept-alive connection closed "
 			    "by the peer", c->tls->hostport);
 			conn_close(c);
@@ -222,7 +303,12 @@ req_start(struct upstream *up, struct upstream_req *req)
 			    "out of memory");
 			return;
 		}
-		conn_watch(c, EV_WRITE);
+		/*
+		 * Written from the loop (a failure calls back), but without
+		 * an epoll_ctl: the read watcher stays as it is, and only a
+		 * full socket makes conn_write wait for EV_WRITE.
+		 */
+		ev_feed_event(up->loop, &c->io, EV_WRITE);
 		return;
 	}
 	for (c = up->conns; c != NULL; c = c->next) {

@@ -42,6 +42,9 @@ struct conn {
 	mbedtls_ssl_context	 ssl;
 	struct tls_check	 chk;		/* what the handshake saw */
 	int			 sys_errno;	/* from the bio callbacks */
+	unsigned char		*ra;		/* read-ahead, or NULL */
+	size_t			 ra_off;	/* given to mbedTLS */
+	size_t			 ra_len;	/* received */
 	struct upstream_req	*req;
 	struct buf		 out;		/* request head and body */
 	size_t			 out_off;
@@ -57,6 +60,7 @@ struct conn {
 	int			 no_reuse;
 	unsigned		 served;	/* answers completed */
 	int			 pooled;	/* has been idle: a reuse */
+	uint64_t		 idle_ms;	/* now_ms() when it went idle */
 	int			 pending;	/* fail from the timer */
 	enum upstream_error	 pending_err;
 	char			 pending_msg[512];
@@ -88,7 +92,7 @@ struct upstream {
 /* conn.c */
 struct conn	*conn_open(struct upstream *, struct upstream_req *);
 int		 conn_prepare(struct conn *);
-int		 conn_alive(struct conn *);
+int		 conn_alive(struct conn *, const struct upstream_req *);
 void		 conn_watch(struct conn *, int events);
 void		 conn_fail_later(struct conn *, enum upstream_error,
 		    const char *);
@@ -97,6 +101,10 @@ void		 conn_park(struct conn *);
 void		 conn_close(struct conn *);
 
 /* upstream.c */
+/* upstream_format_request with the jar's cookies, no copy of them. */
+int		 upstream_write_request(struct upstream *, struct buf *,
+		    const struct upstream_req *, const char *host,
+		    const char *port);
 unsigned	 upstream_pool_size(const struct upstream *);
 void		 upstream_finish(struct upstream *, struct upstream_req *,
 		    enum upstream_error, struct http_response *);

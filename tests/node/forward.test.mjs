@@ -308,6 +308,42 @@ describe('Gateway certificates', { skip }, () => {
 		assert.match(bad.stderr, /refused/i);
 	});
 
+	test('gateway-fingerprint prints the suite: ChaCha20-Poly1305 when ' +
+	    'the client\'s order decides, AES-GCM when the server prefers it',
+	    async () => {
+		const { execFile } = await import('node:child_process');
+		const tls = await import('node:tls');
+		const { BROKERD } = await import('../lib/harness.mjs');
+		/* Only the simulator's certificate and key are needed. */
+		const gw = await startGwsim();
+		const pair = { cert: fs.readFileSync(gw.cert),
+		    key: fs.readFileSync(gw.cert.replace(/cert\.pem$/, 'key.pem')) };
+		await gw.stop();
+		const suite = async (opts) => {
+			const srv = tls.createServer({ ...pair, ...opts },
+			    (s) => s.end());
+			await new Promise((r) => srv.listen(0, '127.0.0.1', r));
+			try {
+				/* Not spawnSync: this process is the server. */
+				const r = await new Promise((res) => execFile(BROKERD,
+				    ['gateway-fingerprint', 'https://127.0.0.1:' +
+				    srv.address().port], { timeout: 10000 },
+				    (err, stdout, stderr) => res({ err, stdout,
+				    stderr })));
+				assert.equal(r.err, null, r.stderr);
+				assert.match(r.stdout, /^([0-9A-F]{2}:){31}[0-9A-F]{2}\n$/);
+				return (r.stderr.match(/^negotiated (.*)$/m) || [])[1];
+			} finally {
+				srv.close();
+			}
+		};
+		assert.equal(await suite({ honorCipherOrder: false }),
+		    'TLSv1.2 TLS-ECDHE-RSA-WITH-CHACHA20-POLY1305-SHA256');
+		assert.equal(await suite({ honorCipherOrder: true, ciphers:
+		    'ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-CHACHA20-POLY1305' }),
+		    'TLSv1.2 TLS-ECDHE-RSA-WITH-AES-128-GCM-SHA256');
+	});
+
 	test('no pin, CA or insecure: brokerd refuses to start', async () => {
 		const gw = await startGwsim();
 		try {

@@ -313,6 +313,54 @@ Test(http_response, reader_reusable)
 	http_resp_reader_free(&rr);
 }
 
+/*
+ * One reader for every answer of a connection (http_resp_reader_next):
+ * the mode of the request changes between answers, and only the fields
+ * read are taken, by their whole name, whatever the feed's cuts.
+ */
+Test(http_response, next_answer_same_reader)
+{
+	static const char a1[] = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n"
+	    "Content-Type: text/plain\r\n\r\n";
+	static const char a2[] = "HTTP/1.1 429 Too Many\r\n"
+	    "X-Content-Type: a/b\r\nContent-Type-Options: nosniff\r\n"
+	    "Set-Cookie-Extension-Field-Name: no=1\r\n"
+	    "Retry-After: 7\r\nContent-Type: application/json\r\n"
+	    "Set-Cookie: SBID=1\r\nContent-Length: 2\r\n\r\n{}";
+	struct http_resp_reader rr;
+	struct http_response *r;
+	size_t		 used, off, step;
+
+	for (step = 1; step <= sizeof(a2); step += 6) {
+		http_resp_reader_init(&rr, MAXB, 1);
+		cr_assert_eq(http_resp_reader_feed(&rr, a1, sizeof(a1) - 1,
+		    &used), HTTP_FEED_DONE);
+		r = http_resp_reader_take(&rr);
+		cr_assert_str_eq(r->content_type, "text/plain");
+		cr_assert_eq(r->body.len, 0, "an answer to HEAD");
+		http_response_free(r);
+
+		http_resp_reader_next(&rr, MAXB, 0);
+		for (off = 0; off < sizeof(a2) - 1; off += used) {
+			used = 0;
+			if (http_resp_reader_feed(&rr, a2 + off, step <
+			    sizeof(a2) - 1 - off ? step : sizeof(a2) - 1 - off,
+			    &used) != HTTP_FEED_MORE)
+				break;
+		}
+		r = http_resp_reader_take(&rr);
+		cr_assert_not_null(r, "step %zu", step);
+		cr_assert_eq(r->status, 429);
+		cr_assert_str_eq(r->content_type, "application/json");
+		cr_assert_eq(r->retry_after_s, 7);
+		cr_assert_eq(r->nset_cookies, 1);
+		cr_assert_str_eq(r->set_cookies[0].value, "SBID=1");
+		cr_assert_str_eq(r->body.data, "{}");
+		http_response_free(r);
+		http_resp_reader_free(&rr);
+	}
+}
+
 /* A response head we write is read back by our own response reader. */
 Test(http_response, reads_our_head)
 {
