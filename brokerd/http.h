@@ -212,14 +212,6 @@ struct http_out_request {
 
 /* 0 when nothing in it can bend the request head, else -1. */
 int		 http_write_request_check(const struct http_out_request *);
-/*
- * Append the request: request line, Host (host:port, brackets for IPv6),
- * User-Agent, Accept, Content-Type, Content-Length, Cookie (when cookie
- * is non-empty), Connection: keep-alive, body.  -1 (nothing appended) when
- * a field would break the head (CR, LF, NUL, space in target).
- */
-int		 http_write_request(struct buf *,
-		    const struct http_out_request *, const char *host,
-		    const char *port, const char *cookie);
+/* (upstream.c writes the request itself: upstream_format_request.) */
 
 #endif /* HTTP_H */

@@ -256,13 +256,6 @@ http_response_head(struct buf *b, int status, const char *content_type,
 
 /* ------------------------------------------------- requests to the Gateway */
 
-static int
-method_has_body(const char *m)
-{
-	return (strcmp(m, "POST") == 0 || strcmp(m, "PUT") == 0 ||
-	    strcmp(m, "PATCH") == 0 || strcmp(m, "DELETE") == 0);
-}
-
 /* Nothing the caller put in may bend the request head. */
 int
 http_write_request_check(const struct http_out_request *r)
@@ -287,54 +280,4 @@ http_write_request_check(const struct http_out_request *r)
 	if (r->accept != NULL && !http_field_ok(r->accept, strlen(r->accept)))
 		return (-1);
 	return (0);
-}
-
-static int
-field_ok(const char *s)
-{
-	return (http_field_ok(s, strlen(s)));
-}
-
-/*
- * Only what the Gateway needs: method, target, content type, accept and
- * body; nothing else of the client's reaches here.  The Gateway answers
- * 411 to a POST without Content-Length, so every method that may carry a
- * body says it, 0 included.
- */
-int
-http_write_request(struct buf *out, const struct http_out_request *r,
-    const char *host, const char *port, const char *cookie)
-{
-	size_t	 start = out->len;
-	int	 v6 = strchr(host, ':') != NULL;
-
-	if (http_write_request_check(r) == -1 || !field_ok(host) ||
-	    !field_ok(port) || (cookie != NULL && !field_ok(cookie)))
-		return (-1);
-	if (buf_printf(out, "%s %.*s HTTP/1.1\r\n", r->method,
-	    (int)r->target_len, r->target) == -1 ||
-	    buf_printf(out, "Host: %s%s%s:%s\r\n", v6 ? "[" : "", host,
-	    v6 ? "]" : "", port) == -1 ||
-	    buf_puts(out, "User-Agent: brokerd/" BROKERD_VERSION "\r\n") ==
-	    -1 ||
-	    buf_printf(out, "Accept: %s\r\n", r->accept != NULL &&
-	    r->accept[0] != '\0' ? r->accept : "*/*") == -1)
-		goto fail;
-	if (r->content_type != NULL && r->content_type[0] != '\0' &&
-	    buf_printf(out, "Content-Type: %s\r\n", r->content_type) == -1)
-		goto fail;
-	if ((r->body_len > 0 || method_has_body(r->method)) &&
-	    buf_printf(out, "Content-Length: %zu\r\n", r->body_len) == -1)
-		goto fail;
-	if (cookie != NULL && cookie[0] != '\0' &&
-	    buf_printf(out, "Cookie: %s\r\n", cookie) == -1)
-		goto fail;
-	if (buf_puts(out, "Connection: keep-alive\r\n\r\n") == -1)
-		goto fail;
-	if (r->body_len > 0 && buf_append(out, r->body, r->body_len) == -1)
-		goto fail;
-	return (0);
-fail:
-	buf_truncate(out, start);
-	return (-1);
 }

@@ -214,9 +214,6 @@ Test(http_rules, heads_use_the_rule)
 		cr_assert_eq(http_response_head(&b, 200, bad[i], 0, 1, NULL),
 		    -1);
 		cr_assert_eq(http_write_request_check(&r), -1);
-		cr_assert_eq(http_write_request(&b, &r, "h", "1", NULL), -1);
-		r.content_type = NULL;
-		cr_assert_eq(http_write_request(&b, &r, "h", "1", bad[i]), -1);
 		cr_assert_eq(b.len, 0);
 	}
 	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
@@ -225,40 +222,7 @@ Test(http_rules, heads_use_the_rule)
 		buf_reset(&b);
 		cr_assert_eq(http_write_head_buf(&b, &h), 0, "%zu", i);
 		cr_assert_eq(http_write_request_check(&r), 0);
-		cr_assert_eq(http_write_request(&b, &r, "h", "1", good[i]), 0);
 	}
-	buf_free(&b);
-}
-
-/* The request head to the Gateway, without upstream.c around it. */
-Test(http_request_head, written)
-{
-	static const char body[] = "{\"a\":1}";
-	struct http_out_request r = { .method = "POST", .target = "/v1/x?y",
-	    .target_len = 5, .content_type = "application/json",
-	    .body = body, .body_len = sizeof(body) - 1 };
-	struct buf	 b;
-
-	buf_init(&b);
-	cr_assert_eq(http_write_request(&b, &r, "::1", "5000", "s=1"), 0);
-	cr_assert_str_eq(b.data, "POST /v1/x HTTP/1.1\r\n"
-	    "Host: [::1]:5000\r\n"
-	    "User-Agent: brokerd/" BROKERD_VERSION "\r\n"
-	    "Accept: */*\r\n"
-	    "Content-Type: application/json\r\n"
-	    "Content-Length: 7\r\n"
-	    "Cookie: s=1\r\n"
-	    "Connection: keep-alive\r\n\r\n{\"a\":1}");
-	buf_reset(&b);
-	r.method = "DELETE";
-	r.body_len = 0;
-	r.content_type = "";
-	r.accept = "application/json";
-	cr_assert_eq(http_write_request(&b, &r, "h", "1", ""), 0);
-	cr_assert_str_eq(b.data, "DELETE /v1/x HTTP/1.1\r\nHost: h:1\r\n"
-	    "User-Agent: brokerd/" BROKERD_VERSION "\r\n"
-	    "Accept: application/json\r\nContent-Length: 0\r\n"
-	    "Connection: keep-alive\r\n\r\n");
 	buf_free(&b);
 }
 

@@ -112,6 +112,39 @@ Test(format, get_with_body_says_length)
 	cr_assert(strstr(out.data, "\r\nContent-Length: 3\r\n"));
 }
 
+/* Every byte of a POST's head, and a DELETE's without body or cookie. */
+Test(format, exact_bytes)
+{
+	set("POST", "/v1/x");
+	req.content_type = strdup("application/json");
+	cr_assert_eq(buf_puts(&req.body, "{\"a\":1}"), 0);
+	cr_assert_eq(upstream_format_request(&out, &req, "::1", "5000", "s=1"),
+	    0);
+	cr_assert_str_eq(out.data, "POST /v1/x HTTP/1.1\r\n"
+	    "Host: [::1]:5000\r\n"
+	    "User-Agent: brokerd/" BROKERD_VERSION "\r\n"
+	    "Accept: */*\r\n"
+	    "Content-Type: application/json\r\n"
+	    "Content-Length: 7\r\n"
+	    "Cookie: s=1\r\n"
+	    "Connection: keep-alive\r\n\r\n{\"a\":1}");
+	buf_reset(&out);
+	set("DELETE", "/v1/x");
+	buf_reset(&req.body);
+	free(req.content_type);
+	req.content_type = NULL;
+	req.accept = strdup("application/json");
+	cr_assert_eq(upstream_format_request(&out, &req, "h", "1", ""), 0);
+	cr_assert_str_eq(out.data, "DELETE /v1/x HTTP/1.1\r\nHost: h:1\r\n"
+	    "User-Agent: brokerd/" BROKERD_VERSION "\r\n"
+	    "Accept: application/json\r\nContent-Length: 0\r\n"
+	    "Connection: keep-alive\r\n\r\n");
+	buf_reset(&out);
+	cr_assert_eq(upstream_format_request(&out, &req, "h", "1", "a\nb"),
+	    -1, "a cookie may not bend the head");
+	cr_assert_eq(out.len, 0);
+}
+
 Test(format, ipv6_host_in_brackets)
 {
 	set("GET", "/");
