@@ -1667,6 +1667,10 @@ function wsCounters() {
 		}
 	counters.ws_smd_active = active;
 	counters.ws_open = wsConns.size;
+	/* field 9999's clock and CLOCK_MONOTONIC, read together */
+	counters.ws_clock = { epoch_ms: performance.timeOrigin +
+	    performance.now(), monotonic_ms: Number(process.hrtime.bigint()) /
+	    1e6 };
 	return counters;
 }
 
