@@ -92,7 +92,7 @@ stream_gw_md(struct stream *st, const char *conid, json_t *msg)
 	struct stream_md *m;
 	json_t		*v, *out = NULL;
 	const char	*k;
-	char		*text = NULL;
+	struct stream_text *text = NULL;
 	size_t		 i;
 	int		 r = 0, wanted = 0;
 
@@ -106,7 +106,7 @@ stream_gw_md(struct stream *st, const char *conid, json_t *msg)
 		if (out == NULL || !stream_same_fields(&m->subs[i],
 		    &m->subs[i - 1])) {
 			json_decref(out);
-			free(text);
+			stream_text_free(text);
 			text = NULL;
 			if ((out = stream_md_cut(m, &m->subs[i], msg, 0,
 			    &wanted)) == NULL) {
@@ -119,7 +119,7 @@ stream_gw_md(struct stream *st, const char *conid, json_t *msg)
 			r = -1;
 	}
 	json_decref(out);
-	free(text);
+	stream_text_free(text);
 	return (r);
 }
 
@@ -128,7 +128,7 @@ stream_gw_topic(struct stream *st, const char *topic, json_t *msg)
 {
 	struct stream_topic *t;
 	enum stream_kind kind;
-	char		*text = NULL;
+	struct stream_text *text = NULL;
 	size_t		 i, klen;
 	int		 r = 0;
 
@@ -147,7 +147,7 @@ stream_gw_topic(struct stream *st, const char *topic, json_t *msg)
 		if (stream_queue_push_shared(st, t->subs[i], topic, topic,
 		    kind, msg, &text) == -1)
 			r = -1;
-	free(text);
+	stream_text_free(text);
 	return (r);
 }
 
@@ -186,7 +186,7 @@ stream_gw_smh(struct stream *st, const char *conid, json_t *msg)
 static int
 stream_gw_everyone(struct stream *st, const char *topic, json_t *msg)
 {
-	char	*text = NULL;
+	struct stream_text *text = NULL;
 	size_t	 i;
 	int	 r = 0;
 
@@ -194,7 +194,7 @@ stream_gw_everyone(struct stream *st, const char *topic, json_t *msg)
 		if (stream_queue_push_shared(st, st->subs[i], topic, "",
 		    STREAM_Q_KEEP, msg, &text) == -1)
 			r = -1;
-	free(text);
+	stream_text_free(text);
 	return (r);
 }
 
