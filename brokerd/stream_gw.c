@@ -76,8 +76,7 @@ stream_md_deliver(struct stream *st, struct stream_md *m,
 static int
 stream_same_fields(const struct stream_mdsub *a, const struct stream_mdsub *b)
 {
-	return (a->nfields == b->nfields && memcmp(a->fields, b->fields,
-	    a->nfields * sizeof(*a->fields)) == 0);
+	return (a->fid == b->fid);
 }
 
 /*

@@ -58,6 +58,7 @@ struct stream_mdsub {
 	struct stream_sub *sub;
 	char		(*fields)[16];
 	size_t		 nfields;
+	unsigned	 fid;		/* the same for the same fields */
 };
 
 /* One conid streaming from the Gateway. */
@@ -69,6 +70,7 @@ struct stream_md {
 	struct stream_field *u;		/* the union of fields */
 	size_t		 nu;
 	size_t		 nu_sent;	/* union size last sent up */
+	unsigned	 next_fid;
 	json_t		*last;		/* newest value per field */
 	uint64_t	 sent_ms;	/* last smd up (renewal) */
 };
