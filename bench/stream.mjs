@@ -6,8 +6,9 @@
  * made) on the one upstream WebSocket, spread over each period
  * (ws_tick_slices: 2 ticks a millisecond, not 50 at once); 100 local
  * subscribers take every conid, first over /ws (WebSocket), then over
- * /stream (Server-Sent Events), then, with brokerd taken out, straight
- * on the simulator's own WebSocket (the bench's floor).
+ * /stream (Server-Sent Events), both on the TCP listener, then /ws over
+ * the Unix socket, then, with brokerd taken out, straight on the
+ * simulator's own WebSocket (the bench's floor).
  *
  * The subscribers live in several receiver threads (worker_threads, each
  * its own event loop, so one busy loop does not stamp the others' messages
@@ -30,8 +31,10 @@
  * millisecond; 1 sends each period's ticks in one burst),
  * BENCH_STREAM_RECEIVERS (receiver threads, 4), BENCH_STREAM_DIRECT_CONNS
  * (simulator WebSockets per receiver thread for the floor, 1),
- * BENCH_STREAM_WAYS (WebSocket,SSE,direct), BENCH_STREAM_SYSCALLS (1: count
- * brokerd's system calls with perf stat; 0: not), BROKERD_BIN (build/brokerd).
+ * BENCH_STREAM_WAYS (WebSocket,SSE,WebSocket-unix,direct; SSE-unix too:
+ * a -unix way connects to brokerd's Unix socket), BENCH_STREAM_SYSCALLS
+ * (1: brokerd's system calls counted with perf stat; 0: not), BROKERD_BIN
+ * (build/brokerd).
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -136,8 +139,8 @@ function receiver(w) {
 	const connect = (head, cut) => new Promise((resolve, reject) => {
 		const sock = w.way === 'direct' ?
 		    tls.connect({ port: w.port, host: '127.0.0.1',
-		    rejectUnauthorized: false }) :
-		    net.connect(w.port, '127.0.0.1');
+		    rejectUnauthorized: false }) : w.path ?
+		    net.connect(w.path) : net.connect(w.port, '127.0.0.1');
 		let buf = null;
 		let started = false;
 		sock.once('error', reject);
@@ -334,7 +337,8 @@ async function main() {
 	const NRECV = Number(process.env.BENCH_STREAM_RECEIVERS || 4);
 	const DIRECT = Number(process.env.BENCH_STREAM_DIRECT_CONNS || 1);
 	const SYSCALLS_ON = process.env.BENCH_STREAM_SYSCALLS !== '0';
-	const WAYS = (process.env.BENCH_STREAM_WAYS || 'WebSocket,SSE,direct')
+	const WAYS = (process.env.BENCH_STREAM_WAYS ||
+	    'WebSocket,SSE,WebSocket-unix,direct')
 	    .split(',');
 	const CONIDS = Array.from({ length: NCONIDS }, (_, i) => 3000 + i);
 	const FIELDS = ['31', '84', '86', '9999'];
@@ -361,7 +365,9 @@ async function main() {
 		let ws = [];
 		try {
 			await gw.behaviour({ rate_per_s: 0, ws_tick_ms: 0 });
-			const data = { way, conids: CONIDS, fields: FIELDS };
+			/* "WebSocket-unix": over brokerd's Unix socket */
+			const data = { way: way.replace(/-unix$/, ''),
+			    conids: CONIDS, fields: FIELDS };
 			let n = NSUBS;
 			if (way === 'direct') {
 				const t = await request({ port: gw.port,
@@ -377,6 +383,8 @@ async function main() {
 				await bd.waitForLog(/-> authenticated/, 10000);
 				data.port = bd.tcpPort;
 				data.key = bd.key;
+				if (way.endsWith('-unix'))
+					data.path = bd.socket;
 			}
 			await gw.behaviour({ ws_tick_ms: TICK_MS,
 			    ws_tick_slices: SLICES });
