@@ -7,7 +7,6 @@
  * max_buffer_bytes the subscriber is closed 1008 instead.
  */
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,15 +32,6 @@ stream_verdict(struct stream *st, struct stream_sub *s, const char *why)
 		st->cb.close(s->owner, s, 1008, why);
 }
 
-/*
- * The newest queued market data message per key, in O(1): a jansson
- * object (a hash table) from the key to the entry's address.  Past
- * conflate_bytes every tick looks here, for every subscriber.  Only
- * entries queued past conflate_bytes, or while some are, go in (a
- * subscriber that keeps up never pays for it): the newest entry of a key
- * is then always the indexed one when there is one, since entries that
- * were not indexed are all older than the first that was.
- */
 /* "event: TOPIC\ndata: JSON\n\n" into p, stream_encoded() bytes long. */
 static void
 stream_sse(char *p, const char *topic, const char *json, size_t len)
@@ -55,6 +45,15 @@ stream_sse(char *p, const char *topic, const char *json, size_t len)
 	memcpy(p + 14 + tl + len, "\n\n", 3);	/* and a NUL */
 }
 
+/*
+ * The newest queued market data message per key, in O(1): a jansson
+ * object (a hash table) from the key to the entry's address.  Past
+ * conflate_bytes every tick looks here, for every subscriber.  Only
+ * entries queued past conflate_bytes, or while some are, go in (a
+ * subscriber that keeps up never pays for it): the newest entry of a key
+ * is then always the indexed one when there is one, since entries that
+ * were not indexed are all older than the first that was.
+ */
 static struct stream_entry *
 stream_queue_find(struct stream_sub *s, const char *key)
 {
