@@ -380,6 +380,23 @@ stream_md_new(struct stream *st, const struct stream_cmd *c)
 	return (m);
 }
 
+/*
+ * The id of a field list: another subscriber's if it asked the same, so
+ * that a tick compares ids, not lists, to share one cut among them.
+ */
+static unsigned
+stream_md_fid(struct stream_md *m, const struct stream_mdsub *ms)
+{
+	size_t	 i;
+
+	for (i = 0; i < m->nsubs; i++)
+		if (&m->subs[i] != ms && m->subs[i].nfields == ms->nfields &&
+		    memcmp(m->subs[i].fields, ms->fields,
+		    ms->nfields * sizeof(*ms->fields)) == 0)
+			return (m->subs[i].fid);
+	return (++m->next_fid);
+}
+
 /* Subscribe (or resubscribe with other fields); cached values at once. */
 int
 stream_md_join(struct stream *st, struct stream_sub *s,
@@ -406,12 +423,14 @@ stream_md_join(struct stream *st, struct stream_sub *s,
 		return (-1);
 	ms->sub = s;
 	ms->nfields = c->nfields;
+	ms->fid = 0;
 	m->nsubs++;
 	for (k = 0; k < c->nfields; k++) {
 		memcpy(ms->fields[k], c->fields[k], sizeof(ms->fields[k]));
 		if (stream_md_ref(m, c->fields[k]) == -1)
 			return (-1);
 	}
+	ms->fid = stream_md_fid(m, ms);
 	if (m->nu > m->nu_sent && stream_md_send(st, m, now_ms) == -1)
 		return (-1);
 	if (json_object_size(m->last) > 0)

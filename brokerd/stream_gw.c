@@ -76,8 +76,7 @@ stream_md_deliver(struct stream *st, struct stream_md *m,
 static int
 stream_same_fields(const struct stream_mdsub *a, const struct stream_mdsub *b)
 {
-	return (a->nfields == b->nfields && memcmp(a->fields, b->fields,
-	    a->nfields * sizeof(*a->fields)) == 0);
+	return (a->fid == b->fid);
 }
 
 /*
@@ -92,7 +91,7 @@ stream_gw_md(struct stream *st, const char *conid, json_t *msg)
 	struct stream_md *m;
 	json_t		*v, *out = NULL;
 	const char	*k;
-	char		*text = NULL;
+	struct stream_text *text = NULL;
 	size_t		 i;
 	int		 r = 0, wanted = 0;
 
@@ -106,7 +105,7 @@ stream_gw_md(struct stream *st, const char *conid, json_t *msg)
 		if (out == NULL || !stream_same_fields(&m->subs[i],
 		    &m->subs[i - 1])) {
 			json_decref(out);
-			free(text);
+			stream_text_free(text);
 			text = NULL;
 			if ((out = stream_md_cut(m, &m->subs[i], msg, 0,
 			    &wanted)) == NULL) {
@@ -119,7 +118,7 @@ stream_gw_md(struct stream *st, const char *conid, json_t *msg)
 			r = -1;
 	}
 	json_decref(out);
-	free(text);
+	stream_text_free(text);
 	return (r);
 }
 
@@ -128,7 +127,7 @@ stream_gw_topic(struct stream *st, const char *topic, json_t *msg)
 {
 	struct stream_topic *t;
 	enum stream_kind kind;
-	char		*text = NULL;
+	struct stream_text *text = NULL;
 	size_t		 i, klen;
 	int		 r = 0;
 
@@ -147,7 +146,7 @@ stream_gw_topic(struct stream *st, const char *topic, json_t *msg)
 		if (stream_queue_push_shared(st, t->subs[i], topic, topic,
 		    kind, msg, &text) == -1)
 			r = -1;
-	free(text);
+	stream_text_free(text);
 	return (r);
 }
 
@@ -186,7 +185,7 @@ stream_gw_smh(struct stream *st, const char *conid, json_t *msg)
 static int
 stream_gw_everyone(struct stream *st, const char *topic, json_t *msg)
 {
-	char	*text = NULL;
+	struct stream_text *text = NULL;
 	size_t	 i;
 	int	 r = 0;
 
@@ -194,7 +193,7 @@ stream_gw_everyone(struct stream *st, const char *topic, json_t *msg)
 		if (stream_queue_push_shared(st, st->subs[i], topic, "",
 		    STREAM_Q_KEEP, msg, &text) == -1)
 			r = -1;
-	free(text);
+	stream_text_free(text);
 	return (r);
 }
 

@@ -18,12 +18,20 @@ enum stream_kind {
 	STREAM_Q_KEEP		/* orders, trades, system: never dropped */
 };
 
+/* A message's JSON text, shared by every queue it went to. */
+struct stream_text {
+	unsigned	 refs;
+	size_t		 len;
+	char		 s[];
+};
+
 struct stream_entry {
 	struct stream_entry *prev, *next;
 	char		 key[STREAM_KEY_LEN];	/* conflation key */
 	char		 topic[STREAM_KEY_LEN];	/* SSE event name */
 	enum stream_kind kind;
-	char		*json;		/* or, once conflating: */
+	int		 indexed;	/* in mdidx */
+	struct stream_text *txt;	/* or, once conflating: */
 	json_t		*obj;		/* merged in place, dumped once */
 	size_t		 len;		/* of the JSON text */
 	size_t		 bytes;		/* encoded size */
@@ -34,6 +42,7 @@ struct stream_sub {
 	enum stream_enc	 enc;
 	struct stream_entry *head, *tail;
 	json_t		*mdidx;		/* key: newest queued market data */
+	size_t		 nindexed;	/* entries in it */
 	size_t		 queued;	/* encoded bytes */
 	int		 closing;	/* verdict given */
 	uint64_t	 cmd_ms[STREAM_RATE_MAX];	/* ring of commands */
@@ -49,6 +58,7 @@ struct stream_mdsub {
 	struct stream_sub *sub;
 	char		(*fields)[16];
 	size_t		 nfields;
+	unsigned	 fid;		/* the same for the same fields */
 };
 
 /* One conid streaming from the Gateway. */
@@ -60,6 +70,7 @@ struct stream_md {
 	struct stream_field *u;		/* the union of fields */
 	size_t		 nu;
 	size_t		 nu_sent;	/* union size last sent up */
+	unsigned	 next_fid;
 	json_t		*last;		/* newest value per field */
 	uint64_t	 sent_ms;	/* last smd up (renewal) */
 };
@@ -102,7 +113,8 @@ int	 stream_queue_push(struct stream *, struct stream_sub *,
 	    const char *topic, const char *key, enum stream_kind, json_t *);
 int	 stream_queue_push_shared(struct stream *, struct stream_sub *,
 	    const char *topic, const char *key, enum stream_kind, json_t *,
-	    char **text);
+	    struct stream_text **);
+void	 stream_text_free(struct stream_text *);
 int	 stream_queue_text(struct stream *, struct stream_sub *,
 	    const char *topic, const char *json);
 void	 stream_queue_clear(struct stream_sub *);

@@ -7,13 +7,10 @@
  * max_buffer_bytes the subscriber is closed 1008 instead.
  */
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "stream_impl.h"
-
-#define STREAM_SSE_FMT	"event: %s\ndata: %s\n\n"
 
 static size_t
 stream_encoded(const struct stream_sub *s, const char *topic, size_t len)
@@ -35,10 +32,27 @@ stream_verdict(struct stream *st, struct stream_sub *s, const char *why)
 		st->cb.close(s->owner, s, 1008, why);
 }
 
+/* "event: TOPIC\ndata: JSON\n\n" into p, stream_encoded() bytes long. */
+static void
+stream_sse(char *p, const char *topic, const char *json, size_t len)
+{
+	size_t	 tl = strlen(topic);
+
+	memcpy(p, "event: ", 7);
+	memcpy(p + 7, topic, tl);
+	memcpy(p + 7 + tl, "\ndata: ", 7);
+	memcpy(p + 14 + tl, json, len);
+	memcpy(p + 14 + tl + len, "\n\n", 3);	/* and a NUL */
+}
+
 /*
  * The newest queued market data message per key, in O(1): a jansson
  * object (a hash table) from the key to the entry's address.  Past
- * conflate_bytes every tick looks here, for every subscriber.
+ * conflate_bytes every tick looks here, for every subscriber.  Only
+ * entries queued past conflate_bytes, or while some are, go in (a
+ * subscriber that keeps up never pays for it): the newest entry of a key
+ * is then always the indexed one when there is one, since entries that
+ * were not indexed are all older than the first that was.
  */
 static struct stream_entry *
 stream_queue_find(struct stream_sub *s, const char *key)
@@ -55,15 +69,56 @@ stream_index_set(struct stream_sub *s, struct stream_entry *e)
 {
 	if (s->mdidx == NULL && (s->mdidx = json_object()) == NULL)
 		return (-1);
-	return (json_object_set_new(s->mdidx, e->key,
-	    json_integer((json_int_t)(uintptr_t)e)));
+	if (json_object_set_new(s->mdidx, e->key,
+	    json_integer((json_int_t)(uintptr_t)e)) == -1)
+		return (-1);
+	e->indexed = 1;
+	s->nindexed++;
+	return (0);
 }
 
 static void
 stream_index_del(struct stream_sub *s, struct stream_entry *e)
 {
-	if (e->kind == STREAM_Q_MD && stream_queue_find(s, e->key) == e)
+	if (!e->indexed)
+		return;
+	e->indexed = 0;
+	s->nindexed--;
+	if (stream_queue_find(s, e->key) == e)
 		(void)json_object_del(s->mdidx, e->key);
+}
+
+static struct stream_text *
+stream_text_new(const char *p, size_t len)
+{
+	struct stream_text *t;
+
+	if ((t = malloc(sizeof(*t) + len + 1)) == NULL)
+		return (NULL);
+	t->refs = 1;
+	t->len = len;
+	memcpy(t->s, p, len);
+	t->s[len] = '\0';
+	return (t);
+}
+
+void
+stream_text_free(struct stream_text *t)
+{
+	if (t != NULL && --t->refs == 0)
+		free(t);
+}
+
+/* A short name into a fixed field, cut like snprintf would. */
+static void
+stream_name_copy(char *dst, const char *src, size_t size)
+{
+	size_t	 n = strlen(src);
+
+	if (n >= size)
+		n = size - 1;
+	memcpy(dst, src, n);
+	dst[n] = '\0';
 }
 
 /* The length of a value's compact JSON text, without the text. */
@@ -88,10 +143,10 @@ stream_queue_merge(struct stream *st, struct stream_sub *s,
 
 	if (e->obj == NULL) {
 		/* the first merge into a message queued as text */
-		if ((e->obj = json_loadb(e->json, e->len, 0, NULL)) == NULL)
+		if ((e->obj = json_loadb(e->txt->s, e->len, 0, NULL)) == NULL)
 			return (-1);
-		free(e->json);
-		e->json = NULL;
+		stream_text_free(e->txt);
+		e->txt = NULL;
 	}
 	len = e->len;
 	json_object_foreach(obj, k, v) {
@@ -111,29 +166,33 @@ stream_queue_merge(struct stream *st, struct stream_sub *s,
 	return (0);
 }
 
-/* Queue json (taken) or, when it is NULL, a copy of obj. */
+/* Queue txt (a reference of its own) or, when it is NULL, a copy of obj. */
 static int
 stream_queue_add(struct stream *st, struct stream_sub *s, const char *topic,
-    const char *key, enum stream_kind kind, char *json, json_t *obj)
+    const char *key, enum stream_kind kind, struct stream_text *txt,
+    json_t *obj)
 {
 	struct stream_entry *e;
 	int		 was_empty = s->head == NULL;
 
-	if ((e = calloc(1, sizeof(*e))) == NULL) {
-		free(json);
+	if ((e = malloc(sizeof(*e))) == NULL)
 		return (-1);
-	}
-	snprintf(e->key, sizeof(e->key), "%s", key);
-	snprintf(e->topic, sizeof(e->topic), "%s", topic);
+	e->next = NULL;
+	e->indexed = 0;
+	e->obj = NULL;
+	e->txt = NULL;
+	stream_name_copy(e->key, key, sizeof(e->key));
+	stream_name_copy(e->topic, topic, sizeof(e->topic));
 	e->kind = kind;
-	if (kind == STREAM_Q_MD && stream_index_set(s, e) == -1) {
-		free(json);
+	if (kind == STREAM_Q_MD && (s->queued > st->lim.conflate_bytes ||
+	    s->nindexed > 0) && stream_index_set(s, e) == -1) {
 		free(e);
 		return (-1);
 	}
-	if (json != NULL) {
-		e->json = json;
-		e->len = strlen(json);
+	if (txt != NULL) {
+		txt->refs++;
+		e->txt = txt;
+		e->len = txt->len;
 	} else {
 		/* its own: merges change it, the cut may be shared */
 		if ((e->obj = json_copy(obj)) == NULL) {
@@ -167,7 +226,7 @@ stream_queue_add(struct stream *st, struct stream_sub *s, const char *topic,
 int
 stream_queue_push_shared(struct stream *st, struct stream_sub *s,
     const char *topic, const char *key, enum stream_kind kind, json_t *obj,
-    char **text)
+    struct stream_text **text)
 {
 	struct stream_entry *e;
 	char		*json;
@@ -180,22 +239,26 @@ stream_queue_push_shared(struct stream *st, struct stream_sub *s,
 		/* behind: it will likely be merged into, keep the object */
 		return (stream_queue_add(st, s, topic, key, kind, NULL, obj));
 	}
-	if (*text == NULL && (*text = json_dumps(obj, JSON_COMPACT)) == NULL)
-		return (-1);
-	if ((json = strdup(*text)) == NULL)
-		return (-1);
-	return (stream_queue_add(st, s, topic, key, kind, json, NULL));
+	if (*text == NULL) {
+		if ((json = json_dumps(obj, JSON_COMPACT)) == NULL)
+			return (-1);
+		*text = stream_text_new(json, strlen(json));
+		free(json);
+		if (*text == NULL)
+			return (-1);
+	}
+	return (stream_queue_add(st, s, topic, key, kind, *text, NULL));
 }
 
 int
 stream_queue_push(struct stream *st, struct stream_sub *s, const char *topic,
     const char *key, enum stream_kind kind, json_t *obj)
 {
-	char	*text = NULL;
-	int	 r;
+	struct stream_text *text = NULL;
+	int		 r;
 
 	r = stream_queue_push_shared(st, s, topic, key, kind, obj, &text);
-	free(text);
+	stream_text_free(text);
 	return (r);
 }
 
@@ -203,14 +266,16 @@ int
 stream_queue_text(struct stream *st, struct stream_sub *s, const char *topic,
     const char *json)
 {
-	char	*copy;
+	struct stream_text *t;
+	int		 r;
 
 	if (s->closing)
 		return (0);
-	if ((copy = strdup(json)) == NULL)
+	if ((t = stream_text_new(json, strlen(json))) == NULL)
 		return (-1);
-	return (stream_queue_add(st, s, topic, "", STREAM_Q_KEEP, copy,
-	    NULL));
+	r = stream_queue_add(st, s, topic, "", STREAM_Q_KEEP, t, NULL);
+	stream_text_free(t);
+	return (r);
 }
 
 static void
@@ -223,7 +288,7 @@ stream_entry_drop(struct stream_sub *s, struct stream_entry *e)
 		s->tail = NULL;
 	s->queued -= e->bytes;
 	stream_index_del(s, e);
-	free(e->json);
+	stream_text_free(e->txt);
 	json_decref(e->obj);
 	free(e);
 }
@@ -247,7 +312,7 @@ static int
 stream_emit_one(struct stream_sub *s, struct stream_entry *e,
     stream_emit_fn emit, void *arg)
 {
-	const char	*json = e->json;
+	const char	*json = e->txt != NULL ? e->txt->s : NULL;
 	char		*dumped = NULL, *sse;
 	size_t		 len = e->len, n;
 	int		 r;
@@ -268,7 +333,7 @@ stream_emit_one(struct stream_sub *s, struct stream_entry *e,
 		free(dumped);
 		return (-1);
 	}
-	snprintf(sse, n + 1, STREAM_SSE_FMT, e->topic, json);
+	stream_sse(sse, e->topic, json, len);
 	r = emit(arg, sse, n);
 	free(sse);
 	free(dumped);

@@ -46,7 +46,8 @@ struct sub {
 	struct buf	 out;		/* raw: the answer's head, SSE events */
 	size_t		 opos;
 	ev_io		 rio;
-	ev_io		 wio;
+	ev_io		 wio;		/* only while the socket is full */
+	ev_prepare	 flush;		/* queued this turn: write it */
 	ev_timer	 ping;
 	ev_timer	 linger;	/* closing: give up after SUB_CLOSE_S */
 	int		 heard;		/* a frame since the last ping */
@@ -68,6 +69,7 @@ sub_free(struct sub *s)
 
 	ev_io_stop(srv->loop, &s->rio);
 	ev_io_stop(srv->loop, &s->wio);
+	ev_prepare_stop(srv->loop, &s->flush);
 	ev_timer_stop(srv->loop, &s->ping);
 	ev_timer_stop(srv->loop, &s->linger);
 	if (s->ss != NULL)
@@ -173,13 +175,29 @@ sub_emit_raw(void *arg, const char *p, size_t len)
 	return (buf_append(&s->out, p, len));
 }
 
+/*
+ * Something was queued for an idle subscriber: write it once this loop
+ * turn's callbacks are done (every message of the Gateway read in one
+ * send(2)), straight to the socket; the write watcher is only for a full
+ * socket.  Waking the watcher instead cost an epoll_ctl to arm it, a
+ * turn of the loop and another to disarm it, per subscriber per tick.
+ */
 void
 sub_ready(void *owner, struct stream_sub *ss)
 {
 	struct sub	*s = owner;
 
 	(void)ss;
-	ev_io_start(s->srv->loop, &s->wio);
+	if (!ev_is_active(&s->wio))
+		ev_prepare_start(s->srv->loop, &s->flush);
+}
+
+static void
+sub_flush_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	(void)revents;
+	ev_prepare_stop(loop, w);
+	sub_pump(w->data);
 }
 
 /* The hub says: too slow for orders (1008).  Freed outside its call. */
@@ -420,9 +438,11 @@ sub_new(struct exchange *x, const struct admit_verdict *v)
 	buf_init(&s->out);
 	ev_io_init(&s->rio, sub_read_cb, -1, EV_READ);
 	ev_io_init(&s->wio, sub_write_cb, -1, EV_WRITE);
+	ev_prepare_init(&s->flush, sub_flush_cb);
 	ev_timer_init(&s->ping, sub_ping_cb, 0., 0.);
 	ev_timer_init(&s->linger, sub_linger_cb, 0., 0.);
-	s->rio.data = s->wio.data = s->ping.data = s->linger.data = s;
+	s->rio.data = s->wio.data = s->flush.data = s->ping.data =
+	    s->linger.data = s;
 	return (s);
 }
 

@@ -197,6 +197,7 @@ const DEFAULT_BEHAVIOUR = {
 	raw: null,		/* a hostile answer: a RAW_CASES name */
 	ws_hb_ms: 10000,	/* system hb period on /v1/api/ws; 0 = none */
 	ws_tick_ms: 250,	/* smd tick period per conid; 0 = none */
+	ws_tick_slices: 1,	/* > 1: each period's ticks spread over it */
 	ws_smd_expire_ms: 600000,	/* smd streams end (IBKR: 10 min) */
 	ws_silent: false,	/* upgrade, then say nothing (no IBKR route) */
 	ws_stall: 0,		/* > 0: hold every message this many ms */
@@ -214,7 +215,8 @@ const BEHAVIOUR_TYPES = { delay_ms: 'integer', silent: 'boolean',
     retry_after_s: 'integer', keep_alive_ms: 'integer',
     window_slack_ms: 'integer', endpoint_limits: 'boolean',
     paths: 'array|null', drip_ms: 'integer', raw: 'raw|null',
-    ws_hb_ms: 'integer', ws_tick_ms: 'integer', ws_smd_expire_ms: 'integer',
+    ws_hb_ms: 'integer', ws_tick_ms: 'integer', ws_tick_slices: 'integer',
+    ws_smd_expire_ms: 'integer',
     ws_silent: 'boolean', ws_stall: 'integer', ws_drop: 'boolean|wsdrop',
     ws_sts_return: 'boolean' };
 
@@ -1118,6 +1120,7 @@ let wsSorForce = false;	/* GET orders?force=true since the last sor */
 let wsSorPaused = false;	/* GET orders with filters stops sor */
 let wsStallUntil = 0;
 let wsSecN = 0;
+const wsSlice = { n: 1, ms: 0, start: 0, next: 0 };	/* ws_tick_slices */
 const wsTimers = { hb: null, tick: null, sec: null, stall: null };
 
 /* The jar's x-sess-uuid cookie, or IBind's api={"session":"<id>"}. */
@@ -1390,9 +1393,11 @@ function wsExpire(c, now) {
 		}
 }
 
-function wsTick() {
-	if (!isAuthed())
-		return;
+/*
+ * One slice of a tick period: the subscriptions at positions slice,
+ * slice + n, slice + 2n... of each socket (all of them when n is 1).
+ */
+function wsTickSlice(slice, n) {
 	const now = Date.now();
 	for (const c of wsConns) {
 		if (!c.authed || c.smd.size === 0)
@@ -1401,13 +1406,47 @@ function wsTick() {
 		const sock = c.ws._socket;
 		if (sock)
 			sock.cork();
+		let i = 0;
 		for (const [conid, s] of c.smd) {
+			if (i++ % n !== slice)
+				continue;
 			s.n++;
 			wsSmdSend(c, conid, s);
 		}
 		if (sock)
 			sock.uncork();
 	}
+}
+
+/*
+ * ws_tick_slices 1: every subscription ticks at once each ws_tick_ms, a
+ * burst.  n > 1: the timer runs n times a period, each run sending one
+ * slice, so the same ticks leave as a trickle; slices are counted from
+ * the clock, not from the timer's runs, so a late run catches up and the
+ * rate holds (a run later than a whole period skips what it missed).
+ */
+function wsTick() {
+	if (!isAuthed())
+		return;
+	if (wsSlice.n <= 1)
+		return wsTickSlice(0, 1);
+	const due = Math.floor((performance.now() - wsSlice.start) /
+	    wsSlice.ms);
+	if (due - wsSlice.next > wsSlice.n)
+		wsSlice.next = due - wsSlice.n;
+	for (; wsSlice.next <= due; wsSlice.next++)
+		wsTickSlice(wsSlice.next % wsSlice.n, wsSlice.n);
+}
+
+/* The tick timer for ws_tick_ms and ws_tick_slices (slices of >= 1 ms). */
+function wsTickTimer() {
+	const ms = behaviour.ws_tick_ms;
+	wsSlice.n = Math.max(1, Math.min(behaviour.ws_tick_slices, ms));
+	wsSlice.ms = ms / wsSlice.n;
+	wsSlice.start = performance.now();
+	wsSlice.next = 0;
+	wsInterval('tick', ms > 0 ? Math.max(1, Math.floor(wsSlice.ms)) : 0,
+	    wsTick);
 }
 
 function wsSor(c) {
@@ -1586,8 +1625,8 @@ function wsBehaviour(patch) {
 	const p = patch || { ws_hb_ms: 0, ws_tick_ms: 0, ws_stall: 0 };
 	if ('ws_hb_ms' in p)
 		wsInterval('hb', behaviour.ws_hb_ms, wsHeartbeat);
-	if ('ws_tick_ms' in p)
-		wsInterval('tick', behaviour.ws_tick_ms, wsTick);
+	if ('ws_tick_ms' in p || 'ws_tick_slices' in p)
+		wsTickTimer();
 	if (!wsTimers.sec)
 		wsInterval('sec', 1000, wsSecond);
 	if ('ws_stall' in p) {
@@ -1628,6 +1667,10 @@ function wsCounters() {
 		}
 	counters.ws_smd_active = active;
 	counters.ws_open = wsConns.size;
+	/* field 9999's clock and CLOCK_MONOTONIC, read together */
+	counters.ws_clock = { epoch_ms: performance.timeOrigin +
+	    performance.now(), monotonic_ms: Number(process.hrtime.bigint()) /
+	    1e6 };
 	return counters;
 }
 

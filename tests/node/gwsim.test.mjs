@@ -1120,6 +1120,34 @@ test('ws: field 9999 carries the send time; ws_tick_ms 0 stops ticks',
 	assert.equal(c.msgs.filter(isTopic('smd+272093')).length, 1);
 });
 
+test('ws: ws_tick_slices spreads a period\'s ticks over it', async () => {
+	/* 4 conids every 200 ms: in one burst, or one conid each 50 ms */
+	const gaps = async (slices) => {
+		await gw.behaviour({ ws_tick_ms: 0 });
+		const c = await wsReady();
+		for (const id of [265598, 8314, 272093, 4815747])
+			c.send(`smd+${id}+{"fields":["31"]}`);
+		await c.next(isTopic('smd+4815747'));
+		const at = [];
+		c.ws.on('message', (d) => {
+			if (d.toString().includes('"topic":"smd+'))
+				at.push(performance.now());
+		});
+		await gw.behaviour({ ws_tick_ms: 200, ws_tick_slices: slices });
+		await sleep(1300);
+		await gw.behaviour({ ws_tick_ms: 0, ws_tick_slices: 1 });
+		c.ws.terminate();
+		const g = at.slice(1).map((t, i) => t - at[i]).sort((a, b) =>
+		    a - b);
+		assert.ok(at.length >= 12, `${at.length} ticks in 1.3 s`);
+		return g[g.length >> 1];
+	};
+	const burst = await gaps(1);
+	assert.ok(burst < 10, `burst: median gap ${burst} ms`);
+	const spread = await gaps(4);
+	assert.ok(spread > 20, `spread: median gap ${spread} ms`);
+});
+
 test('ws: tic and ech+hb answered; unknown topics and bad JSON are errors',
     async () => {
 	const c = await wsReady();

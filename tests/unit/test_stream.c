@@ -214,6 +214,46 @@ Test(stream, conflation_never_older_after_newer)
 	stream_free(st);
 }
 
+/*
+ * A subscriber that reads a little now and then, its queue going over
+ * conflate_bytes and back under: a tick queued while under it must not
+ * be overtaken by a later tick merged into an older queued message.
+ */
+Test(stream, conflation_around_the_threshold_never_older)
+{
+	struct stream	*st = hub(200, 1 << 20);
+	struct stream_sub *s = stream_sub_new(st, STREAM_ENC_WS, NULL);
+	struct buf	 b;
+	char		 m[128], *p;
+	int		 i, last, v;
+
+	buf_init(&b);
+	buf_puts(&b, "");
+	say(st, s, "smd+7+{\"fields\":[\"31\",\"84\"]}", 0);
+	for (i = 1; i <= 600; i++) {
+		snprintf(m, sizeof(m), "{\"topic\":\"smd+7\",\"conid\":7,"
+		    "\"%s\":\"%d\"}", i % 4 ? "31" : "84", i);
+		gw(st, m);
+		/* one message taken every other tick, two every 7th */
+		if (i % 2 == 0)
+			cr_assert_eq(stream_sub_take(st, s, 1, collect, &b), 1);
+		if (i % 7 == 0)
+			(void)stream_sub_take(st, s, 1, collect, &b);
+	}
+	while (stream_sub_take(st, s, 1 << 20, collect, &b) > 0)
+		;
+	cr_assert_gt(stream_counters(st)->conflated, 0);
+	for (last = 0, p = b.data; (p = strstr(p, "\"31\":\"")) != NULL;
+	    p++) {
+		v = atoi(p + 6);
+		cr_assert_gt(v, last, "31 went back from %d to %d", last, v);
+		last = v;
+	}
+	cr_assert_eq(last, 599, "the newest 31 is not the last: %d", last);
+	buf_free(&b);
+	stream_free(st);
+}
+
 Test(stream, orders_never_dropped_verdict_1008)
 {
 	struct stream	*st = hub(100, 2000);
