@@ -8,17 +8,19 @@
 #   sh bench/speed.sh profile   instructions/request (callgrind) and system
 #                               calls/request (strace -c) of both, small
 #                               answer over TCP; under a minute
+#                               (SPEED_CASES="small blob": the 64 KiB too)
 #   sh bench/speed.sh [all]     that, plus the 64 KiB answer, CPU us/request
 #                               (/proc/PID/stat), paired alternating rounds
 #                               of req/s and p50/p99 over TCP (wrk) and the
 #                               Unix socket (bench/unixload), RSS; a table,
 #                               written to bench/results.md ("Speed" section)
 #
-# Environment: SPEED_REQUESTS (20000; 5000 in profile mode), SPEED_WARMUP (1000),
-# SPEED_CONNS (16), SPEED_ROUNDS (5), SPEED_SECONDS (3), SPEED_POOL (4),
-# SPEED_CIPHERS (empty: the client's order; else the upstream's
-# ssl_ciphers, preferred by the server), BROKERD_BIN (build/brokerd),
-# SPEED_KEEP (1 keeps the results folder), SPEED_RESULTS
+# Environment: SPEED_REQUESTS (20000; 5000 in profile mode),
+# SPEED_BLOB_REQUESTS (a tenth), SPEED_CASES (profile mode: small),
+# SPEED_WARMUP (1000), SPEED_CONNS (16), SPEED_ROUNDS (5), SPEED_SECONDS (3),
+# SPEED_POOL (4), SPEED_CIPHERS (empty: the client's order; else the
+# upstream's ssl_ciphers, preferred by the server), BROKERD_BIN
+# (build/brokerd), SPEED_KEEP (1 keeps the temporary folder), SPEED_RESULTS
 # (bench/results.md; "-" only prints), SPEED_OUT (the folder for the
 # profiles; default build/speed).
 set -eu
@@ -429,7 +431,7 @@ cpu_run() {
 rss() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 
 if [ "$MODE" = profile ]; then
-	CASES=small
+	CASES=${SPEED_CASES:-small}
 else
 	CASES="small blob"
 fi
@@ -450,16 +452,19 @@ for c in $CASES; do
 done
 
 if [ "$MODE" = profile ]; then
-	echo
-	printf '%-28s %10s %10s\n' "small answer, $REQS requests" brokerd nginx
-	printf '%-28s %10s %10s\n' "instructions/request" \
-	    "$(get ir/brokerd/small)" "$(get ir/nginx/small)"
-	printf '%-28s %10s %10s\n' "system calls/request" \
-	    "$(get sys/brokerd/small)" "$(get sys/nginx/small)"
-	printf '%-28s %10s %10s\n' "TLS to the upstream" \
-	    "$(get suite/brokerd | tr ' ' /)" "$(get suite/nginx | tr ' ' /)"
-	echo "brokerd: $(get sysb/brokerd/small)"
-	echo "nginx:   $(get sysb/nginx/small)"
+	for c in $CASES; do
+		count "$c"
+		if [ "$c" = small ]; then a="small answer"; else a="64 KiB answer"; fi
+		echo
+		printf '%-28s %10s %10s\n' "$a, $N requests" brokerd nginx
+		printf '%-28s %10s %10s\n' "instructions/request" \
+		    "$(get "ir/brokerd/$c")" "$(get "ir/nginx/$c")"
+		printf '%-28s %10s %10s\n' "system calls/request" \
+		    "$(get "sys/brokerd/$c")" "$(get "sys/nginx/$c")"
+		echo "brokerd: $(get "sysb/brokerd/$c")"
+		echo "nginx:   $(get "sysb/nginx/$c")"
+	done
+	echo "TLS to the upstream: brokerd $(get suite/brokerd), nginx $(get suite/nginx)"
 	echo "profiles (callgrind_annotate top 15, strace per call) in $OUT"
 	exit 0
 fi
