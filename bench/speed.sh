@@ -587,7 +587,7 @@ report() {
 	echo "stub_status count)."
 	echo
 	echo "- date: $(date -u +%Y-%m-%dT%H:%M:%SZ); commit: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet HEAD 2>/dev/null || echo ' (with local changes)')"
-	echo "- brokerd's code (brokerd/) as of commit $(git -C "$ROOT" log -1 --format=%h -- brokerd 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet HEAD -- brokerd 2>/dev/null || echo ' with local changes'); binary $BIN"
+	echo "- brokerd's code (brokerd/) as of commit $(git -C "$ROOT" log -1 --format=%h -- brokerd 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet HEAD -- brokerd 2>/dev/null || echo ' with local changes'); binary $(echo "$BIN" | sed "s|^$ROOT/||")"
 	echo "- machine: nproc $(nproc), $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1), $(uname -srm)"
 	echo "- versions: $("$BIN" -V 2>&1 | head -n 1); $("$NGINX" -v 2>&1 | sed 's/^nginx version: //')" \
 	    "(one process); $(valgrind --version); $(strace -V | head -n 1)"
