@@ -229,8 +229,10 @@ NX_PORT=$(free_port)
 NX_SOCK=$T/nx/nginx.sock
 # One process (master_process off): the same PID for valgrind, strace and
 # /proc/PID/stat; brokerd is one event loop too.
-sed -e "s|@TMP@|$T/nx|g" -e "s|@GWPORT@|$UP_PORT|g" \
-    -e "s|@PORT@|$NX_PORT|g" -e "s|@KEY@|$KEY|g" -e "s|@WORKERS@|1|g" \
+# The key goes in by a sed script file (printf is built in): never in argv.
+printf 's|@KEY@|%s|g\n' "$KEY" >"$T/nx/key.sed"
+sed -f "$T/nx/key.sed" -e "s|@TMP@|$T/nx|g" -e "s|@GWPORT@|$UP_PORT|g" \
+    -e "s|@PORT@|$NX_PORT|g" -e "s|@WORKERS@|1|g" \
     -e "s|^#@USER@$|master_process off;|" \
     -e "s|^\([[:space:]]*\)#@UNIX@$|\1listen unix:$NX_SOCK;|" \
     "$ROOT/bench/nginx.conf.in" >"$T/nx/nginx.conf"
@@ -311,7 +313,7 @@ stop_nx() {
 	stop_pid "$NX_PID"
 	NX_PID=
 }
-# front NAME: its TCP address (for unixload -t)
+# addr, sock, pid_of NAME: the front end's TCP address, Unix socket, PID
 addr() { if [ "$1" = brokerd ]; then echo "127.0.0.1:$BD_PORT"; else echo "127.0.0.1:$NX_PORT"; fi; }
 sock() { if [ "$1" = brokerd ]; then echo "$BD_SOCK"; else echo "$NX_SOCK"; fi; }
 pid_of() { if [ "$1" = brokerd ]; then echo "$BD_PID"; else echo "$NX_PID"; fi; }
