@@ -18,6 +18,7 @@
 # Environment: SPEED_REQUESTS (20000; 5000 in profile mode),
 # SPEED_BLOB_REQUESTS (a tenth), SPEED_CASES (profile mode: small),
 # SPEED_WARMUP (1000), SPEED_CONNS (16), SPEED_ROUNDS (5), SPEED_SECONDS (3),
+# SPEED_TCP_LOAD (wrk; unixload measures TCP with the Unix socket's tool),
 # SPEED_POOL (4), SPEED_CIPHERS (empty: the client's order; else the
 # upstream's ssl_ciphers, preferred by the server), BROKERD_BIN
 # (build/brokerd), SPEED_KEEP (1 keeps the temporary folder), SPEED_RESULTS
@@ -51,6 +52,14 @@ ROUNDS=${SPEED_ROUNDS:-5}
 SECS=${SPEED_SECONDS:-3}
 POOL=${SPEED_POOL:-4}
 CIPHERS=${SPEED_CIPHERS:-}
+TCP_LOAD=${SPEED_TCP_LOAD:-wrk}
+case $TCP_LOAD in
+wrk | unixload) ;;
+*)
+	echo "SPEED_TCP_LOAD is wrk or unixload" >&2
+	exit 2
+	;;
+esac
 BIN=${BROKERD_BIN:-$ROOT/build/brokerd}
 RESULTS=${SPEED_RESULTS:-$ROOT/bench/results.md}
 OUT=${SPEED_OUT:-$ROOT/build/speed}
@@ -391,15 +400,19 @@ callgrind() {
 strace_run() {
 	st=$T/prof/$1-$3.strace
 	load -t "$(addr "$1")" -c "$CONNS" -n "$WARM" "$2" >/dev/null
-	strace -c -f -o "$st" -p "$(pid_of "$1")" 2>"$T/prof/strace.err" &
+	# a file of its own: an older one's "attached" must not be read
+	err=$T/prof/$1-$3.strace.err
+	strace -c -f -o "$st" -p "$(pid_of "$1")" 2>"$err" &
 	ST_PID=$!
 	# strace is attached once it has said so
-	wait_until 10 has_line "$T/prof/strace.err" 'attached' ||
-	    die "strace did not attach: $(cat "$T/prof/strace.err")"
+	wait_until 10 has_line "$err" 'attached' ||
+	    die "strace did not attach: $(cat "$err")"
 	counted "$1" "$2"
-	kill -INT "$ST_PID"
+	# TERM, not INT: a background job of sh may start with INT ignored.
+	kill -TERM "$ST_PID"
 	wait "$ST_PID" 2>/dev/null || true
 	ST_PID=
+	[ -s "$st" ] || die "strace wrote no summary: $(cat "$err")"
 	calls=$(awk '$NF == "total" { print $4 }' "$st")
 	per=$(awk -v a="$calls" -v n="$N" 'BEGIN { printf "%.2f\n", a / n }')
 	fig "sys/$1/$3" "$per"
@@ -493,7 +506,7 @@ ROWS=$T/rounds
 # one ROUND NAME TRANSPORT CASE PATH: a line "round name transport case
 # rps p50 p99 errors" in ROWS
 one() {
-	if [ "$3" = tcp ]; then
+	if [ "$3" = tcp ] && [ "$TCP_LOAD" = wrk ]; then
 		o=$T/wrk/out
 		timeout $((SECS + 30)) wrk -t1 -c"$CONNS" -d"${SECS}s" --latency \
 		    -s "$T/wrk/nocache.lua" "http://$(addr "$2")$5" >"$o" 2>&1 ||
@@ -505,7 +518,11 @@ one() {
 		    /Socket errors/ { gsub(/,/, ""); n += $4 + $6 + $8 + $10 }
 		    END { print n + 0 }' "$o")
 	else
-		r=$(load -u "$(sock "$2")" -c "$CONNS" -d "$SECS" "$5")
+		if [ "$3" = tcp ]; then
+			r=$(load -t "$(addr "$2")" -c "$CONNS" -d "$SECS" "$5")
+		else
+			r=$(load -u "$(sock "$2")" -c "$CONNS" -d "$SECS" "$5")
+		fi
 		rps=$(kv rps "$r")
 		p50=$(kv p50_ms "$r")
 		p99=$(kv p99_ms "$r")
@@ -611,8 +628,13 @@ report() {
 	echo
 	echo "### Paired rounds: $ROUNDS rounds of ${SECS} s, brokerd then nginx, $CONNS connections"
 	echo
-	echo "TCP: \`wrk -t1 -c$CONNS -d${SECS}s --latency -s nocache.lua\`; Unix socket:" \
-	    "\`build/bench/unixload -u SOCK -c$CONNS -d$SECS -k key -N\` (bench/unixload.c)."
+	if [ "$TCP_LOAD" = wrk ]; then
+		echo "TCP: \`wrk -t1 -c$CONNS -d${SECS}s --latency -s nocache.lua\`; Unix socket:" \
+		    "\`build/bench/unixload -u SOCK -c$CONNS -d$SECS -k key -N\` (bench/unixload.c)."
+	else
+		echo "TCP and Unix socket: \`build/bench/unixload -t ADDR|-u SOCK -c$CONNS -d$SECS -k key -N\`" \
+		    "(bench/unixload.c)."
+	fi
 	echo
 	echo "| transport | answer | brokerd req/s | nginx req/s | brokerd/nginx (median) | quartiles | p50 ms brokerd / nginx | p99 ms brokerd / nginx |"
 	echo "|---|---|---:|---:|---:|---:|---:|---:|"
