@@ -408,9 +408,9 @@ strace_run() {
 	wait_until 10 has_line "$err" 'attached' ||
 	    die "strace did not attach: $(cat "$err")"
 	counted "$1" "$2"
-	# TERM, not INT: a background job of sh may start with INT ignored.
-	kill -TERM "$ST_PID"
-	wait "$ST_PID" 2>/dev/null || true
+	# TERM, not INT: a background job of sh may start with INT ignored;
+	# stop_pid ends with KILL if it does not go.
+	stop_pid "$ST_PID"
 	ST_PID=
 	[ -s "$st" ] || die "strace wrote no summary: $(cat "$err")"
 	calls=$(awk '$NF == "total" { print $4 }' "$st")
