@@ -99,7 +99,7 @@ lint:
 	shellcheck -s sh clients/shell/* scripts/*.sh tests/run-suites.sh bench/run.sh bench/speed.sh \
 	    tests/vtc/run.sh tests/soak/*.sh tests/deploy/run.sh pkg/debian/post* pkg/debian/prerm
 	mandoc -T lint -W warning man/*.[158]
-	cppcheck --quiet --error-exitcode=1 --enable=warning,portability -D_GNU_SOURCE brokerd
+	cppcheck --quiet --error-exitcode=1 --enable=warning,portability -D_GNU_SOURCE brokerd bench/unixload.c
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin \

@@ -253,8 +253,10 @@ if [ "$(id -u)" -eq 0 ]; then
 	nx_user="user nobody nogroup;"
 	chmod 711 "$T" "$T/nginx"
 fi
-sed -e "s|@TMP@|$T/nginx|g" -e "s|@GWPORT@|$GW_PORT|g" \
-    -e "s|@PORT@|$NX_PORT|g" -e "s|@KEY@|$KEY|g" \
+# The key goes in by a sed script file (printf is built in): never in argv.
+printf 's|@KEY@|%s|g\n' "$KEY" >"$T/nginx/key.sed"
+sed -f "$T/nginx/key.sed" -e "s|@TMP@|$T/nginx|g" -e "s|@GWPORT@|$GW_PORT|g" \
+    -e "s|@PORT@|$NX_PORT|g" \
     -e "s|@WORKERS@|$WORKERS|g" -e "s|^#@USER@$|$nx_user|" \
     "$ROOT/bench/nginx.conf.in" >"$T/nginx/nginx.conf"
 "$NGINX" -p "$T/nginx/" -c "$T/nginx/nginx.conf" -e "$T/nginx/error.log" \

@@ -8,17 +8,20 @@
 #   sh bench/speed.sh profile   instructions/request (callgrind) and system
 #                               calls/request (strace -c) of both, small
 #                               answer over TCP; under a minute
+#                               (SPEED_CASES="small blob": the 64 KiB too)
 #   sh bench/speed.sh [all]     that, plus the 64 KiB answer, CPU us/request
 #                               (/proc/PID/stat), paired alternating rounds
 #                               of req/s and p50/p99 over TCP (wrk) and the
 #                               Unix socket (bench/unixload), RSS; a table,
 #                               written to bench/results.md ("Speed" section)
 #
-# Environment: SPEED_REQUESTS (20000; 5000 in profile mode), SPEED_WARMUP (1000),
-# SPEED_CONNS (16), SPEED_ROUNDS (5), SPEED_SECONDS (3), SPEED_POOL (4),
-# SPEED_CIPHERS (empty: the client's order; else the upstream's
-# ssl_ciphers, preferred by the server), BROKERD_BIN (build/brokerd),
-# SPEED_KEEP (1 keeps the results folder), SPEED_RESULTS
+# Environment: SPEED_REQUESTS (20000; 5000 in profile mode),
+# SPEED_BLOB_REQUESTS (a tenth), SPEED_CASES (profile mode: small),
+# SPEED_WARMUP (1000), SPEED_CONNS (16), SPEED_ROUNDS (5), SPEED_SECONDS (3),
+# SPEED_TCP_LOAD (wrk; unixload measures TCP with the Unix socket's tool),
+# SPEED_POOL (4), SPEED_CIPHERS (empty: the client's order; else the
+# upstream's ssl_ciphers, preferred by the server), BROKERD_BIN
+# (build/brokerd), SPEED_KEEP (1 keeps the temporary folder), SPEED_RESULTS
 # (bench/results.md; "-" only prints), SPEED_OUT (the folder for the
 # profiles; default build/speed).
 set -eu
@@ -49,6 +52,14 @@ ROUNDS=${SPEED_ROUNDS:-5}
 SECS=${SPEED_SECONDS:-3}
 POOL=${SPEED_POOL:-4}
 CIPHERS=${SPEED_CIPHERS:-}
+TCP_LOAD=${SPEED_TCP_LOAD:-wrk}
+case $TCP_LOAD in
+wrk | unixload) ;;
+*)
+	echo "SPEED_TCP_LOAD is wrk or unixload" >&2
+	exit 2
+	;;
+esac
 BIN=${BROKERD_BIN:-$ROOT/build/brokerd}
 RESULTS=${SPEED_RESULTS:-$ROOT/bench/results.md}
 OUT=${SPEED_OUT:-$ROOT/build/speed}
@@ -67,7 +78,7 @@ die() {
 deps() {
 	missing=""
 	for p in valgrind:valgrind strace:strace nginx-light:nginx wrk:wrk \
-	    openssl:openssl curl:curl; do
+	    openssl:openssl curl:curl python3:python3; do
 		pkg=${p%%:*}
 		cmd=${p#*:}
 		if ! command -v "$cmd" >/dev/null 2>&1 &&
@@ -227,8 +238,10 @@ NX_PORT=$(free_port)
 NX_SOCK=$T/nx/nginx.sock
 # One process (master_process off): the same PID for valgrind, strace and
 # /proc/PID/stat; brokerd is one event loop too.
-sed -e "s|@TMP@|$T/nx|g" -e "s|@GWPORT@|$UP_PORT|g" \
-    -e "s|@PORT@|$NX_PORT|g" -e "s|@KEY@|$KEY|g" -e "s|@WORKERS@|1|g" \
+# The key goes in by a sed script file (printf is built in): never in argv.
+printf 's|@KEY@|%s|g\n' "$KEY" >"$T/nx/key.sed"
+sed -f "$T/nx/key.sed" -e "s|@TMP@|$T/nx|g" -e "s|@GWPORT@|$UP_PORT|g" \
+    -e "s|@PORT@|$NX_PORT|g" -e "s|@WORKERS@|1|g" \
     -e "s|^#@USER@$|master_process off;|" \
     -e "s|^\([[:space:]]*\)#@UNIX@$|\1listen unix:$NX_SOCK;|" \
     "$ROOT/bench/nginx.conf.in" >"$T/nx/nginx.conf"
@@ -309,7 +322,7 @@ stop_nx() {
 	stop_pid "$NX_PID"
 	NX_PID=
 }
-# front NAME: its TCP address (for unixload -t)
+# addr, sock, pid_of NAME: the front end's TCP address, Unix socket, PID
 addr() { if [ "$1" = brokerd ]; then echo "127.0.0.1:$BD_PORT"; else echo "127.0.0.1:$NX_PORT"; fi; }
 sock() { if [ "$1" = brokerd ]; then echo "$BD_SOCK"; else echo "$NX_SOCK"; fi; }
 pid_of() { if [ "$1" = brokerd ]; then echo "$BD_PID"; else echo "$NX_PID"; fi; }
@@ -387,15 +400,19 @@ callgrind() {
 strace_run() {
 	st=$T/prof/$1-$3.strace
 	load -t "$(addr "$1")" -c "$CONNS" -n "$WARM" "$2" >/dev/null
-	strace -c -f -o "$st" -p "$(pid_of "$1")" 2>"$T/prof/strace.err" &
+	# a file of its own: an older one's "attached" must not be read
+	err=$T/prof/$1-$3.strace.err
+	strace -c -f -o "$st" -p "$(pid_of "$1")" 2>"$err" &
 	ST_PID=$!
 	# strace is attached once it has said so
-	wait_until 10 has_line "$T/prof/strace.err" 'attached' ||
-	    die "strace did not attach: $(cat "$T/prof/strace.err")"
+	wait_until 10 has_line "$err" 'attached' ||
+	    die "strace did not attach: $(cat "$err")"
 	counted "$1" "$2"
-	kill -INT "$ST_PID"
-	wait "$ST_PID" 2>/dev/null || true
+	# TERM, not INT: a background job of sh may start with INT ignored;
+	# stop_pid ends with KILL if it does not go.
+	stop_pid "$ST_PID"
 	ST_PID=
+	[ -s "$st" ] || die "strace wrote no summary: $(cat "$err")"
 	calls=$(awk '$NF == "total" { print $4 }' "$st")
 	per=$(awk -v a="$calls" -v n="$N" 'BEGIN { printf "%.2f\n", a / n }')
 	fig "sys/$1/$3" "$per"
@@ -429,7 +446,7 @@ cpu_run() {
 rss() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 
 if [ "$MODE" = profile ]; then
-	CASES=small
+	CASES=${SPEED_CASES:-small}
 else
 	CASES="small blob"
 fi
@@ -450,16 +467,19 @@ for c in $CASES; do
 done
 
 if [ "$MODE" = profile ]; then
-	echo
-	printf '%-28s %10s %10s\n' "small answer, $REQS requests" brokerd nginx
-	printf '%-28s %10s %10s\n' "instructions/request" \
-	    "$(get ir/brokerd/small)" "$(get ir/nginx/small)"
-	printf '%-28s %10s %10s\n' "system calls/request" \
-	    "$(get sys/brokerd/small)" "$(get sys/nginx/small)"
-	printf '%-28s %10s %10s\n' "TLS to the upstream" \
-	    "$(get suite/brokerd | tr ' ' /)" "$(get suite/nginx | tr ' ' /)"
-	echo "brokerd: $(get sysb/brokerd/small)"
-	echo "nginx:   $(get sysb/nginx/small)"
+	for c in $CASES; do
+		count "$c"
+		if [ "$c" = small ]; then a="small answer"; else a="64 KiB answer"; fi
+		echo
+		printf '%-28s %10s %10s\n' "$a, $N requests" brokerd nginx
+		printf '%-28s %10s %10s\n' "instructions/request" \
+		    "$(get "ir/brokerd/$c")" "$(get "ir/nginx/$c")"
+		printf '%-28s %10s %10s\n' "system calls/request" \
+		    "$(get "sys/brokerd/$c")" "$(get "sys/nginx/$c")"
+		echo "brokerd: $(get "sysb/brokerd/$c")"
+		echo "nginx:   $(get "sysb/nginx/$c")"
+	done
+	echo "TLS to the upstream: brokerd $(get suite/brokerd), nginx $(get suite/nginx)"
 	echo "profiles (callgrind_annotate top 15, strace per call) in $OUT"
 	exit 0
 fi
@@ -486,7 +506,7 @@ ROWS=$T/rounds
 # one ROUND NAME TRANSPORT CASE PATH: a line "round name transport case
 # rps p50 p99 errors" in ROWS
 one() {
-	if [ "$3" = tcp ]; then
+	if [ "$3" = tcp ] && [ "$TCP_LOAD" = wrk ]; then
 		o=$T/wrk/out
 		timeout $((SECS + 30)) wrk -t1 -c"$CONNS" -d"${SECS}s" --latency \
 		    -s "$T/wrk/nocache.lua" "http://$(addr "$2")$5" >"$o" 2>&1 ||
@@ -498,7 +518,11 @@ one() {
 		    /Socket errors/ { gsub(/,/, ""); n += $4 + $6 + $8 + $10 }
 		    END { print n + 0 }' "$o")
 	else
-		r=$(load -u "$(sock "$2")" -c "$CONNS" -d "$SECS" "$5")
+		if [ "$3" = tcp ]; then
+			r=$(load -t "$(addr "$2")" -c "$CONNS" -d "$SECS" "$5")
+		else
+			r=$(load -u "$(sock "$2")" -c "$CONNS" -d "$SECS" "$5")
+		fi
 		rps=$(kv rps "$r")
 		p50=$(kv p50_ms "$r")
 		p99=$(kv p99_ms "$r")
@@ -582,6 +606,7 @@ report() {
 	echo "stub_status count)."
 	echo
 	echo "- date: $(date -u +%Y-%m-%dT%H:%M:%SZ); commit: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet HEAD 2>/dev/null || echo ' (with local changes)')"
+	echo "- brokerd's code (brokerd/) as of commit $(git -C "$ROOT" log -1 --format=%h -- brokerd 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet HEAD -- brokerd 2>/dev/null || echo ' with local changes'); binary $(echo "$BIN" | sed "s|^$ROOT/||")"
 	echo "- machine: nproc $(nproc), $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1), $(uname -srm)"
 	echo "- versions: $("$BIN" -V 2>&1 | head -n 1); $("$NGINX" -v 2>&1 | sed 's/^nginx version: //')" \
 	    "(one process); $(valgrind --version); $(strace -V | head -n 1)"
@@ -603,8 +628,13 @@ report() {
 	echo
 	echo "### Paired rounds: $ROUNDS rounds of ${SECS} s, brokerd then nginx, $CONNS connections"
 	echo
-	echo "TCP: \`wrk -t1 -c$CONNS -d${SECS}s --latency -s nocache.lua\`; Unix socket:" \
-	    "\`build/bench/unixload -u SOCK -c$CONNS -d$SECS -k key -N\` (bench/unixload.c)."
+	if [ "$TCP_LOAD" = wrk ]; then
+		echo "TCP: \`wrk -t1 -c$CONNS -d${SECS}s --latency -s nocache.lua\`; Unix socket:" \
+		    "\`build/bench/unixload -u SOCK -c$CONNS -d$SECS -k key -N\` (bench/unixload.c)."
+	else
+		echo "TCP and Unix socket: \`build/bench/unixload -t ADDR|-u SOCK -c$CONNS -d$SECS -k key -N\`" \
+		    "(bench/unixload.c)."
+	fi
 	echo
 	echo "| transport | answer | brokerd req/s | nginx req/s | brokerd/nginx (median) | quartiles | p50 ms brokerd / nginx | p99 ms brokerd / nginx |"
 	echo "|---|---|---:|---:|---:|---:|---:|---:|"
