@@ -441,16 +441,41 @@ forward_fill_req(struct upstream_req *u, const struct http_request *r,
 	return (0);
 }
 
+/*
+ * "no-cache" anywhere in v, in any case (what strcasestr(3) would say),
+ * in one pass: glibc's two-way search costs more than this short value.
+ */
+static int
+forward_has_no_cache(const char *v)
+{
+	static const char	 pat[] = "no-cache";
+	size_t			 i;
+	int			 c;
+
+	for (; *v != '\0'; v++) {
+		for (i = 0; i < sizeof(pat) - 1; i++) {
+			c = (unsigned char)v[i];
+			if (c >= 'A' && c <= 'Z')
+				c += 'a' - 'A';
+			if (c != pat[i])
+				break;
+		}
+		if (i == sizeof(pat) - 1)
+			return (1);
+	}
+	return (0);
+}
+
 static int
 forward_no_cache(const struct http_request *r)
 {
 	const char	*v;
 
 	if ((v = http_request_header(r, "Cache-Control")) != NULL &&
-	    strcasestr(v, "no-cache") != NULL)
+	    forward_has_no_cache(v))
 		return (1);
 	if ((v = http_request_header(r, "Pragma")) != NULL &&
-	    strcasestr(v, "no-cache") != NULL)
+	    forward_has_no_cache(v))
 		return (1);
 	return (0);
 }

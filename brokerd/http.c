@@ -94,17 +94,23 @@ http_headers_add(struct http_header **h, size_t *n, const char *name,
 	return (0);
 }
 
-/* The first field called name, in any case. */
+/*
+ * The first field called name, in any case.  Bytes equal but for case
+ * are equal once bit 0x20 is set in both, so that test on the first byte
+ * skips most fields before strncasecmp, never a match.
+ */
 const char *
 http_request_header(const struct http_request *req, const char *name)
 {
 	const struct http_field *f;
 	size_t		 i, len = strlen(name);
+	int		 c0 = (unsigned char)name[0] | 0x20;
 
 	for (i = 0; i < req->nfields; i++) {
 		f = &req->fields[i];
-		if (f->name_len == len && strncasecmp(req->raw.data + f->name,
-		    name, len) == 0)
+		if (f->name_len == len &&
+		    ((unsigned char)req->raw.data[f->name] | 0x20) == c0 &&
+		    strncasecmp(req->raw.data + f->name, name, len) == 0)
 			return (req->raw.data + f->value);
 	}
 	return (NULL);
