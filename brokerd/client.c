@@ -65,7 +65,6 @@ client_arm_timer(struct client *c)
 	const struct config	*conf = c->srv->conf;
 	double			 t;
 
-	ev_timer_stop(c->srv->loop, &c->timer);
 	if (c->in_request || c->in.len > 0 || c->nrequests == 0) {
 		/*
 		 * From the first byte, or for a new connection from accept:
@@ -77,9 +76,22 @@ client_arm_timer(struct client *c)
 			t = 0.001;
 	} else if (c->head == NULL)
 		t = conf->idle_timeout_ms / 1000.0;
-	else
-		return;		/* waiting on the Gateway: its own timeout */
-	ev_timer_set(&c->timer, t, 0.);
+	else {
+		/* waiting on the Gateway: its own timeout */
+		ev_timer_stop(c->srv->loop, &c->timer);
+		return;
+	}
+	if (t > 0) {
+		/*
+		 * Moved in place, cheaper than a stop and a start (once or
+		 * twice a request); client_timer_cb stops it: it fires once.
+		 */
+		c->timer.repeat = t;
+		ev_timer_again(c->srv->loop, &c->timer);
+		return;
+	}
+	ev_timer_stop(c->srv->loop, &c->timer);
+	ev_timer_set(&c->timer, 0., 0.);
 	ev_timer_start(c->srv->loop, &c->timer);
 }
 
@@ -409,8 +421,8 @@ client_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	struct client	*c = w->data;
 	struct exchange	*x;
 
-	(void)loop;
 	(void)revents;
+	ev_timer_stop(loop, w);	/* once: client_arm_timer arms it to repeat */
 	if (c->lingering || (!c->in_request && c->in.len == 0)) {
 		client_free(c);		/* idle, or done lingering */
 		return;

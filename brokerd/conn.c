@@ -193,11 +193,21 @@ conn_want(struct conn *c, int ret)
 	return (1);
 }
 
+/*
+ * ev_timer_again moves an armed timer in place, at half the cost of a
+ * stop and a start (twice per request); conn_timer_cb stops it, so it
+ * still fires once.  0 ms (fire at once) has no repeat to move by.
+ */
 static void
 conn_timer(struct conn *c, unsigned ms)
 {
+	if (ms > 0) {
+		c->timer.repeat = ms / 1000.0;
+		ev_timer_again(c->up->loop, &c->timer);
+		return;
+	}
 	ev_timer_stop(c->up->loop, &c->timer);
-	ev_timer_set(&c->timer, ms / 1000.0, 0.);
+	ev_timer_set(&c->timer, 0., 0.);
 	ev_timer_start(c->up->loop, &c->timer);
 }
 
@@ -925,8 +935,8 @@ conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	struct upstream	*up = c->up;
 	char		 msg[256];
 
-	(void)loop;
 	(void)revents;
+	ev_timer_stop(loop, w);		/* once: conn_timer arms it to repeat */
 	if (c->pending) {
 		c->pending = 0;
 		conn_fail(c, c->pending_err, c->pending_msg);
