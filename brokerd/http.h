@@ -8,8 +8,29 @@
 #define HTTP_H
 
 #include <stddef.h>
+#include <stdint.h>
+#include <string.h>
 
 #include "buf.h"
+
+/*
+ * Whether one of the eight bytes at p is below lo (lo <= 128) or DEL: a
+ * word at a time for the loops over heads, which are mostly plain bytes.
+ * The answer is exact (bytes of 0x80 and above are neither).
+ */
+static inline int
+http_word_ctl(const unsigned char *p, unsigned lo)
+{
+	const uint64_t	 ones = 0x0101010101010101ULL;
+	const uint64_t	 highs = 0x8080808080808080ULL;
+	uint64_t	 w, d;
+
+	memcpy(&w, p, sizeof(w));
+	if (((w - ones * lo) & ~w & highs) != 0)
+		return (1);
+	d = w ^ (ones * 0x7f);
+	return (((d - ones) & ~d & highs) != 0);
+}
 
 struct http_header {
 	char		*name;
