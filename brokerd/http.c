@@ -106,6 +106,8 @@ http_request_header(const struct http_request *req, const char *name)
 	size_t		 i, len = strlen(name);
 	int		 c0 = (unsigned char)name[0] | 0x20;
 
+	if (len == 0 || (req->name_bits & http_name_bit(name, len)) == 0)
+		return (NULL);
 	for (i = 0; i < req->nfields; i++) {
 		f = &req->fields[i];
 		if (f->name_len == len &&
@@ -143,6 +145,9 @@ http_request_push(struct http_request *req, const struct http_field *f)
 		req->fields_cap = cap;
 	}
 	req->fields[req->nfields++] = *f;
+	if (f->name_len > 0)
+		req->name_bits |= http_name_bit(req->raw.data + f->name,
+		    f->name_len);
 	return (0);
 }
 
@@ -187,6 +192,7 @@ req_clear(struct http_request *req)
 	req->path = req->query = req->url = NULL;
 	buf_reset(&req->raw);
 	req->nfields = 0;
+	req->name_bits = 0;
 	buf_reset(&req->body);
 	req->http_minor = req->keep_alive = req->expect_continue = 0;
 }

@@ -68,11 +68,24 @@ struct http_request {
 	struct http_field *fields;
 	size_t		 nfields;
 	size_t		 fields_cap;
+	uint64_t	 name_bits;	/* http_name_bit of every field */
 	struct buf	 body;
 	int		 http_minor;	/* 0 or 1 */
 	int		 keep_alive;
 	int		 expect_continue;
 };
+
+/*
+ * A field name's bit among 64, by its length and first byte in any case:
+ * a request without the bit has no field of that name, so most lookups
+ * (of fields a request does not carry) end without a pass over them.
+ */
+static inline uint64_t
+http_name_bit(const char *name, size_t len)
+{
+	return ((uint64_t)1 << ((len * 7 + ((unsigned char)name[0] | 0x20)) &
+	    63));
+}
 
 /* The value of the first field called name (any case), or NULL. */
 const char	*http_request_header(const struct http_request *,
