@@ -139,14 +139,20 @@ struct head_out {
 	size_t		 len;
 };
 
-static void
+/*
+ * The piece whole when it fits: inlined, a constant piece is then copied
+ * by a few moves instead of a call to memcpy with a length known late.
+ */
+static inline void
 head_put(struct head_out *o, const char *s, size_t n)
 {
 	size_t	 room;
 
-	if (o->len < o->cap) {
+	if (o->len <= o->cap && n <= o->cap - o->len)
+		memcpy(o->p + o->len, s, n);
+	else if (o->len < o->cap) {
 		room = o->cap - o->len;
-		memcpy(o->p + o->len, s, n < room ? n : room);
+		memcpy(o->p + o->len, s, room);
 	}
 	o->len += n;
 }

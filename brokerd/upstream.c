@@ -358,20 +358,19 @@ req_start(struct upstream *up, struct upstream_req *req)
 	}
 }
 
-/* Connections a grant could use now. */
-static unsigned
+/* Whether a grant could use a connection now: the first one found says. */
+static int
 pool_free(const struct upstream *up)
 {
 	const struct conn *c;
-	unsigned	 n = 0, pool = upstream_pool_size(up);
 
+	if (up->nconns < upstream_pool_size(up))
+		return (1);
 	for (c = up->conns; c != NULL; c = c->next)
 		if (c->req == NULL && !c->pending && c->state != CONN_BUSY &&
 		    c->tls == up->tls)
-			n++;
-	if (up->nconns < pool)
-		n += pool - up->nconns;
-	return (n);
+			return (1);
+	return (0);
 }
 
 /* ------------------------------------------------------------ dispatch */
