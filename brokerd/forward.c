@@ -417,16 +417,23 @@ forward_cb(struct upstream_req *req, enum upstream_error e,
 	upstream_req_free(req);		/* x's own: the struct stays */
 }
 
+/*
+ * The upstream request: target is the Gateway path forward_request made
+ * (route_target, without the query), so it is not made twice.
+ */
 static int
 forward_fill_req(struct upstream_req *u, const struct http_request *r,
-    const struct route *rt, const struct route *policy)
+    const struct buf *target, const struct route *policy)
 {
 	const char	*v;
 
 	_Static_assert(sizeof(u->method) == sizeof(r->method), "method");
 	memcpy(u->method, r->method, sizeof(u->method));
-	if (route_target(rt, r->path, strlen(r->path), r->query,
-	    &u->target) == -1)
+	buf_reset(&u->target);
+	if (buf_append(&u->target, target->data, target->len) == -1 ||
+	    (r->query != NULL && r->query[0] != '\0' &&
+	    (buf_append(&u->target, "?", 1) == -1 ||
+	    buf_puts(&u->target, r->query) == -1)))
 		return (-1);
 	if ((v = http_request_header(r, "Content-Type")) != NULL &&
 	    (u->content_type = strdup(v)) == NULL)
@@ -482,7 +489,7 @@ forward_no_cache(const struct http_request *r)
 
 /* A request of its own (not a shared GET); trades are journaled first. */
 static int
-forward_alone(struct exchange *x, const struct route *rt)
+forward_alone(struct exchange *x, const struct buf *target)
 {
 	struct server		*srv = x->c->srv;
 	const struct http_request *r = x->req;
@@ -491,7 +498,7 @@ forward_alone(struct exchange *x, const struct route *rt)
 
 	u = &x->ureq_own;
 	upstream_req_init(u);
-	if (forward_fill_req(u, r, rt, x->policy) == -1)
+	if (forward_fill_req(u, r, target, x->policy) == -1)
 		goto fail;
 	u->conf = config_ref(x->conf);
 	u->cb = forward_cb;
@@ -522,7 +529,7 @@ forward_alone(struct exchange *x, const struct route *rt)
 
 /* The first GET for key: one upstream request its followers wait on. */
 static int
-forward_fetch(struct exchange *x, const struct route *rt, const char *key)
+forward_fetch(struct exchange *x, const struct buf *target, const char *key)
 {
 	struct server		*srv = x->c->srv;
 	struct cache_entry	*ce;
@@ -531,7 +538,7 @@ forward_fetch(struct exchange *x, const struct route *rt, const char *key)
 	if ((f = calloc(1, sizeof(*f))) == NULL)
 		return (-1);
 	upstream_req_init(&f->req);
-	if (forward_fill_req(&f->req, x->req, rt, x->policy) == -1 ||
+	if (forward_fill_req(&f->req, x->req, target, x->policy) == -1 ||
 	    (ce = cache_begin(srv->cache, key)) == NULL)
 		goto fail;
 	if (cache_add_waiter(ce, x) == -1) {
@@ -557,7 +564,7 @@ forward_fetch(struct exchange *x, const struct route *rt, const char *key)
 
 /* GET: share one upstream request, or serve a fresh copy. */
 static int
-forward_get(struct exchange *x, const struct route *rt, const char *target)
+forward_get(struct exchange *x, const struct buf *target)
 {
 	struct server		*srv = x->c->srv;
 	const struct http_request *r = x->req;
@@ -567,13 +574,14 @@ forward_get(struct exchange *x, const struct route *rt, const char *target)
 	int			 rc = -1;
 
 	buf_init(&key);
-	if (buf_puts(&key, "GET ") == -1 || buf_puts(&key, target) == -1 ||
+	if (buf_puts(&key, "GET ") == -1 ||
+	    buf_append(&key, target->data, target->len) == -1 ||
 	    (r->query != NULL && (buf_puts(&key, "?") == -1 ||
 	    buf_puts(&key, r->query) == -1)))
 		goto done;
 	if ((ce = cache_find(srv->cache, key.data, now)) == NULL) {
 		metrics_cache(srv->metrics, 0);
-		rc = forward_fetch(x, rt, key.data);
+		rc = forward_fetch(x, target, key.data);
 	} else if (!ce->inflight) {
 		metrics_cache(srv->metrics, 1);
 		forward_cached(x, ce, now);
@@ -609,9 +617,9 @@ forward_request(struct exchange *x, const struct route *rt)
 	x->policy = policy;
 	x->route = policy != NULL ? policy->prefix : rt->prefix;
 	if (strcmp(r->method, "GET") != 0 || forward_no_cache(r))
-		rc = forward_alone(x, rt);
+		rc = forward_alone(x, &target);
 	else
-		rc = forward_get(x, rt, target.data);
+		rc = forward_get(x, &target);
  done:
 	if (rc == -1)
 		exchange_error(x, 500, "internal_error", "out of memory",
