@@ -9,6 +9,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 #include <time.h>
 
@@ -509,10 +510,14 @@ upstream_dispatch(struct upstream *up)
 
 /* ------------------------------------------------------------ interface */
 
+/* Zero but the error text's room: its first byte is enough (half of it). */
 void
 upstream_req_init(struct upstream_req *req)
 {
-	memset(req, 0, sizeof(*req));
+	memset(req, 0, offsetof(struct upstream_req, errmsg));
+	req->errmsg[0] = '\0';
+	memset((char *)req + offsetof(struct upstream_req, retried), 0,
+	    sizeof(*req) - offsetof(struct upstream_req, retried));
 	buf_init(&req->target);
 	buf_init(&req->body);
 }
