@@ -616,7 +616,7 @@ forward_request(struct exchange *x, const struct route *rt)
 	    target.data, target.len);
 	x->policy = policy;
 	x->route = policy != NULL ? policy->prefix : rt->prefix;
-	if (strcmp(r->method, "GET") != 0 || forward_no_cache(r))
+	if (memcmp(r->method, "GET", 4) != 0 || forward_no_cache(r))
 		rc = forward_alone(x, &target);
 	else
 		rc = forward_get(x, &target);

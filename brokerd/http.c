@@ -100,14 +100,16 @@ http_headers_add(struct http_header **h, size_t *n, const char *name,
  * skips most fields before strncasecmp, never a match.
  */
 const char *
-http_request_header(const struct http_request *req, const char *name)
+http_request_field(const struct http_request *req, const char *name,
+    size_t len)
 {
 	const struct http_field *f;
-	size_t		 i, len = strlen(name);
-	int		 c0 = (unsigned char)name[0] | 0x20;
+	size_t		 i;
+	int		 c0;
 
 	if (len == 0 || (req->name_bits & http_name_bit(name, len)) == 0)
 		return (NULL);
+	c0 = (unsigned char)name[0] | 0x20;
 	for (i = 0; i < req->nfields; i++) {
 		f = &req->fields[i];
 		if (f->name_len == len &&

@@ -87,9 +87,19 @@ http_name_bit(const char *name, size_t len)
 	    63));
 }
 
-/* The value of the first field called name (any case), or NULL. */
-const char	*http_request_header(const struct http_request *,
-		    const char *name);
+/* The value of the first field called name (len bytes, any case), or NULL. */
+const char	*http_request_field(const struct http_request *,
+		    const char *name, size_t len);
+
+/*
+ * The value of the first field called name (any case), or NULL.  Inline,
+ * so the length of a literal name is known when compiling.
+ */
+static inline const char *
+http_request_header(const struct http_request *req, const char *name)
+{
+	return (http_request_field(req, name, strlen(name)));
+}
 /* Field i's name and value. */
 #define http_field_name(r, i)	((r)->raw.data + (r)->fields[(i)].name)
 #define http_field_value(r, i)	((r)->raw.data + (r)->fields[(i)].value)
