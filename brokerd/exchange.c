@@ -68,6 +68,7 @@ exchange_free(struct exchange *x)
 		return;
 	}
 	buf_free(&x->out);
+	buf_free(&x->ureq_own.target);	/* kept by forward_cb */
 	free(x);
 }
 
@@ -78,6 +79,7 @@ exchange_drop_spare(struct client *c)
 	if (c->spare == NULL)
 		return;
 	buf_free(&c->spare->out);
+	buf_free(&c->spare->ureq_own.target);
 	free(c->spare);
 	c->spare = NULL;
 }

@@ -389,6 +389,7 @@ forward_cb(struct upstream_req *req, enum upstream_error e,
 {
 	struct exchange	*x = arg;
 	struct journal	*jn = x->c->srv->journal;
+	struct buf	 keep;
 	const char	*msg;
 	int		 st;
 
@@ -414,7 +415,11 @@ forward_cb(struct upstream_req *req, enum upstream_error e,
 	} else
 		forward_error(x, e, req);
 	x->ureq = NULL;
-	upstream_req_free(req);		/* x's own: the struct stays */
+	/* x's own: the struct stays, and its target's room for the next */
+	keep = req->target;
+	buf_init(&req->target);
+	upstream_req_free(req);
+	req->target = keep;
 }
 
 /*
@@ -494,10 +499,15 @@ forward_alone(struct exchange *x, const struct buf *target)
 	struct server		*srv = x->c->srv;
 	const struct http_request *r = x->req;
 	struct upstream_req	*u;
+	struct buf		 keep;
 	int			 rc;
 
+	/* The target's room stays with the exchange (forward_cb). */
 	u = &x->ureq_own;
+	keep = u->target;
 	upstream_req_init(u);
+	u->target = keep;
+	buf_release(&u->target, 4096);
 	if (forward_fill_req(u, r, target, x->policy) == -1)
 		goto fail;
 	u->conf = config_ref(x->conf);

@@ -163,7 +163,8 @@ void		 http_ows_trim(struct buf *);
 /* One parsed Gateway answer (buffered whole, capped). */
 struct http_response {
 	int		 status;
-	char		*content_type;	/* or NULL */
+	char		*content_type;	/* or NULL; ctype_room or malloc'd */
+	char		 ctype_room[48];	/* a Content-Type that fits */
 	struct http_header *set_cookies;	/* Set-Cookie values, name unused */
 	size_t		 nset_cookies;
 	unsigned	 retry_after_s;	/* 0 if absent */
