@@ -59,6 +59,20 @@ client_dispatch(struct exchange *x)
 	forward_request(x, v.route);
 }
 
+/*
+ * Waiting on the Gateway (which has its own timeout) or on the answer's
+ * writing: no timer of the client's.  One still armed is left to run
+ * rather than stopped and started again (twice a request): if it fires
+ * in this state, client_timer_cb does nothing, and the next state arms
+ * it afresh.
+ */
+static int
+client_waiting(const struct client *c)
+{
+	return (!c->in_request && c->in.len == 0 && c->nrequests > 0 &&
+	    c->head != NULL);
+}
+
 static void
 client_arm_timer(struct client *c)
 {
@@ -76,11 +90,8 @@ client_arm_timer(struct client *c)
 			t = 0.001;
 	} else if (c->head == NULL)
 		t = conf->idle_timeout_ms / 1000.0;
-	else {
-		/* waiting on the Gateway: its own timeout */
-		ev_timer_stop(c->srv->loop, &c->timer);
-		return;
-	}
+	else
+		return;		/* waiting on the Gateway: client_waiting */
 	if (t > 0) {
 		/*
 		 * Moved in place, cheaper than a stop and a start (once or
@@ -423,6 +434,8 @@ client_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 	(void)revents;
 	ev_timer_stop(loop, w);	/* once: client_arm_timer arms it to repeat */
+	if (!c->lingering && client_waiting(c))
+		return;
 	if (c->lingering || (!c->in_request && c->in.len == 0)) {
 		client_free(c);		/* idle, or done lingering */
 		return;

@@ -89,6 +89,26 @@ te_scan(const char *v, size_t len, struct te_count *te)
 	}
 }
 
+/* A reg-name byte of RFC 3986: unreserved, pct-encoded's '%', sub-delims. */
+static const unsigned char host_reg[256] = {
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,	/* 0x00 */
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,	/* 0x10 */
+	0, 1, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0,	/* 0x20 */
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 0, 1, 0, 0,	/* 0x30 */
+	0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,	/* 0x40 */
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1,	/* 0x50 */
+	0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,	/* 0x60 */
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 0,	/* 0x70 */
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,	/* 0x80 */
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,	/* 0x90 */
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,	/* 0xa0 */
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,	/* 0xb0 */
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,	/* 0xc0 */
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,	/* 0xd0 */
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,	/* 0xe0 */
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,	/* 0xf0 */
+};
+
 /*
  * RFC 9110 section 7.2: Host = uri-host [ ":" port ], uri-host an
  * IP-literal or a reg-name (RFC 3986); empty is allowed.  A value outside
@@ -99,10 +119,7 @@ te_scan(const char *v, size_t len, struct te_count *te)
 static int
 host_valid(const char *v, size_t len)
 {
-	static const char	 reg[] = "-._~%!$&'()*+,;=";
-	size_t			 i = 0;
-
-	unsigned char		 c;
+	size_t	 i = 0;
 
 	if (len > 0 && v[0] == '[') {
 		for (i = 1; i < len && v[i] != ']'; i++)
@@ -113,11 +130,8 @@ host_valid(const char *v, size_t len)
 			return (0);
 		i++;
 	} else {
-		/* isalnum(3) in the C locale, without a call per byte */
-		for (; i < len && (c = (unsigned char)v[i]) != ':'; i++)
-			if (!((c | 0x20) >= 'a' && (c | 0x20) <= 'z') &&
-			    !(c >= '0' && c <= '9') &&
-			    (c == '\0' || strchr(reg, c) == NULL))
+		for (; i < len && v[i] != ':'; i++)
+			if (!host_reg[(unsigned char)v[i]])
 				return (0);
 	}
 	if (i < len && v[i++] != ':')
