@@ -194,21 +194,27 @@ conn_want(struct conn *c, int ret)
 }
 
 /*
- * ev_timer_again moves an armed timer in place, at half the cost of a
- * stop and a start (twice per request); conn_timer_cb stops it, so it
- * still fires once.  0 ms (fire at once) has no repeat to move by.
+ * The timer is moved only when it would fire too late: a request's
+ * timeout, then the idle release, twice a request, cost no timer
+ * operation in the steady state.  What the deadline lies past the armed
+ * timer is kept (both counted from the loop's monotonic time), and a
+ * timer that fires early is set again for it (conn_timer_cb).
  */
 static void
 conn_timer(struct conn *c, unsigned ms)
 {
-	if (ms > 0) {
-		c->timer.repeat = ms / 1000.0;
-		ev_timer_again(c->up->loop, &c->timer);
+	struct ev_loop	*loop = c->up->loop;
+	ev_tstamp	 rem;
+
+	if (ms > 0 && ev_is_active(&c->timer) &&
+	    (rem = ev_timer_remaining(loop, &c->timer)) <= ms / 1000.0) {
+		c->timer_extra = ms / 1000.0 - rem;
 		return;
 	}
-	ev_timer_stop(c->up->loop, &c->timer);
-	ev_timer_set(&c->timer, 0., 0.);
-	ev_timer_start(c->up->loop, &c->timer);
+	c->timer_extra = 0.;
+	ev_timer_stop(loop, &c->timer);
+	ev_timer_set(&c->timer, ms / 1000.0, 0.);
+	ev_timer_start(loop, &c->timer);
 }
 
 static void
@@ -936,7 +942,12 @@ conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	char		 msg[256];
 
 	(void)revents;
-	ev_timer_stop(loop, w);		/* once: conn_timer arms it to repeat */
+	if (c->timer_extra > 0.0005) {
+		ev_timer_set(w, c->timer_extra, 0.);	/* early: conn_timer */
+		c->timer_extra = 0.;
+		ev_timer_start(loop, w);
+		return;
+	}
 	if (c->pending) {
 		c->pending = 0;
 		conn_fail(c, c->pending_err, c->pending_msg);
