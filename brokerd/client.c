@@ -211,7 +211,8 @@ client_linger(struct client *c)
 void
 client_want_write(struct client *c)
 {
-	if (!ev_is_active(&c->wio))
+	/* Fed once a turn: a streamed answer's head and body both ask. */
+	if (!ev_is_active(&c->wio) && !ev_is_pending(&c->wio))
 		ev_feed_event(c->srv->loop, &c->wio, EV_WRITE);
 }
 
