@@ -213,7 +213,7 @@ route_escape_unsafe(const char *p, size_t len)
 	    (d >= 'a' && d <= 'z') || strchr("-._~/\\%", d) != NULL);
 }
 
-#define RP_BAD		1	/* refused: '\\', ';', controls, SP, DEL, 8 bit */
+#define RP_BAD		1	/* refused: '\\', ';', CTL, SP, DEL, 8-bit */
 #define RP_PCT		2	/* '%' */
 #define RP_SLASH	3	/* '/' */
 

@@ -89,8 +89,9 @@ req_puts(struct buf *out, const char *s)
 	return (buf_append(out, s, strlen(s)));
 }
 
-#define REQ_UA	" HTTP/1.1\r\nHost: "
-#define REQ_ACCEPT	"\r\nUser-Agent: brokerd/" BROKERD_VERSION "\r\nAccept: "
+#define REQ_VERSION_HOST	" HTTP/1.1\r\nHost: "
+#define REQ_UA_ACCEPT		"\r\nUser-Agent: brokerd/" BROKERD_VERSION \
+	"\r\nAccept: "
 
 /* n bytes at *p, which the caller reserved; *p moves past them. */
 static void
@@ -134,13 +135,14 @@ req_format(struct buf *out, const struct upstream_req *req,
 	alen = strlen(accept);
 	clen = r.content_type != NULL ? strlen(r.content_type) : 0;
 	if (buf_reserve(out, mlen + r.target_len + hlen + plen + alen + clen +
-	    sizeof(REQ_UA) + sizeof(REQ_ACCEPT) + 64 + r.body_len) == -1)
+	    sizeof(REQ_VERSION_HOST) + sizeof(REQ_UA_ACCEPT) + 64 +
+	    r.body_len) == -1)
 		return (-1);
 	p = out->data + out->len;
 	req_put(&p, r.method, mlen);
 	*p++ = ' ';
 	req_put(&p, r.target, r.target_len);
-	req_put(&p, REQ_UA, sizeof(REQ_UA) - 1);
+	req_put(&p, REQ_VERSION_HOST, sizeof(REQ_VERSION_HOST) - 1);
 	if (v6)
 		*p++ = '[';
 	req_put(&p, host, hlen);
@@ -148,7 +150,7 @@ req_format(struct buf *out, const struct upstream_req *req,
 		*p++ = ']';
 	*p++ = ':';
 	req_put(&p, port, plen);
-	req_put(&p, REQ_ACCEPT, sizeof(REQ_ACCEPT) - 1);
+	req_put(&p, REQ_UA_ACCEPT, sizeof(REQ_UA_ACCEPT) - 1);
 	req_put(&p, accept, alen);
 	req_put(&p, "\r\n", 2);
 	if (clen > 0) {
