@@ -30,6 +30,8 @@ admit_header_count(const struct http_request *r, const char *name,
 {
 	size_t	 i, n = 0;
 
+	if (len == 0 || (r->name_bits & http_name_bit(name, len)) == 0)
+		return (0);
 	for (i = 0; i < r->nfields; i++)
 		if (r->fields[i].name_len == len &&
 		    strncasecmp(http_field_name(r, i), name, len) == 0)

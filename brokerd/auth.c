@@ -7,6 +7,7 @@
 
 #include <grp.h>
 #include <pwd.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -69,12 +70,29 @@ auth_memo_clear(struct auth_memo *m)
 /*
  * The same bytes as the memo's, compared in constant time over the whole
  * stored length.  The lengths are both this connection's own sends.
+ * Eight bytes at a time, their differences OR-ed with no branch on them
+ * (the empty asm keeps the compiler from adding one): mbedtls_ct_memcmp
+ * reads a byte at a time through volatile pointers, ten times the cost.
  */
 static int
 auth_memo_equal(const struct auth_memo *m, const char *secret, size_t len)
 {
-	return (len == m->len && mbedtls_ct_memcmp(m->bytes, secret,
-	    m->len) == 0);
+	uint64_t	 a, b, diff = 0;
+	size_t		 i;
+
+	if (len != m->len)
+		return (0);
+	for (i = 0; i + 8 <= len; i += 8) {
+		memcpy(&a, m->bytes + i, sizeof(a));
+		memcpy(&b, secret + i, sizeof(b));
+		diff |= a ^ b;
+		__asm__ volatile ("" : "+r" (diff));
+	}
+	for (; i < len; i++) {
+		diff |= (uint64_t)(m->bytes[i] ^ (unsigned char)secret[i]);
+		__asm__ volatile ("" : "+r" (diff));
+	}
+	return (diff == 0);
 }
 
 /*

@@ -657,8 +657,10 @@ struct exchange {
 	const struct route *policy;	/* its Gateway path's limits */
 	const struct config *conf;	/* holds route and policy */
 	struct upstream_req *ureq;	/* in flight alone: &ureq_own */
-	struct upstream_req ureq_own;
-	struct cache_entry *centry;	/* GET: waiting on this entry */
+	struct upstream_req ureq_own;	/* set up by forward_alone only;
+					   its target's room kept */
+	struct cache_entry *centry;	/* GET: waiting on this entry;
+					   exchange_new zeroes from here */
 	int		 trade;
 	int		 journaled;	/* an intent line awaits its outcome */
 	uint64_t	 journal_id;

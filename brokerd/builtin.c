@@ -327,7 +327,9 @@ builtin_answer(struct exchange *x, const char *path)
 	buf_init(&allow);
 	for (i = 0; i < sizeof(builtins) / sizeof(builtins[0]); i++) {
 		b = &builtins[i];
-		if (strcmp(path, b->path) != 0)
+		/* Most requests are for routes: their second byte differs. */
+		if (path[0] == '\0' || path[1] != b->path[1] ||
+		    strcmp(path, b->path) != 0)
 			continue;
 		x->route = b->path;
 		buf_printf(&allow, "%s%s", allow.len ? ", " : "", b->method);

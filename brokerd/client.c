@@ -59,13 +59,26 @@ client_dispatch(struct exchange *x)
 	forward_request(x, v.route);
 }
 
+/*
+ * Waiting on the Gateway (which has its own timeout) or on the answer's
+ * writing: no timer of the client's.  One still armed is left to run
+ * rather than stopped and started again (twice a request): if it fires
+ * in this state, client_timer_cb does nothing, and the next state arms
+ * it afresh.
+ */
+static int
+client_waiting(const struct client *c)
+{
+	return (!c->in_request && c->in.len == 0 && c->nrequests > 0 &&
+	    c->head != NULL);
+}
+
 static void
 client_arm_timer(struct client *c)
 {
 	const struct config	*conf = c->srv->conf;
 	double			 t;
 
-	ev_timer_stop(c->srv->loop, &c->timer);
 	if (c->in_request || c->in.len > 0 || c->nrequests == 0) {
 		/*
 		 * From the first byte, or for a new connection from accept:
@@ -78,8 +91,18 @@ client_arm_timer(struct client *c)
 	} else if (c->head == NULL)
 		t = conf->idle_timeout_ms / 1000.0;
 	else
-		return;		/* waiting on the Gateway: its own timeout */
-	ev_timer_set(&c->timer, t, 0.);
+		return;		/* waiting on the Gateway: client_waiting */
+	if (t > 0) {
+		/*
+		 * Moved in place, cheaper than a stop and a start (once or
+		 * twice a request); client_timer_cb stops it: it fires once.
+		 */
+		c->timer.repeat = t;
+		ev_timer_again(c->srv->loop, &c->timer);
+		return;
+	}
+	ev_timer_stop(c->srv->loop, &c->timer);
+	ev_timer_set(&c->timer, 0., 0.);
 	ev_timer_start(c->srv->loop, &c->timer);
 }
 
@@ -188,7 +211,8 @@ client_linger(struct client *c)
 void
 client_want_write(struct client *c)
 {
-	if (!ev_is_active(&c->wio))
+	/* Fed once a turn: a streamed answer's head and body both ask. */
+	if (!ev_is_active(&c->wio) && !ev_is_pending(&c->wio))
 		ev_feed_event(c->srv->loop, &c->wio, EV_WRITE);
 }
 
@@ -409,8 +433,10 @@ client_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	struct client	*c = w->data;
 	struct exchange	*x;
 
-	(void)loop;
 	(void)revents;
+	ev_timer_stop(loop, w);	/* once: client_arm_timer arms it to repeat */
+	if (!c->lingering && client_waiting(c))
+		return;
 	if (c->lingering || (!c->in_request && c->in.len == 0)) {
 		client_free(c);		/* idle, or done lingering */
 		return;

@@ -193,12 +193,28 @@ conn_want(struct conn *c, int ret)
 	return (1);
 }
 
+/*
+ * The timer is moved only when it would fire too late: a request's
+ * timeout, then the idle release, twice a request, cost no timer
+ * operation in the steady state.  What the deadline lies past the armed
+ * timer is kept (both counted from the loop's monotonic time), and a
+ * timer that fires early is set again for it (conn_timer_cb).
+ */
 static void
 conn_timer(struct conn *c, unsigned ms)
 {
-	ev_timer_stop(c->up->loop, &c->timer);
+	struct ev_loop	*loop = c->up->loop;
+	ev_tstamp	 rem;
+
+	if (ms > 0 && ev_is_active(&c->timer) &&
+	    (rem = ev_timer_remaining(loop, &c->timer)) <= ms / 1000.0) {
+		c->timer_extra = ms / 1000.0 - rem;
+		return;
+	}
+	c->timer_extra = 0.;
+	ev_timer_stop(loop, &c->timer);
 	ev_timer_set(&c->timer, ms / 1000.0, 0.);
-	ev_timer_start(c->up->loop, &c->timer);
+	ev_timer_start(loop, &c->timer);
 }
 
 static void
@@ -925,8 +941,13 @@ conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	struct upstream	*up = c->up;
 	char		 msg[256];
 
-	(void)loop;
 	(void)revents;
+	if (c->timer_extra > 0.0005) {
+		ev_timer_set(w, c->timer_extra, 0.);	/* early: conn_timer */
+		c->timer_extra = 0.;
+		ev_timer_start(loop, w);
+		return;
+	}
 	if (c->pending) {
 		c->pending = 0;
 		conn_fail(c, c->pending_err, c->pending_msg);

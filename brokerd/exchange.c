@@ -3,6 +3,7 @@
  * exchange's buffer, logged and counted here; client.c writes it out in
  * request order.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +22,14 @@ exchange_new(struct client *c, struct http_request *req)
 	if ((x = c->spare) != NULL) {
 		c->spare = NULL;
 		out = x->out;
-		memset(x, 0, sizeof(*x));
+		/*
+		 * All but ureq_own (most of the struct): forward_alone sets
+		 * that up (upstream_req_init) before x->ureq points to it,
+		 * and nothing reads it otherwise.
+		 */
+		memset(x, 0, offsetof(struct exchange, ureq_own));
+		memset((char *)x + offsetof(struct exchange, centry), 0,
+		    sizeof(*x) - offsetof(struct exchange, centry));
 		x->out = out;
 		buf_reset(&x->out);
 	} else if ((x = calloc(1, sizeof(*x))) == NULL)
@@ -60,6 +68,7 @@ exchange_free(struct exchange *x)
 		return;
 	}
 	buf_free(&x->out);
+	buf_free(&x->ureq_own.target);	/* kept by forward_cb */
 	free(x);
 }
 
@@ -70,6 +79,7 @@ exchange_drop_spare(struct client *c)
 	if (c->spare == NULL)
 		return;
 	buf_free(&c->spare->out);
+	buf_free(&c->spare->ureq_own.target);
 	free(c->spare);
 	c->spare = NULL;
 }

@@ -389,6 +389,7 @@ forward_cb(struct upstream_req *req, enum upstream_error e,
 {
 	struct exchange	*x = arg;
 	struct journal	*jn = x->c->srv->journal;
+	struct buf	 keep;
 	const char	*msg;
 	int		 st;
 
@@ -414,19 +415,30 @@ forward_cb(struct upstream_req *req, enum upstream_error e,
 	} else
 		forward_error(x, e, req);
 	x->ureq = NULL;
-	upstream_req_free(req);		/* x's own: the struct stays */
+	/* x's own: the struct stays, and its target's room for the next */
+	keep = req->target;
+	buf_init(&req->target);
+	upstream_req_free(req);
+	req->target = keep;
 }
 
+/*
+ * The upstream request: target is the Gateway path forward_request made
+ * (route_target, without the query), so it is not made twice.
+ */
 static int
 forward_fill_req(struct upstream_req *u, const struct http_request *r,
-    const struct route *rt, const struct route *policy)
+    const struct buf *target, const struct route *policy)
 {
 	const char	*v;
 
 	_Static_assert(sizeof(u->method) == sizeof(r->method), "method");
 	memcpy(u->method, r->method, sizeof(u->method));
-	if (route_target(rt, r->path, strlen(r->path), r->query,
-	    &u->target) == -1)
+	buf_reset(&u->target);
+	if (buf_append(&u->target, target->data, target->len) == -1 ||
+	    (r->query != NULL && r->query[0] != '\0' &&
+	    (buf_append(&u->target, "?", 1) == -1 ||
+	    buf_puts(&u->target, r->query) == -1)))
 		return (-1);
 	if ((v = http_request_header(r, "Content-Type")) != NULL &&
 	    (u->content_type = strdup(v)) == NULL)
@@ -441,32 +453,62 @@ forward_fill_req(struct upstream_req *u, const struct http_request *r,
 	return (0);
 }
 
+/*
+ * "no-cache" anywhere in v, in any case (what strcasestr(3) would say),
+ * in one pass: glibc's two-way search costs more than this short value.
+ */
+static int
+forward_has_no_cache(const char *v)
+{
+	static const char	 pat[] = "no-cache";
+	size_t			 i;
+	int			 c;
+
+	for (; *v != '\0'; v++) {
+		for (i = 0; i < sizeof(pat) - 1; i++) {
+			c = (unsigned char)v[i];
+			if (c >= 'A' && c <= 'Z')
+				c += 'a' - 'A';
+			if (c != pat[i])
+				break;
+		}
+		if (i == sizeof(pat) - 1)
+			return (1);
+	}
+	return (0);
+}
+
 static int
 forward_no_cache(const struct http_request *r)
 {
 	const char	*v;
 
 	if ((v = http_request_header(r, "Cache-Control")) != NULL &&
-	    strcasestr(v, "no-cache") != NULL)
+	    forward_has_no_cache(v))
 		return (1);
 	if ((v = http_request_header(r, "Pragma")) != NULL &&
-	    strcasestr(v, "no-cache") != NULL)
+	    forward_has_no_cache(v))
 		return (1);
 	return (0);
 }
 
 /* A request of its own (not a shared GET); trades are journaled first. */
 static int
-forward_alone(struct exchange *x, const struct route *rt)
+forward_alone(struct exchange *x, const struct buf *target)
 {
 	struct server		*srv = x->c->srv;
 	const struct http_request *r = x->req;
 	struct upstream_req	*u;
+	struct buf		 keep;
 	int			 rc;
 
+	/* The target's room stays with the exchange (forward_cb). */
 	u = &x->ureq_own;
+	keep = u->target;
 	upstream_req_init(u);
-	if (forward_fill_req(u, r, rt, x->policy) == -1)
+	u->target = keep;
+	buf_release(&u->target, 4096);
+	if (forward_fill_req(u, r, target, x->policy) == -1)
 		goto fail;
 	u->conf = config_ref(x->conf);
 	u->cb = forward_cb;
@@ -497,7 +539,7 @@ forward_alone(struct exchange *x, const struct route *rt)
 
 /* The first GET for key: one upstream request its followers wait on. */
 static int
-forward_fetch(struct exchange *x, const struct route *rt, const char *key)
+forward_fetch(struct exchange *x, const struct buf *target, const char *key)
 {
 	struct server		*srv = x->c->srv;
 	struct cache_entry	*ce;
@@ -506,7 +548,7 @@ forward_fetch(struct exchange *x, const struct route *rt, const char *key)
 	if ((f = calloc(1, sizeof(*f))) == NULL)
 		return (-1);
 	upstream_req_init(&f->req);
-	if (forward_fill_req(&f->req, x->req, rt, x->policy) == -1 ||
+	if (forward_fill_req(&f->req, x->req, target, x->policy) == -1 ||
 	    (ce = cache_begin(srv->cache, key)) == NULL)
 		goto fail;
 	if (cache_add_waiter(ce, x) == -1) {
@@ -532,7 +574,7 @@ forward_fetch(struct exchange *x, const struct route *rt, const char *key)
 
 /* GET: share one upstream request, or serve a fresh copy. */
 static int
-forward_get(struct exchange *x, const struct route *rt, const char *target)
+forward_get(struct exchange *x, const struct buf *target)
 {
 	struct server		*srv = x->c->srv;
 	const struct http_request *r = x->req;
@@ -542,13 +584,14 @@ forward_get(struct exchange *x, const struct route *rt, const char *target)
 	int			 rc = -1;
 
 	buf_init(&key);
-	if (buf_puts(&key, "GET ") == -1 || buf_puts(&key, target) == -1 ||
+	if (buf_puts(&key, "GET ") == -1 ||
+	    buf_append(&key, target->data, target->len) == -1 ||
 	    (r->query != NULL && (buf_puts(&key, "?") == -1 ||
 	    buf_puts(&key, r->query) == -1)))
 		goto done;
 	if ((ce = cache_find(srv->cache, key.data, now)) == NULL) {
 		metrics_cache(srv->metrics, 0);
-		rc = forward_fetch(x, rt, key.data);
+		rc = forward_fetch(x, target, key.data);
 	} else if (!ce->inflight) {
 		metrics_cache(srv->metrics, 1);
 		forward_cached(x, ce, now);
@@ -583,10 +626,10 @@ forward_request(struct exchange *x, const struct route *rt)
 	    target.data, target.len);
 	x->policy = policy;
 	x->route = policy != NULL ? policy->prefix : rt->prefix;
-	if (strcmp(r->method, "GET") != 0 || forward_no_cache(r))
-		rc = forward_alone(x, rt);
+	if (memcmp(r->method, "GET", 4) != 0 || forward_no_cache(r))
+		rc = forward_alone(x, &target);
 	else
-		rc = forward_get(x, rt, target.data);
+		rc = forward_get(x, &target);
  done:
 	if (rc == -1)
 		exchange_error(x, 500, "internal_error", "out of memory",

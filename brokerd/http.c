@@ -94,17 +94,27 @@ http_headers_add(struct http_header **h, size_t *n, const char *name,
 	return (0);
 }
 
-/* The first field called name, in any case. */
+/*
+ * The first field called name, in any case.  Bytes equal but for case
+ * are equal once bit 0x20 is set in both, so that test on the first byte
+ * skips most fields before strncasecmp, never a match.
+ */
 const char *
-http_request_header(const struct http_request *req, const char *name)
+http_request_field(const struct http_request *req, const char *name,
+    size_t len)
 {
 	const struct http_field *f;
-	size_t		 i, len = strlen(name);
+	size_t		 i;
+	int		 c0;
 
+	if (len == 0 || (req->name_bits & http_name_bit(name, len)) == 0)
+		return (NULL);
+	c0 = (unsigned char)name[0] | 0x20;
 	for (i = 0; i < req->nfields; i++) {
 		f = &req->fields[i];
-		if (f->name_len == len && strncasecmp(req->raw.data + f->name,
-		    name, len) == 0)
+		if (f->name_len == len &&
+		    ((unsigned char)req->raw.data[f->name] | 0x20) == c0 &&
+		    strncasecmp(req->raw.data + f->name, name, len) == 0)
 			return (req->raw.data + f->value);
 	}
 	return (NULL);
@@ -137,6 +147,9 @@ http_request_push(struct http_request *req, const struct http_field *f)
 		req->fields_cap = cap;
 	}
 	req->fields[req->nfields++] = *f;
+	if (f->name_len > 0)
+		req->name_bits |= http_name_bit(req->raw.data + f->name,
+		    f->name_len);
 	return (0);
 }
 
@@ -181,6 +194,7 @@ req_clear(struct http_request *req)
 	req->path = req->query = req->url = NULL;
 	buf_reset(&req->raw);
 	req->nfields = 0;
+	req->name_bits = 0;
 	buf_reset(&req->body);
 	req->http_minor = req->keep_alive = req->expect_continue = 0;
 }

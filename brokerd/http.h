@@ -8,8 +8,29 @@
 #define HTTP_H
 
 #include <stddef.h>
+#include <stdint.h>
+#include <string.h>
 
 #include "buf.h"
+
+/*
+ * Whether one of the eight bytes at p is below lo (lo <= 128) or DEL: a
+ * word at a time for the loops over heads, which are mostly plain bytes.
+ * The answer is exact (bytes of 0x80 and above are neither).
+ */
+static inline int
+http_word_ctl(const unsigned char *p, unsigned lo)
+{
+	const uint64_t	 ones = 0x0101010101010101ULL;
+	const uint64_t	 highs = 0x8080808080808080ULL;
+	uint64_t	 w, d;
+
+	memcpy(&w, p, sizeof(w));
+	if (((w - ones * lo) & ~w & highs) != 0)
+		return (1);
+	d = w ^ (ones * 0x7f);
+	return (((d - ones) & ~d & highs) != 0);
+}
 
 struct http_header {
 	char		*name;
@@ -47,15 +68,38 @@ struct http_request {
 	struct http_field *fields;
 	size_t		 nfields;
 	size_t		 fields_cap;
+	uint64_t	 name_bits;	/* http_name_bit of every field */
 	struct buf	 body;
 	int		 http_minor;	/* 0 or 1 */
 	int		 keep_alive;
 	int		 expect_continue;
 };
 
-/* The value of the first field called name (any case), or NULL. */
-const char	*http_request_header(const struct http_request *,
-		    const char *name);
+/*
+ * A field name's bit among 64, by its length and first byte in any case:
+ * a request without the bit has no field of that name, so most lookups
+ * (of fields a request does not carry) end without a pass over them.
+ */
+static inline uint64_t
+http_name_bit(const char *name, size_t len)
+{
+	return ((uint64_t)1 << ((len * 7 + ((unsigned char)name[0] | 0x20)) &
+	    63));
+}
+
+/* The value of the first field called name (len bytes, any case), or NULL. */
+const char	*http_request_field(const struct http_request *,
+		    const char *name, size_t len);
+
+/*
+ * The value of the first field called name (any case), or NULL.  Inline,
+ * so the length of a literal name is known when compiling.
+ */
+static inline const char *
+http_request_header(const struct http_request *req, const char *name)
+{
+	return (http_request_field(req, name, strlen(name)));
+}
 /* Field i's name and value. */
 #define http_field_name(r, i)	((r)->raw.data + (r)->fields[(i)].name)
 #define http_field_value(r, i)	((r)->raw.data + (r)->fields[(i)].value)
@@ -119,7 +163,8 @@ void		 http_ows_trim(struct buf *);
 /* One parsed Gateway answer (buffered whole, capped). */
 struct http_response {
 	int		 status;
-	char		*content_type;	/* or NULL */
+	char		*content_type;	/* or NULL; ctype_room or malloc'd */
+	char		 ctype_room[48];	/* a Content-Type that fits */
 	struct http_header *set_cookies;	/* Set-Cookie values, name unused */
 	size_t		 nset_cookies;
 	unsigned	 retry_after_s;	/* 0 if absent */

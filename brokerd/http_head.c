@@ -43,6 +43,13 @@ static const unsigned char head_class[256] = {
 	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,	/* 0xf0 */
 };
 
+/* Eight bytes at p of head_class 0 (no control, SP or DEL), as most are. */
+static int
+head_word_plain(const unsigned char *p)
+{
+	return (!http_word_ctl(p, 0x21));
+}
+
 /*
  * Read a Transfer-Encoding value into counts: chunked codings, whether one
  * is not last, unknown codings.  Parameters (";q=...") are not allowed on
@@ -82,6 +89,26 @@ te_scan(const char *v, size_t len, struct te_count *te)
 	}
 }
 
+/* A reg-name byte of RFC 3986: unreserved, pct-encoded's '%', sub-delims. */
+static const unsigned char host_reg[256] = {
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,	/* 0x00 */
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,	/* 0x10 */
+	0, 1, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0,	/* 0x20 */
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 0, 1, 0, 0,	/* 0x30 */
+	0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,	/* 0x40 */
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1,	/* 0x50 */
+	0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,	/* 0x60 */
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 0,	/* 0x70 */
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,	/* 0x80 */
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,	/* 0x90 */
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,	/* 0xa0 */
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,	/* 0xb0 */
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,	/* 0xc0 */
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,	/* 0xd0 */
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,	/* 0xe0 */
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,	/* 0xf0 */
+};
+
 /*
  * RFC 9110 section 7.2: Host = uri-host [ ":" port ], uri-host an
  * IP-literal or a reg-name (RFC 3986); empty is allowed.  A value outside
@@ -92,8 +119,7 @@ te_scan(const char *v, size_t len, struct te_count *te)
 static int
 host_valid(const char *v, size_t len)
 {
-	static const char	 reg[] = "-._~%!$&'()*+,;=";
-	size_t			 i = 0;
+	size_t	 i = 0;
 
 	if (len > 0 && v[0] == '[') {
 		for (i = 1; i < len && v[i] != ']'; i++)
@@ -105,14 +131,13 @@ host_valid(const char *v, size_t len)
 		i++;
 	} else {
 		for (; i < len && v[i] != ':'; i++)
-			if (!isalnum((unsigned char)v[i]) &&
-			    strchr(reg, v[i]) == NULL)
+			if (!host_reg[(unsigned char)v[i]])
 				return (0);
 	}
 	if (i < len && v[i++] != ':')
 		return (0);
 	for (; i < len; i++)
-		if (!isdigit((unsigned char)v[i]))
+		if (v[i] < '0' || v[i] > '9')
 			return (0);
 	return (1);
 }
@@ -226,6 +251,10 @@ line0_bytes(struct req_state *s, const unsigned char *p, size_t *j,
 	size_t	 i;
 
 	for (i = *j; i < lim; i++) {
+		while (lim - i >= 8 && head_word_plain(p + i))
+			i += 8;
+		if (i == lim)
+			break;
 		if (head_class[p[i]] == 0)
 			continue;
 		if (p[i] != ' ') {
@@ -258,11 +287,17 @@ value_bytes(struct req_state *s, const unsigned char *p, size_t *j,
 		s->f_value = 1;
 		s->f.value = (unsigned)i;
 	}
-	for (; i < end; i++) {
+	while (i < end) {
+		if (end - i >= 8 && head_word_plain(p + i)) {
+			i += 8;
+			last = i;
+			continue;
+		}
 		if ((k = head_class[p[i]]) == 0)
 			last = i + 1;
 		else if (k == HC_CTL)
 			break;
+		i++;
 	}
 	*j = i;
 	if (last != 0)
@@ -346,13 +381,14 @@ head_field_bytes(struct http_reader *rd, size_t *j, size_t end)
 {
 	struct req_state *s = &rd->parser->s;
 	const unsigned char *p = (const unsigned char *)rd->req->raw.data;
+	size_t		 i;
 	int		 c;
 
 	switch (s->hs) {
 	case HS_NAME:
-		while (*j < end && http_tchar_tab[p[*j]])
-			(*j)++;
-		if (*j == end)
+		for (i = *j; i < end && http_tchar_tab[p[i]]; i++)
+			;
+		if ((*j = i) == end)
 			return (2);
 		if ((c = p[*j]) == ':') {
 			s->f.name_len = (unsigned)(*j - s->f.name);

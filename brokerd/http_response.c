@@ -60,7 +60,8 @@ http_response_free(struct http_response *resp)
 {
 	if (resp == NULL)
 		return;
-	free(resp->content_type);
+	if (resp->content_type != resp->ctype_room)
+		free(resp->content_type);
 	http_headers_free(resp->set_cookies, resp->nset_cookies);
 	buf_free(&resp->body);
 	free(resp);
@@ -207,8 +208,13 @@ resp_header_flush(struct http_respctx *cx)
 			goto fail;
 		break;
 	case RESP_CONTENT_TYPE:
-		if (resp->content_type == NULL &&
-		    (resp->content_type = strdup(v)) == NULL)
+		if (resp->content_type != NULL)
+			break;
+		/* Most fit the answer's own room: no allocation. */
+		if (cx->value.len < sizeof(resp->ctype_room)) {
+			memcpy(resp->ctype_room, v, cx->value.len + 1);
+			resp->content_type = resp->ctype_room;
+		} else if ((resp->content_type = strdup(v)) == NULL)
 			goto fail;
 		break;
 	case RESP_RETRY_AFTER:

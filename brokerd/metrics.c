@@ -81,7 +81,9 @@ metrics_series_get(struct metrics *m, const char *route, const char *method,
 
 	for (i = 0; i < m->nseries; i++) {
 		s = &m->series[i];
-		if (s->status == status && strcmp(s->method, method) == 0 &&
+		/* first bytes first: most series differ there */
+		if (s->status == status && s->method[0] == method[0] &&
+		    s->route[0] == route[0] && strcmp(s->method, method) == 0 &&
 		    strcmp(s->route, route) == 0)
 			return (s);
 	}

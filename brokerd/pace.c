@@ -35,6 +35,8 @@ struct pace {
 	struct pace_ticket *head;	/* FIFO, oldest first */
 	struct pace_ticket *tail;
 	unsigned	 nqueued;
+	unsigned	 nwatch;	/* of them the watcher's */
+	int		 unsorted;	/* deadlines not in FIFO order */
 	uint64_t	 breaker_until_ms;
 	uint64_t	 granted;
 	uint64_t	 waited;
@@ -435,6 +437,10 @@ pace_unlink(struct pace *p, struct pace_ticket *k)
 	k->next = k->prev = NULL;
 	k->queued = 0;
 	p->nqueued--;
+	if (k->watcher)
+		p->nwatch--;
+	if (p->head == NULL)
+		p->unsorted = 0;
 }
 
 static void
@@ -536,6 +542,9 @@ pace_link(struct pace *p, struct pace_ticket *k, uint64_t now_ms,
 		return (-1);
 	}
 	k->deadline_ms = now_ms + p->queue_ms;
+	/* A reload's shorter queue_ms, or a caller's clock gone back. */
+	if (p->tail != NULL && k->deadline_ms < p->tail->deadline_ms)
+		p->unsorted = 1;
 	k->retry_after_ms = 0;
 	k->next = NULL;
 	k->prev = p->tail;
@@ -546,6 +555,8 @@ pace_link(struct pace *p, struct pace_ticket *k, uint64_t now_ms,
 	p->tail = k;
 	k->queued = 1;
 	p->nqueued++;
+	if (k->watcher)
+		p->nwatch++;
 	return (1);
 }
 
@@ -627,6 +638,8 @@ pace_cancel(struct pace *p, struct pace_ticket *k)
  * blocked by its own target lets later ones for other targets go; tickets
  * for one target share its window and cap, so their order holds.  The
  * global window blocks the whole class, but expiries are still found.
+ * With nothing to grant and deadlines in queue order, the first ticket
+ * not yet expired says none after it is: the pass stops there.
  */
 static struct pace_ticket *
 pace_poll_class(struct pace *p, int watcher, uint64_t now_ms, int can_grant,
@@ -636,6 +649,8 @@ pace_poll_class(struct pace *p, int watcher, uint64_t now_ms, int can_grant,
 	uint64_t		 rem;
 	int			 global_free;
 
+	if ((watcher ? p->nwatch : p->nqueued - p->nwatch) == 0)
+		return (NULL);
 	rem = pace_breaker_remaining(p, now_ms);
 	global_free = -1;
 	for (k = p->head; k != NULL; k = k->next) {
@@ -657,6 +672,8 @@ pace_poll_class(struct pace *p, int watcher, uint64_t now_ms, int can_grant,
 			k->retry_after_ms = pace_retry_after(p, k, now_ms);
 			goto expire;
 		}
+		if (!can_grant && !p->unsorted)
+			break;
 	}
 	return (NULL);
 expire:
@@ -666,13 +683,40 @@ expire:
 	return (k);
 }
 
-/* The earliest time something queued could change: a window or deadline. */
+/*
+ * No window holds anything back: the global one for either class, nor any
+ * target's.  Then every ticket's wait is 0 (pace_ticket_wait), found
+ * without a pass over the queue.
+ */
+static int
+pace_none_waits(const struct pace *p, uint64_t now_ms)
+{
+	const struct pace_target *t;
+
+	if (pace_window_wait(&p->global, now_ms) > 0 ||
+	    pace_window_wait_reserve(&p->global, now_ms, p->reserve) > 0)
+		return (0);
+	for (t = p->targets; t != NULL; t = t->next)
+		if (pace_window_wait(&t->win, now_ms) > 0)
+			return (0);
+	return (1);
+}
+
+/*
+ * The earliest time something queued could change: a window or deadline.
+ * With deadlines in queue order and no window waiting, the head's.
+ */
 static uint64_t
 pace_next(const struct pace *p, uint64_t now_ms)
 {
 	const struct pace_ticket *k;
 	uint64_t		 best = UINT64_MAX, w;
 
+	if (p->head != NULL && !p->unsorted && pace_none_waits(p, now_ms)) {
+		k = p->head;
+		w = k->deadline_ms > now_ms ? k->deadline_ms - now_ms : 0;
+		return (w == 0 ? 1 : w);
+	}
 	for (k = p->head; k != NULL; k = k->next) {
 		w = k->deadline_ms > now_ms ? k->deadline_ms - now_ms : 0;
 		if (w < best)

@@ -213,6 +213,30 @@ route_escape_unsafe(const char *p, size_t len)
 	    (d >= 'a' && d <= 'z') || strchr("-._~/\\%", d) != NULL);
 }
 
+#define RP_BAD		1	/* refused: '\\', ';', CTL, SP, DEL, 8-bit */
+#define RP_PCT		2	/* '%' */
+#define RP_SLASH	3	/* '/' */
+
+/* What a path byte is to route_path_unsafe; 0: a plain byte. */
+static const unsigned char route_path_class[256] = {
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,	/* 0x00 */
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,	/* 0x10 */
+	1, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3,	/* 0x20 */
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0,	/* 0x30 */
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,	/* 0x40 */
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,	/* 0x50 */
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,	/* 0x60 */
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,	/* 0x70 */
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,	/* 0x80 */
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,	/* 0x90 */
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,	/* 0xa0 */
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,	/* 0xb0 */
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,	/* 0xc0 */
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,	/* 0xd0 */
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,	/* 0xe0 */
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,	/* 0xf0 */
+};
+
 /*
  * Paths a Gateway (Vert.x) could normalise into another route: dot
  * segments, empty segments, encoded unreserved characters, slashes or
@@ -223,18 +247,19 @@ route_escape_unsafe(const char *p, size_t len)
 static int
 route_path_unsafe(const char *path, size_t len)
 {
-	size_t	 i, seg;
+	size_t		 i, seg;
+	unsigned	 c;
 
 	if (len == 0 || path[0] != '/')
 		return (1);
 	for (i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)path[i];
-
-		if (c == '\\' || c == ';' || c < 0x21 || c > 0x7e)
+		if ((c = route_path_class[(unsigned char)path[i]]) == 0)
+			continue;
+		if (c == RP_BAD)
 			return (1);
-		if (c == '%' && route_escape_unsafe(path + i, len - i))
+		if (c == RP_PCT && route_escape_unsafe(path + i, len - i))
 			return (1);
-		if (c != '/')
+		if (c != RP_SLASH)
 			continue;
 		/* the segment after this slash */
 		seg = i + 1;

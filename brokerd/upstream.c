@@ -9,6 +9,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 #include <time.h>
 
@@ -76,6 +77,8 @@ req_valid(const struct upstream_req *req)
 static int
 req_has_body(const char *m)
 {
+	if (m[0] == 'G' || m[0] == 'H')		/* GET, HEAD: the usual */
+		return (0);
 	return (strcmp(m, "POST") == 0 || strcmp(m, "PUT") == 0 ||
 	    strcmp(m, "PATCH") == 0 || strcmp(m, "DELETE") == 0);
 }
@@ -86,46 +89,77 @@ req_puts(struct buf *out, const char *s)
 	return (buf_append(out, s, strlen(s)));
 }
 
+#define REQ_VERSION_HOST	" HTTP/1.1\r\nHost: "
+#define REQ_UA_ACCEPT		"\r\nUser-Agent: brokerd/" BROKERD_VERSION \
+	"\r\nAccept: "
+
+/* n bytes at *p, which the caller reserved; *p moves past them. */
+static void
+req_put(char **p, const char *s, size_t n)
+{
+	memcpy(*p, s, n);
+	*p += n;
+}
+
 /*
  * The head of http_write_request (the same fields in the same order,
  * under http_write.c's rules: http_write_request_check, http_field_ok)
- * built by appending, in one pass: no printf on the hot path.  The jar's
- * cookies, when jar is given, are written in place and checked there.
+ * built in one pass: the lengths first, one reserve, then the pieces
+ * copied in; no printf on the hot path.  checked: the request already
+ * passed http_write_request_check (upstream_submit's req_valid), so it is
+ * not read twice.  The jar's cookies, when jar is given, are written in
+ * place and checked there.
  */
 static int
 req_format(struct buf *out, const struct upstream_req *req,
     const char *host, const char *port, const struct jar *jar,
-    const char *cookie)
+    const char *cookie, int checked)
 {
 	struct http_out_request	 r;
-	size_t			 start = out->len, ck;
-	int			 v6 = strchr(host, ':') != NULL;
+	const char		*accept;
+	size_t			 start = out->len, ck, mlen, hlen, plen, alen;
+	size_t			 clen;
+	char			*p;
+	int			 v6;
 
-	if (req_head(req, &r) == -1 || http_write_request_check(&r) == -1 ||
-	    !http_field_ok(host, strlen(host)) ||
-	    !http_field_ok(port, strlen(port)))
+	if (req_head(req, &r) == -1 ||
+	    (!checked && http_write_request_check(&r) == -1))
 		return (-1);
-	if (buf_reserve(out, 160 + r.target_len + strlen(host) +
-	    r.body_len) == -1 ||
-	    req_puts(out, r.method) == -1 ||
-	    buf_append(out, " ", 1) == -1 ||
-	    buf_append(out, r.target, r.target_len) == -1 ||
-	    req_puts(out, " HTTP/1.1\r\nHost: ") == -1 ||
-	    (v6 && buf_append(out, "[", 1) == -1) ||
-	    req_puts(out, host) == -1 ||
-	    req_puts(out, v6 ? "]:" : ":") == -1 ||
-	    req_puts(out, port) == -1 ||
-	    req_puts(out, "\r\nUser-Agent: brokerd/" BROKERD_VERSION
-	    "\r\nAccept: ") == -1 ||
-	    req_puts(out, r.accept != NULL && r.accept[0] != '\0' ?
-	    r.accept : "*/*") == -1 ||
-	    buf_append(out, "\r\n", 2) == -1)
-		goto fail;
-	if (r.content_type != NULL && r.content_type[0] != '\0' &&
-	    (req_puts(out, "Content-Type: ") == -1 ||
-	    req_puts(out, r.content_type) == -1 ||
-	    buf_append(out, "\r\n", 2) == -1))
-		goto fail;
+	hlen = strlen(host);
+	plen = strlen(port);
+	if (!http_field_ok(host, hlen) || !http_field_ok(port, plen))
+		return (-1);
+	v6 = memchr(host, ':', hlen) != NULL;
+	mlen = strlen(r.method);
+	accept = r.accept != NULL && r.accept[0] != '\0' ? r.accept : "*/*";
+	alen = strlen(accept);
+	clen = r.content_type != NULL ? strlen(r.content_type) : 0;
+	if (buf_reserve(out, mlen + r.target_len + hlen + plen + alen + clen +
+	    sizeof(REQ_VERSION_HOST) + sizeof(REQ_UA_ACCEPT) + 64 +
+	    r.body_len) == -1)
+		return (-1);
+	p = out->data + out->len;
+	req_put(&p, r.method, mlen);
+	*p++ = ' ';
+	req_put(&p, r.target, r.target_len);
+	req_put(&p, REQ_VERSION_HOST, sizeof(REQ_VERSION_HOST) - 1);
+	if (v6)
+		*p++ = '[';
+	req_put(&p, host, hlen);
+	if (v6)
+		*p++ = ']';
+	*p++ = ':';
+	req_put(&p, port, plen);
+	req_put(&p, REQ_UA_ACCEPT, sizeof(REQ_UA_ACCEPT) - 1);
+	req_put(&p, accept, alen);
+	req_put(&p, "\r\n", 2);
+	if (clen > 0) {
+		req_put(&p, "Content-Type: ", 14);
+		req_put(&p, r.content_type, clen);
+		req_put(&p, "\r\n", 2);
+	}
+	out->len = (size_t)(p - out->data);
+	out->data[out->len] = '\0';
 	if ((r.body_len > 0 || req_has_body(r.method)) &&
 	    (req_puts(out, "Content-Length: ") == -1 ||
 	    buf_putu(out, r.body_len) == -1 ||
@@ -155,14 +189,15 @@ int
 upstream_format_request(struct buf *out, const struct upstream_req *req,
     const char *host, const char *port, const char *cookie)
 {
-	return (req_format(out, req, host, port, NULL, cookie));
+	return (req_format(out, req, host, port, NULL, cookie, 0));
 }
 
+/* The request passed req_valid when it was submitted. */
 int
 upstream_write_request(struct upstream *up, struct buf *out,
     const struct upstream_req *req, const char *host, const char *port)
 {
-	return (req_format(out, req, host, port, &up->jar, NULL));
+	return (req_format(out, req, host, port, &up->jar, NULL, 1));
 }
 
 unsigned
@@ -326,20 +361,19 @@ req_start(struct upstream *up, struct upstream_req *req)
 	}
 }
 
-/* Connections a grant could use now. */
-static unsigned
+/* Whether a grant could use a connection now: the first one found says. */
+static int
 pool_free(const struct upstream *up)
 {
 	const struct conn *c;
-	unsigned	 n = 0, pool = upstream_pool_size(up);
 
+	if (up->nconns < upstream_pool_size(up))
+		return (1);
 	for (c = up->conns; c != NULL; c = c->next)
 		if (c->req == NULL && !c->pending && c->state != CONN_BUSY &&
 		    c->tls == up->tls)
-			n++;
-	if (up->nconns < pool)
-		n += pool - up->nconns;
-	return (n);
+			return (1);
+	return (0);
 }
 
 /* ------------------------------------------------------------ dispatch */
@@ -461,8 +495,15 @@ upstream_dispatch(struct upstream *up)
 		} else
 			sp = &s->next;
 	}
-	ev_timer_stop(up->loop, &up->pace_timer);
-	if (best > 0) {
+	/*
+	 * Re-armed only when it would fire too late: one armed sooner, or
+	 * with nothing left to wait for, fires once into a dispatch that
+	 * finds the queue as it is, and is armed again only if needed.
+	 * Most dispatches then touch no timer.
+	 */
+	if (best > 0 && (!ev_is_active(&up->pace_timer) ||
+	    ev_timer_remaining(up->loop, &up->pace_timer) > best / 1000.0)) {
+		ev_timer_stop(up->loop, &up->pace_timer);
 		ev_timer_set(&up->pace_timer, best / 1000.0, 0.);
 		ev_timer_start(up->loop, &up->pace_timer);
 	}
@@ -471,10 +512,14 @@ upstream_dispatch(struct upstream *up)
 
 /* ------------------------------------------------------------ interface */
 
+/* Zero but the error text's room: its first byte is enough (half of it). */
 void
 upstream_req_init(struct upstream_req *req)
 {
-	memset(req, 0, sizeof(*req));
+	memset(req, 0, offsetof(struct upstream_req, errmsg));
+	req->errmsg[0] = '\0';
+	memset((char *)req + offsetof(struct upstream_req, retried), 0,
+	    sizeof(*req) - offsetof(struct upstream_req, retried));
 	buf_init(&req->target);
 	buf_init(&req->body);
 }

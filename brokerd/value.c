@@ -184,20 +184,28 @@ value_loopback_hostport(const char *s, int need_port,
 int
 value_host_ok(const char *host)
 {
-	static const char *const names[] = { "127.0.0.1", "localhost",
-	    "[::1]" };
+	static const struct {
+		const char	*s;
+		size_t		 len;
+	} names[] = { { "127.0.0.1", 9 }, { "localhost", 9 }, { "[::1]", 5 } };
 	size_t	 i, n;
+	int	 c0;
 
 	if (host == NULL)
 		return (1);		/* HTTP/1.0 */
+	c0 = (unsigned char)host[0];
+	if (c0 >= 'A' && c0 <= 'Z')
+		c0 += 'a' - 'A';
 	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		n = strlen(names[i]);
-		if (strncasecmp(host, names[i], n) != 0)
+		n = names[i].len;
+		/* the first byte first: they differ there */
+		if (c0 != names[i].s[0] ||
+		    strncasecmp(host, names[i].s, n) != 0)
 			continue;
 		if (host[n] == '\0')
 			return (1);
 		if (host[n] == ':' && host[n + 1] != '\0' &&
-		    strspn(host + n + 1, "0123456789") == strlen(host + n + 1))
+		    value_digits(host + n + 1))
 			return (1);
 	}
 	return (0);
