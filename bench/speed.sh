@@ -19,7 +19,8 @@
 # SPEED_BLOB_REQUESTS (a tenth), SPEED_CASES (profile mode: small),
 # SPEED_WARMUP (1000), SPEED_CONNS (16), SPEED_ROUNDS (5), SPEED_SECONDS (3),
 # SPEED_TCP_LOAD (wrk; unixload measures TCP with the Unix socket's tool),
-# SPEED_POOL (4), SPEED_CIPHERS (empty: the client's order; else the
+# SPEED_POOL (SPEED_CONNS: as many Gateway connections as the nginx
+# bridge opens), SPEED_CIPHERS (empty: the client's order; else the
 # upstream's ssl_ciphers, preferred by the server), BROKERD_BIN
 # (build/brokerd), SPEED_KEEP (1 keeps the temporary folder), SPEED_RESULTS
 # (bench/results.md; "-" only prints), SPEED_OUT (the folder for the
@@ -50,7 +51,7 @@ WARM=${SPEED_WARMUP:-1000}
 CONNS=${SPEED_CONNS:-16}
 ROUNDS=${SPEED_ROUNDS:-5}
 SECS=${SPEED_SECONDS:-3}
-POOL=${SPEED_POOL:-4}
+POOL=${SPEED_POOL:-$CONNS}
 CIPHERS=${SPEED_CIPHERS:-}
 TCP_LOAD=${SPEED_TCP_LOAD:-wrk}
 case $TCP_LOAD in
