@@ -96,7 +96,7 @@ deps-fuzz:
 	@sh scripts/deps.sh clang libclang-rt-14-dev
 
 lint:
-	shellcheck -s sh clients/shell/* scripts/*.sh tests/run-suites.sh bench/run.sh bench/speed.sh \
+	shellcheck -s sh clients/shell/* scripts/*.sh tests/run-suites.sh bench/run.sh bench/speed.sh bench/lib.sh \
 	    tests/vtc/run.sh tests/soak/*.sh tests/deploy/run.sh pkg/debian/post* pkg/debian/prerm
 	mandoc -T lint -W warning man/*.[158]
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability -D_GNU_SOURCE brokerd bench/unixload.c

@@ -44,32 +44,12 @@ say() { printf 'bench: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
 
 # --- what it needs: Debian packages only, like scripts/deps.sh -----------
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 deps() {
-	missing=""
-	for p in wrk:wrk nginx-light:nginx python3:python3 curl:curl; do
-		pkg=${p%%:*}
-		cmd=${p#*:}
-		# Any nginx flavour will do (nginx-core and -full conflict
-		# with -light), so an installed command is enough.
-		if ! dpkg -s "$pkg" >/dev/null 2>&1 &&
-		    ! command -v "$cmd" >/dev/null 2>&1 &&
-		    ! [ -x "/usr/sbin/$cmd" ]; then
-			missing="$missing $pkg"
-		fi
-	done
 	command -v node >/dev/null 2>&1 ||
 	    die "node is missing: run make deps first"
-	[ -z "$missing" ] && return 0
-	cmd="apt-get update && apt-get install -y --no-install-recommends$missing"
-	if [ "$(id -u)" -ne 0 ]; then
-		say "missing Debian packages:$missing"
-		die "run as root: $cmd"
-	fi
-	say "$cmd"
-	apt-get update
-	# shellcheck disable=SC2086
-	DEBIAN_FRONTEND=noninteractive apt-get install -y \
-	    --no-install-recommends $missing
+	bench_deps wrk:wrk nginx-light:nginx python3:python3 curl:curl
 }
 deps
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
@@ -81,18 +61,7 @@ BD_PID=
 NX_PID=
 PY_PID=
 
-stop_pid() {
-	[ -n "$1" ] || return 0
-	if kill -TERM "$1" 2>/dev/null; then
-		n=30
-		while [ "$n" -gt 0 ] && kill -0 "$1" 2>/dev/null; do
-			sleep 0.1
-			n=$((n - 1))
-		done
-		kill -KILL "$1" 2>/dev/null || true
-	fi
-	wait "$1" 2>/dev/null || true
-}
+stop_pid() { bench_stop "$1" 30; }
 
 cleanup() {
 	stop_pid "$BD_PID"

@@ -76,28 +76,11 @@ die() {
 }
 
 # --- what it needs: Debian packages, like bench/run.sh ---------------------
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 deps() {
-	missing=""
-	for p in valgrind:valgrind strace:strace nginx-light:nginx wrk:wrk \
-	    openssl:openssl curl:curl python3:python3; do
-		pkg=${p%%:*}
-		cmd=${p#*:}
-		if ! command -v "$cmd" >/dev/null 2>&1 &&
-		    ! [ -x "/usr/sbin/$cmd" ]; then
-			missing="$missing $pkg"
-		fi
-	done
-	[ -z "$missing" ] && return 0
-	cmd="apt-get update && apt-get install -y --no-install-recommends$missing"
-	if [ "$(id -u)" -ne 0 ]; then
-		say "missing Debian packages:$missing"
-		die "run as root: $cmd"
-	fi
-	say "$cmd"
-	apt-get update
-	# shellcheck disable=SC2086
-	DEBIAN_FRONTEND=noninteractive apt-get install -y \
-	    --no-install-recommends $missing
+	bench_deps valgrind:valgrind strace:strace nginx-light:nginx wrk:wrk \
+	    openssl:openssl curl:curl python3:python3
 }
 deps
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
@@ -113,19 +96,8 @@ BD_PID=
 NX_PID=
 ST_PID=
 
-stop_pid() {
-	[ -n "$1" ] || return 0
-	if kill -TERM "$1" 2>/dev/null; then
-		# valgrind writes its profile on the way out: give it time
-		n=300
-		while [ "$n" -gt 0 ] && kill -0 "$1" 2>/dev/null; do
-			sleep 0.1
-			n=$((n - 1))
-		done
-		kill -KILL "$1" 2>/dev/null || true
-	fi
-	wait "$1" 2>/dev/null || true
-}
+# valgrind writes its profile on the way out: give it time
+stop_pid() { bench_stop "$1" 300; }
 
 cleanup() {
 	stop_pid "$ST_PID"
