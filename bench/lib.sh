@@ -43,3 +43,17 @@ bench_stop() {
 	fi
 	wait "$1" 2>/dev/null || true
 }
+
+# wait_until SECONDS COMMAND...: every 0.1 s until it succeeds.
+wait_until() {
+	n=$(($1 * 10))
+	shift
+	while [ "$n" -gt 0 ]; do
+		"$@" && return 0
+		sleep 0.1
+		n=$((n - 1))
+	done
+	return 1
+}
+# has_line FILE PATTERN: FILE is not empty and has a line matching it.
+has_line() { [ -s "$1" ] && grep -q "$2" "$1"; }

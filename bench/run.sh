@@ -81,18 +81,6 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# wait_until SECONDS COMMAND...: every 0.1 s until it succeeds.
-wait_until() {
-	n=$(($1 * 10))
-	shift
-	while [ "$n" -gt 0 ]; do
-		"$@" && return 0
-		sleep 0.1
-		n=$((n - 1))
-	done
-	return 1
-}
-has_line() { [ -s "$1" ] && grep -q "$2" "$1"; }
 json_field() { sed -n "s/.*\"$1\": *\"\{0,1\}\([^\",}]*\).*/\1/p" "$2" | head -n 1; }
 # gw_counter NAME: a top-level number from the simulator's GET /counters.
 gw_counter() {
