@@ -33,7 +33,6 @@
 #define UP_READ_CHUNK		16384
 #define UP_READ_AHEAD		32768	/* two full TLS records */
 #define UP_IDLE_RELEASE_MS	1000	/* idle so long: read-ahead freed */
-#define UP_PEEK_IDLE_MS		1000	/* idle so long: peek before a POST */
 
 static void	conn_io_cb(struct ev_loop *, ev_io *, int);
 static void	conn_timer_cb(struct ev_loop *, ev_timer *, int);
@@ -471,7 +470,6 @@ conn_make_idle(struct conn *c)
 {
 	c->state = CONN_IDLE;
 	c->pooled = 1;
-	c->idle_ms = now_ms();
 	conn_reset(c);
 	conn_timer(c, UP_IDLE_RELEASE_MS);
 	conn_watch(c, EV_READ);
@@ -495,13 +493,15 @@ conn_park(struct conn *c)
 
 /*
  * May req go on this kept-alive connection, which the Gateway may have
- * closed meanwhile?  A close that came while it idled was read already
- * (the read watcher stays armed: conn_idle_event).  One on its way right
- * now matters only to a request never sent twice: a GET lost on a reused
- * connection before any answer is sent once more (conn_lost).  So only
- * before a POST and the like, on a connection idle long enough for the
- * Gateway to have timed it out, a peek: would block means alive; EOF, an
- * alert (close_notify) or any stray byte means gone.
+ * closed meanwhile?  A close that came while it idled and whose event
+ * has run was read already (the read watcher stays armed:
+ * conn_idle_event).  One on its way right now, or read by the kernel but
+ * not yet by this loop turn, matters only to a request never sent twice:
+ * a GET lost on a reused connection before any answer is sent once more
+ * (conn_lost), but a POST written into a closed connection would be
+ * "outcome unknown" though the Gateway never saw it.  So before a POST
+ * and the like, however short the idle, a peek: would block means alive;
+ * EOF, an alert (close_notify) or any stray byte means gone.
  */
 int
 conn_alive(struct conn *c, const struct upstream_req *req)
@@ -511,8 +511,7 @@ conn_alive(struct conn *c, const struct upstream_req *req)
 
 	if (conn_ra_pending(c) > 0 || mbedtls_ssl_get_bytes_avail(&c->ssl) > 0)
 		return (0);
-	if (method_idempotent(req->method) ||
-	    now_ms() - c->idle_ms < UP_PEEK_IDLE_MS)
+	if (method_idempotent(req->method))
 		return (1);
 	do
 		n = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);

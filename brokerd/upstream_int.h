@@ -60,7 +60,6 @@ struct conn {
 	int			 no_reuse;
 	unsigned		 served;	/* answers completed */
 	int			 pooled;	/* has been idle: a reuse */
-	uint64_t		 idle_ms;	/* now_ms() when it went idle */
 	ev_tstamp		 timer_extra;	/* deadline past the timer's */
 	int			 pending;	/* fail from the timer */
 	enum upstream_error	 pending_err;
