@@ -155,7 +155,8 @@ p=0
 f=0
 if shellcheck -s sh clients/shell/* scripts/*.sh tests/run-suites.sh \
     tests/deploy/run.sh pkg/debian/postinst pkg/debian/prerm \
-    pkg/debian/postrm tests/vtc/run.sh bench/run.sh tests/soak/*.sh >"$log/shellcheck.log" 2>&1; then
+    pkg/debian/postrm tests/vtc/run.sh bench/run.sh bench/speed.sh \
+    bench/lib.sh tests/soak/*.sh >"$log/shellcheck.log" 2>&1; then
 	p=$((p + 1))
 else
 	head -30 "$log/shellcheck.log"
@@ -164,7 +165,7 @@ fi
 if ! command -v cppcheck >/dev/null 2>&1; then
 	:
 elif cppcheck --quiet --error-exitcode=1 --enable=warning,portability \
-    -D_GNU_SOURCE brokerd >"$log/cppcheck.log" 2>&1; then
+    -D_GNU_SOURCE brokerd bench/unixload.c >"$log/cppcheck.log" 2>&1; then
 	p=$((p + 1))
 else
 	head -30 "$log/cppcheck.log"
