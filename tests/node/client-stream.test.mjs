@@ -8,12 +8,12 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startGwsim, startBrokerd, brokerdBuilt, waitFor }
-    from '../lib/harness.mjs';
+import { brokerdBuilt, waitFor } from '../lib/harness.mjs';
+import { smdOut, startStreaming } from '../lib/ws.mjs';
 import { Bridge } from '../../clients/node/index.js';
 
 const skip = brokerdBuilt() ? false : 'build/brokerd is not built';
-const smdUp = (c) => c.ws_subscriptions.filter((m) =>
+const smdUp = (c) => smdOut(c).filter((m) =>
     m.msg.startsWith('smd+265598+'));
 
 /* Read the stream's iterator into an array until the stream ends. */
@@ -28,16 +28,7 @@ function consume(s) {
 
 describe('bridge.stream() against brokerd', { skip }, () => {
 	test('ticks, an upstream drop, replay, ticks again', async (t) => {
-		const gw = await startGwsim({});
-		t.after(() => gw.stop());
-		await gw.behaviour({ ws_tick_ms: 100 });
-		const bd = await startBrokerd({ gwsim: gw,
-		    config: { session: { tickle_interval_s: 1 } } });
-		t.after(async () => {
-			await bd.stop();
-			assert.doesNotMatch(bd.log(), /Sanitizer|runtime error/);
-		});
-		await bd.waitForLog(/-> authenticated/);
+		const { gw, bd } = await startStreaming(t);
 		const bridges = [
 			new Bridge({ socketPath: bd.socket, key: bd.key, env: {} }),
 			new Bridge({ url: bd.url, key: bd.key, env: {} }),
