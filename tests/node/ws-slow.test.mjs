@@ -14,7 +14,7 @@ import crypto from 'node:crypto';
 import net from 'node:net';
 import { startGwsim, startBrokerd, brokerdBuilt, waitFor, sleep, request }
     from '../lib/harness.mjs';
-import { WebSocket, textFrame } from '../lib/ws.mjs';
+import { subscriber, textFrame } from '../lib/ws.mjs';
 const skip = brokerdBuilt() ? false : 'build/brokerd is not built';
 
 /* 40 conids ticking every 10 ms fill a stalled socket's buffers fast. */
@@ -92,19 +92,6 @@ function rawSubscriber(bd) {
 	});
 }
 
-/* A subscriber on the npm ws package that reads everything at once. */
-function fastSubscriber(bd) {
-	return new Promise((resolve, reject) => {
-		const ws = new WebSocket(`ws://127.0.0.1:${bd.tcpPort}/ws`,
-		    { headers: { 'X-Bridge-Key': bd.key } });
-		const s = { ws, msgs: [], closed: null };
-		ws.on('message', (d) => s.msgs.push(JSON.parse(d.toString())));
-		ws.on('close', (code) => { s.closed = code; });
-		ws.once('open', () => resolve(s));
-		ws.once('error', reject);
-	});
-}
-
 async function metric(bd, name) {
 	const t = (await bd.request({ path: '/metrics' })).text();
 	const m = t.match(new RegExp(`^${name} (\\d+)$`, 'm'));
@@ -152,7 +139,7 @@ describe('slow subscribers', { skip }, () => {
 	    async (t) => {
 		const { bd } = await start(t, { conflate_bytes: CONFLATE });
 		const slow = await rawSubscriber(bd);
-		const fast = await fastSubscriber(bd);
+		const fast = await subscriber(bd);
 		const all = subscribeAll(slow);
 		fast.ws.send(smd(CONIDS[0]));
 		/* it stops early, so that the kernel does not grow its buffer */
@@ -214,7 +201,7 @@ describe('slow subscribers', { skip }, () => {
 		const { gw, bd } = await start(t, { conflate_bytes: CONFLATE,
 		    max_buffer_bytes: 2 * CONFLATE });
 		const slow = await rawSubscriber(bd);
-		const fast = await fastSubscriber(bd);
+		const fast = await subscriber(bd);
 		slow.send('sor+{}');
 		fast.ws.send('sor+{}');
 		fast.ws.send(smd(CONIDS[0]));
