@@ -3,7 +3,6 @@
  * exchange's buffer, logged and counted here; client.c writes it out in
  * request order.
  */
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,21 +16,17 @@ struct exchange *
 exchange_new(struct client *c, struct http_request *req)
 {
 	struct exchange	*x;
-	struct buf	 out;
+	struct buf	 out, target;
 
 	if ((x = c->spare) != NULL) {
+		/* Emptied whole; its two rooms kept (forward_alone). */
 		c->spare = NULL;
 		out = x->out;
-		/*
-		 * All but ureq_own (most of the struct): forward_alone sets
-		 * that up (upstream_req_init) before x->ureq points to it,
-		 * and nothing reads it otherwise.
-		 */
-		memset(x, 0, offsetof(struct exchange, ureq_own));
-		memset((char *)x + offsetof(struct exchange, centry), 0,
-		    sizeof(*x) - offsetof(struct exchange, centry));
+		target = x->ureq_own.target;
+		memset(x, 0, sizeof(*x));
 		x->out = out;
 		buf_reset(&x->out);
+		x->ureq_own.target = target;
 	} else if ((x = calloc(1, sizeof(*x))) == NULL)
 		return (NULL);
 	else

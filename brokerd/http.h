@@ -32,6 +32,17 @@ http_word_ctl(const unsigned char *p, unsigned lo)
 	return (((d - ones) & ~d & highs) != 0);
 }
 
+/* How many of p's first len bytes, eight at a time, are >= lo and not DEL. */
+static inline size_t
+http_span_plain(const unsigned char *p, size_t len, unsigned lo)
+{
+	size_t	 i = 0;
+
+	while (len - i >= 8 && !http_word_ctl(p + i, lo))
+		i += 8;
+	return (i);
+}
+
 struct http_header {
 	char		*name;
 	char		*value;

@@ -43,13 +43,6 @@ static const unsigned char head_class[256] = {
 	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,	/* 0xf0 */
 };
 
-/* Eight bytes at p of head_class 0 (no control, SP or DEL), as most are. */
-static int
-head_word_plain(const unsigned char *p)
-{
-	return (!http_word_ctl(p, 0x21));
-}
-
 /*
  * Read a Transfer-Encoding value into counts: chunked codings, whether one
  * is not last, unknown codings.  Parameters (";q=...") are not allowed on
@@ -251,8 +244,7 @@ line0_bytes(struct req_state *s, const unsigned char *p, size_t *j,
 	size_t	 i;
 
 	for (i = *j; i < lim; i++) {
-		while (lim - i >= 8 && head_word_plain(p + i))
-			i += 8;
+		i += http_span_plain(p + i, lim - i, 0x21);
 		if (i == lim)
 			break;
 		if (head_class[p[i]] == 0)
@@ -274,7 +266,7 @@ static void
 value_bytes(struct req_state *s, const unsigned char *p, size_t *j,
     size_t end)
 {
-	size_t		 i = *j, last = 0;
+	size_t		 i = *j, last = 0, n;
 	unsigned char	 k;
 
 	if (!s->f_value) {
@@ -288,8 +280,8 @@ value_bytes(struct req_state *s, const unsigned char *p, size_t *j,
 		s->f.value = (unsigned)i;
 	}
 	while (i < end) {
-		if (end - i >= 8 && head_word_plain(p + i)) {
-			i += 8;
+		if ((n = http_span_plain(p + i, end - i, 0x21)) > 0) {
+			i += n;
 			last = i;
 			continue;
 		}

@@ -56,13 +56,9 @@ http_field_ok(const char *s, size_t len)
 	size_t		 i = 0;
 
 	while (i < len) {
-		if (len - i >= 8 && !http_word_ctl(p + i, 0x20)) {
-			i += 8;
-			continue;
-		}
-		if (!http_field_char(p[i]))
+		i += http_span_plain(p + i, len - i, 0x20);
+		if (i < len && !http_field_char(p[i++]))
 			return (0);
-		i++;
 	}
 	return (1);
 }
@@ -286,8 +282,7 @@ http_write_request_check(const struct http_out_request *r)
 		return (-1);
 	for (p = (const unsigned char *)r->target, i = 0; i < r->target_len;
 	    i++) {
-		while (r->target_len - i >= 8 && !http_word_ctl(p + i, 0x21))
-			i += 8;
+		i += http_span_plain(p + i, r->target_len - i, 0x21);
 		if (i < r->target_len && (p[i] <= 0x20 || p[i] == 0x7f))
 			return (-1);
 	}

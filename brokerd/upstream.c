@@ -9,7 +9,6 @@
 
 #include <stdio.h>
 #include <stdlib.h>
-#include <stddef.h>
 #include <string.h>
 #include <time.h>
 
@@ -516,10 +515,7 @@ upstream_dispatch(struct upstream *up)
 void
 upstream_req_init(struct upstream_req *req)
 {
-	memset(req, 0, offsetof(struct upstream_req, errmsg));
-	req->errmsg[0] = '\0';
-	memset((char *)req + offsetof(struct upstream_req, retried), 0,
-	    sizeof(*req) - offsetof(struct upstream_req, retried));
+	memset(req, 0, sizeof(*req));
 	buf_init(&req->target);
 	buf_init(&req->body);
 }
@@ -649,22 +645,35 @@ upstream_stats(const struct upstream *up, struct upstream_stats *st)
 	}
 }
 
+/* The pace limits conf asks for: at start and on every reload. */
+static void
+slot_limits(const struct config *conf, struct pace_limits *l)
+{
+	memset(l, 0, sizeof(*l));
+	l->global = conf->gateway_rate;
+	l->slack_ms = conf->rate_slack_ms;
+	l->queue_ms = conf->queue_ms;
+	l->max_queue = conf->max_connections > 0 ? conf->max_connections :
+	    1024;
+	l->routes = conf->routes;
+	l->nroutes = conf->nroutes;
+}
+
 /* A pace object for conf's global rate, queue_ms and slack. */
 static struct pace_slot *
 slot_new(const struct config *conf)
 {
 	struct pace_slot *s;
-	unsigned	 max_queue;
+	struct pace_limits l;
 
-	max_queue = conf->max_connections > 0 ? conf->max_connections : 1024;
+	slot_limits(conf, &l);
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return (NULL);
-	if ((s->pace = pace_new(conf->gateway_rate, conf->queue_ms,
-	    max_queue)) == NULL) {
+	if ((s->pace = pace_new(l.global, l.queue_ms, l.max_queue)) == NULL) {
 		free(s);
 		return (NULL);
 	}
-	pace_set_slack(s->pace, conf->rate_slack_ms);
+	pace_set_slack(s->pace, l.slack_ms);
 	return (s);
 }
 
@@ -754,13 +763,7 @@ upstream_reconfigure(struct upstream *up, const struct config *conf,
 	} else if (up->tls->mode == TLS_INSECURE)
 		log_warn("gateway.tls.insecure is set: the Gateway's "
 		    "certificate at %s is NOT verified", up->tls->hostport);
-	memset(&l, 0, sizeof(l));
-	l.global = conf->gateway_rate;
-	l.slack_ms = conf->rate_slack_ms;
-	l.queue_ms = conf->queue_ms;
-	l.max_queue = conf->max_connections > 0 ? conf->max_connections : 1024;
-	l.routes = conf->routes;
-	l.nroutes = conf->nroutes;
+	slot_limits(conf, &l);
 	if (pace_update(up->paces->pace, &l) == -1) {
 		tls_unref(nt);
 		snprintf(err, errlen, "out of memory");
