@@ -51,16 +51,21 @@ export const smdOut = (c) => c.ws_subscriptions.filter((m) =>
     m.msg.startsWith('smd+'));
 
 /*
- * A simulator ticking every 100 ms (extra.behaviour on top) and brokerd
- * (extra.env), stopped after the test; a sanitizer report in brokerd's
- * log (BROKERD_BIN=build/brokerd-asan) fails it.
+ * A simulator ticking every 100 ms (extra.state, then extra.behaviour on
+ * top) and brokerd (extra.env, extra.stream its stream: section), stopped
+ * after the test; a sanitizer report in brokerd's log
+ * (BROKERD_BIN=build/brokerd-asan) fails it.
  */
 export async function startStreaming(t, extra = {}) {
 	const gw = await startGwsim({});
 	t.after(() => gw.stop());
+	if (extra.state)
+		await gw.state(extra.state);
 	await gw.behaviour({ ws_tick_ms: 100, ...(extra.behaviour || {}) });
-	const bd = await startBrokerd({ gwsim: gw, env: extra.env,
-	    config: { session: { tickle_interval_s: 1 } } });
+	const config = { session: { tickle_interval_s: 1 } };
+	if (extra.stream)
+		config.stream = extra.stream;
+	const bd = await startBrokerd({ gwsim: gw, env: extra.env, config });
 	t.after(async () => {
 		await bd.stop();
 		assert.doesNotMatch(bd.log(), /Sanitizer|runtime error/);

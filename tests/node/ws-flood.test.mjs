@@ -11,9 +11,8 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import net from 'node:net';
-import { startGwsim, startBrokerd, brokerdBuilt, waitFor, sleep }
-    from '../lib/harness.mjs';
-import { textFrame } from '../lib/ws.mjs';
+import { brokerdBuilt, waitFor, sleep } from '../lib/harness.mjs';
+import { textFrame, startStreaming } from '../lib/ws.mjs';
 
 const skip = brokerdBuilt() ? false : 'build/brokerd is not built';
 
@@ -56,18 +55,10 @@ function subscriber(bd) {
 describe('tick flood', { skip }, () => {
 	test('plain requests answer while ticks flood many subscribers',
 	    async (t) => {
-		const gw = await startGwsim({});
-		t.after(() => gw.stop());
-		await gw.state({ questions: 0 });
-		await gw.behaviour({ ws_tick_ms: 5, rate_per_s: 0 });
-		const bd = await startBrokerd({ gwsim: gw, config: {
-		    stream: { conflate_bytes: 16384 },
-		    session: { tickle_interval_s: 1 } } });
-		t.after(async () => {
-			await bd.stop();
-			assert.doesNotMatch(bd.log(), /Sanitizer|runtime error/);
-		});
-		await bd.waitForLog(/-> authenticated/);
+		const { bd } = await startStreaming(t, {
+		    state: { questions: 0 },
+		    behaviour: { ws_tick_ms: 5, rate_per_s: 0 },
+		    stream: { conflate_bytes: 16384 } });
 		const subs = [];
 		for (let i = 0; i < NSUBS; i++)
 			subs.push(await subscriber(bd));

@@ -12,9 +12,8 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import net from 'node:net';
-import { startGwsim, startBrokerd, brokerdBuilt, waitFor, sleep, request }
-    from '../lib/harness.mjs';
-import { subscriber, textFrame } from '../lib/ws.mjs';
+import { brokerdBuilt, waitFor, sleep, request } from '../lib/harness.mjs';
+import { subscriber, textFrame, startStreaming } from '../lib/ws.mjs';
 const skip = brokerdBuilt() ? false : 'build/brokerd is not built';
 
 /* 40 conids ticking every 10 ms fill a stalled socket's buffers fast. */
@@ -98,20 +97,10 @@ async function metric(bd, name) {
 	return m ? Number(m[1]) : NaN;
 }
 
-async function start(t, stream) {
-	const gw = await startGwsim({});
-	t.after(() => gw.stop());
-	await gw.state({ questions: 0 });
-	await gw.behaviour({ ws_tick_ms: 10, rate_per_s: 0 });
-	const bd = await startBrokerd({ gwsim: gw, config: { stream,
-	    session: { tickle_interval_s: 1 } } });
-	t.after(async () => {
-		await bd.stop();
-		assert.doesNotMatch(bd.log(), /Sanitizer|runtime error/);
-	});
-	await bd.waitForLog(/-> authenticated/);
-	return { gw, bd };
-}
+/* Ticks every 10 ms, unpaced, no questions to answer. */
+const start = (t, stream) => startStreaming(t, { stream,
+    state: { questions: 0 },
+    behaviour: { ws_tick_ms: 10, rate_per_s: 0 } });
 
 /*
  * The kernel's buffers take a few MiB first; then every tick of every
