@@ -1,7 +1,7 @@
 /*
  * Helpers shared by the streaming tests (tests/node/ws-*.test.mjs): the
  * npm ws client, a keyed subscriber on brokerd's /ws that keeps what it
- * reads, a masked client text frame for raw sockets, the simulator's smd
+ * reads, masked client frames for raw sockets, the simulator's smd
  * log, and a simulator + brokerd pair with ticks and an authenticated
  * session.
  */
@@ -35,16 +35,42 @@ export function subscriber(bd, { path: p = '/ws' } = {}) {
 	});
 }
 
-/* A masked client text frame (RFC 6455 5.3), up to 64 KiB. */
-export function textFrame(s) {
-	const p = Buffer.from(s);
-	const head = p.length < 126 ? Buffer.from([0x81, 0x80 | p.length]) :
-	    Buffer.from([0x81, 0x80 | 126, p.length >> 8, p.length & 255]);
+/* One client frame (RFC 6455 5.2): masked unless told otherwise. */
+export function frame(opcode, payload, { mask = true, fin = true } = {}) {
+	const p = Buffer.isBuffer(payload) ? payload : Buffer.from(payload ?? '');
+	let head;
+	if (p.length < 126) {
+		head = Buffer.from([0, p.length]);
+	} else if (p.length < 65536) {
+		head = Buffer.alloc(4);
+		head[1] = 126;
+		head.writeUInt16BE(p.length, 2);
+	} else {
+		head = Buffer.alloc(10);
+		head[1] = 127;
+		head.writeBigUInt64BE(BigInt(p.length), 2);
+	}
+	head[0] = (fin ? 0x80 : 0) | opcode;
+	if (!mask)
+		return Buffer.concat([head, p]);
+	head[1] |= 0x80;
 	const m = crypto.randomBytes(4);
-	for (let i = 0; i < p.length; i++)
-		p[i] ^= m[i % 4];
-	return Buffer.concat([head, m, p]);
+	const body = Buffer.from(p);
+	for (let i = 0; i < body.length; i++)
+		body[i] ^= m[i % 4];
+	return Buffer.concat([head, m, body]);
 }
+
+/* A client close frame: the code, then the reason. */
+export const closeFrame = (code, reason = '') => {
+	const b = Buffer.alloc(2 + Buffer.byteLength(reason));
+	b.writeUInt16BE(code, 0);
+	b.write(reason, 2);
+	return frame(8, b);
+};
+
+/* A masked client text frame. */
+export const textFrame = (s) => frame(1, s);
 
 /* The smd messages the simulator received, from its counters. */
 export const smdOut = (c) => c.ws_subscriptions.filter((m) =>

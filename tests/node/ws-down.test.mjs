@@ -14,41 +14,9 @@ import net from 'node:net';
 import os from 'node:os';
 import { spawn } from 'node:child_process';
 import { startBrokerd, brokerdBuilt, sleep } from '../lib/harness.mjs';
+import { frame, closeFrame } from '../lib/ws.mjs';
 
 const skip = brokerdBuilt() ? false : 'build/brokerd is not built';
-
-/* One client frame: masked unless told otherwise. */
-function frame(opcode, payload, { mask = true, fin = true } = {}) {
-	const p = Buffer.isBuffer(payload) ? payload : Buffer.from(payload ?? '');
-	let head;
-	if (p.length < 126) {
-		head = Buffer.from([0, p.length]);
-	} else if (p.length < 65536) {
-		head = Buffer.alloc(4);
-		head[1] = 126;
-		head.writeUInt16BE(p.length, 2);
-	} else {
-		head = Buffer.alloc(10);
-		head[1] = 127;
-		head.writeBigUInt64BE(BigInt(p.length), 2);
-	}
-	head[0] = (fin ? 0x80 : 0) | opcode;
-	if (!mask)
-		return Buffer.concat([head, p]);
-	head[1] |= 0x80;
-	const m = crypto.randomBytes(4);
-	const body = Buffer.from(p);
-	for (let i = 0; i < body.length; i++)
-		body[i] ^= m[i % 4];
-	return Buffer.concat([head, m, body]);
-}
-
-const closeFrame = (code, reason = '') => {
-	const b = Buffer.alloc(2 + Buffer.byteLength(reason));
-	b.writeUInt16BE(code, 0);
-	b.write(reason, 2);
-	return frame(8, b);
-};
 
 /*
  * Connect and send an upgrade (or any head): resolves {status, head,
