@@ -114,19 +114,28 @@ json_true() {
 	[ "$v" = true ] || fail "not true: $2 over $(cat "$1")"
 }
 
-# echo_start: the echo server of echo-server.mjs on $T/echo.sock and a TCP
-# port; sets ECHO_SOCK, ECHO_PORT, ECHO_URL.
-echo_start() {
-	ECHO_SOCK=$T/echo.sock
-	node "$TESTS_SHELL/echo-server.mjs" "$ECHO_SOCK" >"$T/echo.out" 2>"$T/echo.err" &
+# server_start NAME: NAME-server.mjs on $T/NAME.sock and a TCP port, once
+# it has printed its port; sets SERVER_SOCK, SERVER_PORT, SERVER_URL.
+server_start() {
+	SERVER_SOCK=$T/$1.sock
+	node "$TESTS_SHELL/$1-server.mjs" "$SERVER_SOCK" >"$T/$1.out" 2>"$T/$1.err" &
 	BG_PIDS="$BG_PIDS $!"
 	i=0
-	while ! grep -q port "$T/echo.out" 2>/dev/null; do
+	while ! grep -q port "$T/$1.out" 2>/dev/null; do
 		i=$((i + 1))
-		[ "$i" -lt 100 ] || fail "echo server did not start: $(cat "$T/echo.err")"
+		[ "$i" -lt 100 ] || fail "$1 server did not start: $(cat "$T/$1.err")"
 		sleep 0.05
 	done
-	ECHO_PORT=$(sed -n 's/.*"port":\([0-9]*\).*/\1/p' "$T/echo.out")
-	# shellcheck disable=SC2034
-	ECHO_URL=http://127.0.0.1:$ECHO_PORT
+	SERVER_PORT=$(sed -n 's/.*"port":\([0-9]*\).*/\1/p' "$T/$1.out")
+	SERVER_URL=http://127.0.0.1:$SERVER_PORT
+}
+
+# echo_start: the echo server of echo-server.mjs; sets ECHO_SOCK, ECHO_PORT,
+# ECHO_URL.
+# shellcheck disable=SC2034
+echo_start() {
+	server_start echo
+	ECHO_SOCK=$SERVER_SOCK
+	ECHO_PORT=$SERVER_PORT
+	ECHO_URL=$SERVER_URL
 }

@@ -9,16 +9,9 @@ unset BROKERD_KEY IBKR_BRIDGE_KEY BROKERD_SOCKET IBKR_BRIDGE_URL
 export TMPDIR="$T/tmp"
 mkdir "$TMPDIR"
 
-SSE_SOCK=$T/sse.sock
-node "$TESTS_SHELL/sse-server.mjs" "$SSE_SOCK" >"$T/sse.out" 2>"$T/sse.err" &
-BG_PIDS="$BG_PIDS $!"
-i=0
-while ! grep -q port "$T/sse.out" 2>/dev/null; do
-	i=$((i + 1))
-	[ "$i" -lt 100 ] || fail "SSE server did not start: $(cat "$T/sse.err")"
-	sleep 0.05
-done
-SSE_URL=http://127.0.0.1:$(sed -n 's/.*"port":\([0-9]*\).*/\1/p' "$T/sse.out")
+server_start sse
+SSE_SOCK=$SERVER_SOCK
+SSE_URL=$SERVER_URL
 
 # line N of $T/out as its own file, for json_true
 line() {
