@@ -234,14 +234,7 @@ export class Bridge {
 			let done = false;
 			let gotResponse = false;
 			let timer = null;
-			const o = { method, path, headers, agent: this._agent };
-			if (this.socketPath !== null) {
-				o.socketPath = this.socketPath;
-			} else {
-				o.host = this._host;
-				o.port = this._port;
-			}
-			const req = this._mod.request(o);
+			const req = this._mod.request(this._target({ method, path, headers, agent: this._agent }));
 			const finish = (err, val) => {
 				if (done)
 					return;
