@@ -270,7 +270,6 @@ stream_md_send(struct stream *st, struct stream_md *m, uint64_t now_ms)
 		r = buf_printf(&b, "%s\"%s\"", i ? "," : "", m->u[i].name);
 	if (r == 0 && buf_puts(&b, "]}") == 0 && stream_up_push(st,
 	    b.data) == 0) {
-		m->nu_sent = m->nu;
 		m->sent_ms = now_ms;
 	} else
 		r = -1;
@@ -288,6 +287,17 @@ stream_md_unref(struct stream_md *m, const char *f)
 			m->u[i] = m->u[--m->nu];
 			return;
 		}
+}
+
+static int
+stream_md_has(const struct stream_md *m, const char *f)
+{
+	size_t	 i;
+
+	for (i = 0; i < m->nu; i++)
+		if (strcmp(m->u[i].name, f) == 0)
+			return (1);
+	return (0);
 }
 
 static int
@@ -405,6 +415,7 @@ stream_md_join(struct stream *st, struct stream_sub *s,
 	struct stream_md *m;
 	struct stream_mdsub *ms;
 	size_t		 k;
+	int		 added = 0;
 
 	if ((m = stream_md_find(st, c->conid)) == NULL) {
 		if (st->nmds >= st->lim.max_conids)
@@ -412,8 +423,13 @@ stream_md_join(struct stream *st, struct stream_sub *s,
 			    "too many conids (stream.max_conids)"));
 		if ((m = stream_md_new(st, c)) == NULL)
 			return (-1);
-	} else
-		stream_md_drop(m, s);	/* new fields replace its old ones */
+		added = 1;
+	} else {
+		/* What the union lacks goes up, however the union changed. */
+		for (k = 0; k < c->nfields; k++)
+			added |= !stream_md_has(m, c->fields[k]);
+		stream_md_drop(m, s);	/* its new fields replace its old */
+	}
 	ms = reallocarray(m->subs, m->nsubs + 1, sizeof(*ms));
 	if (ms == NULL)
 		return (-1);
@@ -431,7 +447,7 @@ stream_md_join(struct stream *st, struct stream_sub *s,
 			return (-1);
 	}
 	ms->fid = stream_md_fid(m, ms);
-	if (m->nu > m->nu_sent && stream_md_send(st, m, now_ms) == -1)
+	if (added && stream_md_send(st, m, now_ms) == -1)
 		return (-1);
 	if (json_object_size(m->last) > 0)
 		return (stream_md_deliver(st, m, ms, m->last, 1));

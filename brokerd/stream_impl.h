@@ -69,7 +69,6 @@ struct stream_md {
 	size_t		 nsubs;
 	struct stream_field *u;		/* the union of fields */
 	size_t		 nu;
-	size_t		 nu_sent;	/* union size last sent up */
 	unsigned	 next_fid;
 	json_t		*last;		/* newest value per field */
 	uint64_t	 sent_ms;	/* last smd up (renewal) */

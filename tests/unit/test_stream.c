@@ -161,6 +161,32 @@ Test(stream, union_grows_and_each_gets_its_fields)
 	stream_free(st);
 }
 
+/*
+ * The union changing without growing still asks the Gateway for what it
+ * lacks: a subscriber trading 31 for 84, one leaving and another asking a
+ * third field; repeating a subscription asks nothing.
+ */
+Test(stream, union_changed_not_grown_goes_up)
+{
+	struct stream	*st = hub(0, 0);
+	struct stream_sub *a = stream_sub_new(st, STREAM_ENC_WS, NULL);
+	struct stream_sub *b = stream_sub_new(st, STREAM_ENC_WS, NULL);
+	struct stream_sub *c = stream_sub_new(st, STREAM_ENC_WS, NULL);
+
+	say(st, a, "smd+265598+{\"fields\":[\"31\"]}", 0);
+	cr_assert_str_eq(ups(st), "smd+265598+{\"fields\":[\"31\"]}\n");
+	say(st, a, "smd+265598+{\"fields\":[\"31\"]}", 0);
+	cr_assert_str_eq(ups(st), "");
+	say(st, a, "smd+265598+{\"fields\":[\"84\"]}", 0);
+	cr_assert_str_eq(ups(st), "smd+265598+{\"fields\":[\"84\"]}\n");
+	say(st, b, "smd+265598+{\"fields\":[\"31\"]}", 0);
+	cr_assert_str_eq(ups(st), "smd+265598+{\"fields\":[\"84\",\"31\"]}\n");
+	say(st, a, "umd+265598+{}", 0);
+	say(st, c, "smd+265598+{\"fields\":[\"86\"]}", 0);
+	cr_assert_str_eq(ups(st), "smd+265598+{\"fields\":[\"31\",\"86\"]}\n");
+	stream_free(st);
+}
+
 Test(stream, late_subscriber_gets_cached_values_first)
 {
 	struct stream	*st = hub(0, 0);
