@@ -587,6 +587,24 @@ const WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 const OP_CONT = 0x0, OP_TEXT = 0x1, OP_BIN = 0x2, OP_CLOSE = 0x8, OP_PING = 0x9, OP_PONG = 0xa;
 
 /**
+ * A close frame's payload: the code, then the reason cut to 123 bytes (a
+ * control frame carries at most 125) and never inside a UTF-8 character.
+ * @param {number} code
+ * @param {string} reason
+ * @returns {Buffer}
+ */
+function closePayload(code, reason) {
+	const all = Buffer.from(String(reason));
+	let n = Math.min(all.length, 123);
+	while (n < all.length && n > 0 && (all[n] & 0xc0) === 0x80)
+		n--;
+	const p = Buffer.alloc(2 + n);
+	p.writeUInt16BE(code, 0);
+	all.copy(p, 2, 0, n);
+	return p;
+}
+
+/**
  * The Gateway's message for one subscription (IBKR.md "WebSocket"), and the
  * key under which it is kept for the replay after a reconnect.
  * @param {string} topic
@@ -785,11 +803,7 @@ export class BridgeStream extends EventEmitter {
 				clearTimeout(t);
 				resolve();
 			});
-			const r = Buffer.from(String(reason)).subarray(0, 123);
-			const p = Buffer.alloc(2 + r.length);
-			p.writeUInt16BE(code, 0);
-			r.copy(p, 2);
-			this._frame(OP_CLOSE, p);
+			this._frame(OP_CLOSE, closePayload(code, reason));
 		});
 		return this._closing;
 	}
@@ -1047,11 +1061,7 @@ export class BridgeStream extends EventEmitter {
 	_fail(code, reason) {
 		this.lastClose = { code, reason };
 		this._gotClose = true;
-		const r = Buffer.from(reason);
-		const p = Buffer.alloc(2 + r.length);
-		p.writeUInt16BE(code, 0);
-		r.copy(p, 2);
-		this._frame(OP_CLOSE, p);
+		this._frame(OP_CLOSE, closePayload(code, reason));
 		this._sock?.end();
 		this._sock?.destroySoon?.();
 		const s = this._sock;

@@ -152,6 +152,18 @@ test("close() does the close handshake with 1000", async () => {
 	assert.equal(fake.conns.length, 1, "no reconnect after close()");
 });
 
+test("close() cuts a long reason to 123 bytes, between characters", async () => {
+	fresh();
+	const s = bridge.stream();
+	const c = await conns(fake, 1);
+	await opened(s);
+	await s.close(1000, "\u00e9".repeat(100));
+	const cf = c.frames.find((f) => f.op === 0x8);
+	assert.ok(cf, "no close frame");
+	assert.equal(cf.payload.readUInt16BE(0), 1000);
+	assert.equal(cf.payload.subarray(2).toString(), "\u00e9".repeat(61));
+});
+
 test("a drop reconnects with backoff and replays every active subscription", async () => {
 	fresh();
 	const s = bridge.stream({ minDelayMs: 20, maxDelayMs: 100 });
