@@ -188,14 +188,20 @@ streamup_sock_close(struct streamup *su)
 	su->phase = SP_TCP;
 }
 
+/* The watcher's session id, or "" before it has one. */
+static const char *
+streamup_session_id(const struct streamup *su)
+{
+	return (su->srv->session != NULL ? session_id(su->srv->session) : "");
+}
+
 /* Says {"session":id} when there is one: the Gateway's fallback. */
 int
 streamup_sock_session(struct streamup *su)
 {
-	const char	*id;
+	const char	*id = streamup_session_id(su);
 	char		 m[128];
 
-	id = su->srv->session != NULL ? session_id(su->srv->session) : "";
 	if (*id == '\0')
 		return (0);
 	snprintf(m, sizeof(m), "{\"session\":\"%s\"}", id);
@@ -389,16 +395,25 @@ streamup_sock_more_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		streamup_step(su);
 }
 
-/* The upgrade request, with the jar's cookies, in su->hs. */
+/*
+ * The upgrade request in su->hs, with the jar's cookies and, once the
+ * watcher has a session id, api={"session":"<id>"} (SPEC section 7; the
+ * id is [A-Za-z0-9-] only: session.c).
+ */
 static int
 streamup_request(struct streamup *su)
 {
 	struct buf	 ck;
+	const char	*id;
 	int		 r = -1;
 
 	buf_init(&ck);
 	buf_reset(&su->hs);
+	id = streamup_session_id(su);
 	if (upstream_cookies(su->srv->upstream, &ck) == 0 &&
+	    (*id == '\0' || ((ck.len == 0 || buf_puts(&ck, "; ") == 0) &&
+	    buf_puts(&ck, "api={\"session\":\"") == 0 &&
+	    buf_puts(&ck, id) == 0 && buf_puts(&ck, "\"}") == 0)) &&
 	    ws_client_key(su->key) == 0 &&
 	    ws_client_request(&su->hs, su->tls->host, su->tls->port,
 	    STREAMUP_PATH, su->key, ck.data) == 0)

@@ -245,7 +245,7 @@ function resetCounters() {
 	    history_rejected: 0, pacing_violations: {}, max_per_1000ms: 0,
 	    log: [], ws_connections: 0, ws_open: 0, ws_subscriptions: [],
 	    ws_smd_active: {}, ws_smd_expired: 0, ws_messages_out: 0,
-	    sor_after_force: [] };
+	    ws_api_cookie: 0, sor_after_force: [] };
 	endpointWindows = new Map();
 	arrivals = [];
 }
@@ -1123,6 +1123,21 @@ let wsSecN = 0;
 const wsSlice = { n: 1, ms: 0, start: 0, next: 0 };	/* ws_tick_slices */
 const wsTimers = { hb: null, tick: null, sec: null, stall: null };
 
+/* Whether the upgrade carries api={"session":"<this session's id>"}. */
+function wsApiCookie(header) {
+	for (const part of (header || '').split(';')) {
+		const eq = part.indexOf('=');
+		if (eq < 0 || part.slice(0, eq).trim() !== 'api')
+			continue;
+		try {
+			const o = JSON.parse(part.slice(eq + 1).trim());
+			if (o && o.session === sess.id)
+				return true;
+		} catch { /* not the api cookie's JSON */ }
+	}
+	return false;
+}
+
 /* The jar's x-sess-uuid cookie, or IBind's api={"session":"<id>"}. */
 function wsCookieOk(header) {
 	if (!header || !state.session)
@@ -1191,6 +1206,8 @@ function wsOpen(ws, req) {
 	ws.on('message', (data) => wsMessage(c, data.toString()));
 	ws.on('close', () => wsConns.delete(c));
 	ws.on('error', () => {});
+	if (wsApiCookie(req.headers.cookie))
+		counters.ws_api_cookie++;
 	if (wsCookieOk(req.headers.cookie))
 		wsHello(c);
 	else

@@ -50,6 +50,7 @@ describe('upstream WebSocket', { skip }, () => {
 		assert.equal(new Set(smd.map((m) => m.msg.split('+')[1])).size,
 		    10);
 		assert.equal(c.ws_connections, 1);
+		assert.equal(c.ws_api_cookie, 1, 'api={"session":id} sent');
 		for (const s of subs) {
 			const mine = s.msgs.filter((m) => m.topic?.startsWith('smd+'));
 			for (const m of mine) {
