@@ -173,12 +173,6 @@ stream_sub_new(struct stream *st, enum stream_enc enc, void *owner)
 	return (s);
 }
 
-void *
-stream_sub_owner(const struct stream_sub *s)
-{
-	return (s->owner);
-}
-
 static int	stream_md_leave(struct stream *, struct stream_md *,
 		    struct stream_sub *);
 

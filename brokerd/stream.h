@@ -76,7 +76,6 @@ int		 stream_active_json(const struct stream *, struct buf *);
 struct stream_sub *stream_sub_new(struct stream *, enum stream_enc,
 		    void *owner);
 void		 stream_sub_free(struct stream *, struct stream_sub *);
-void		*stream_sub_owner(const struct stream_sub *);
 
 /* ------------------------------------------------ subscriber messages */
 

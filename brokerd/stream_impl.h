@@ -114,8 +114,6 @@ int	 stream_queue_push_shared(struct stream *, struct stream_sub *,
 	    const char *topic, const char *key, enum stream_kind, json_t *,
 	    struct stream_text **);
 void	 stream_text_free(struct stream_text *);
-int	 stream_queue_text(struct stream *, struct stream_sub *,
-	    const char *topic, const char *json);
 void	 stream_queue_clear(struct stream_sub *);
 
 /* stream.c */

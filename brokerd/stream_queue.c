@@ -262,22 +262,6 @@ stream_queue_push(struct stream *st, struct stream_sub *s, const char *topic,
 	return (r);
 }
 
-int
-stream_queue_text(struct stream *st, struct stream_sub *s, const char *topic,
-    const char *json)
-{
-	struct stream_text *t;
-	int		 r;
-
-	if (s->closing)
-		return (0);
-	if ((t = stream_text_new(json, strlen(json))) == NULL)
-		return (-1);
-	r = stream_queue_add(st, s, topic, "", STREAM_Q_KEEP, t, NULL);
-	stream_text_free(t);
-	return (r);
-}
-
 static void
 stream_entry_drop(struct stream_sub *s, struct stream_entry *e)
 {

@@ -167,12 +167,6 @@ ws_read(struct ws *ws)
 }
 
 int
-ws_want_read(const struct ws *ws)
-{
-	return (!ws->broken && wslay_event_want_read(ws->ctx));
-}
-
-int
 ws_want_write(const struct ws *ws)
 {
 	return (!ws->broken && wslay_event_want_write(ws->ctx));
@@ -212,12 +206,6 @@ int
 ws_send_ping(struct ws *ws, const char *p, size_t len)
 {
 	return (ws_queue(ws, WSLAY_PING, p, len));
-}
-
-int
-ws_send_pong(struct ws *ws, const char *p, size_t len)
-{
-	return (ws_queue(ws, WSLAY_PONG, p, len));
 }
 
 /* A reason is cut on a UTF-8 boundary so the close stays valid text. */

@@ -78,7 +78,6 @@ void		 ws_free(struct ws *);
  */
 int		 ws_read(struct ws *);
 int		 ws_write(struct ws *);
-int		 ws_want_read(const struct ws *);
 int		 ws_want_write(const struct ws *);
 /* 1 when both closes are exchanged or nothing more can move: free it. */
 int		 ws_done(const struct ws *);
@@ -88,7 +87,6 @@ size_t		 ws_queued_bytes(const struct ws *);
 /* Queue messages; they leave on the next ws_write.  0 or -1. */
 int		 ws_send_text(struct ws *, const char *, size_t);
 int		 ws_send_ping(struct ws *, const char *, size_t);
-int		 ws_send_pong(struct ws *, const char *, size_t);
 /* Close with a code and a reason (at most 123 bytes, cut otherwise). */
 int		 ws_close(struct ws *, uint16_t code, const char *reason);
 uint16_t	 ws_close_code_received(const struct ws *);	/* 0: none */
@@ -113,8 +111,6 @@ int		 ws_accept_key(const char *key, char out[WS_ACCEPT_LEN + 1]);
  */
 int		 ws_upgrade_check(const struct http_request *,
 		    const char **why);
-/* 1 when the request asks for an upgrade to websocket at all. */
-int		 ws_upgrade_wanted(const struct http_request *);
 /* Append the 101 answer for a checked request.  0 or -1. */
 int		 ws_upgrade_answer(struct buf *, const struct http_request *);
 /* The extra head line of a 426: "Sec-WebSocket-Version: 13\r\n". */

@@ -72,7 +72,8 @@ ws_key_ok(const char *key)
 	return (olen == 16);
 }
 
-int
+/* 1 when the request asks for an upgrade to websocket at all. */
+static int
 ws_upgrade_wanted(const struct http_request *req)
 {
 	return (ws_has_token(http_request_header(req, "Upgrade"),
