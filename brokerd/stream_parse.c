@@ -6,11 +6,11 @@
  * re-serialised by jansson, never passed through as sent.
  */
 #include <ctype.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "stream_impl.h"
+#include "value.h"
 
 struct stream_topic_name {
 	const char	*name;
@@ -262,18 +262,18 @@ static int
 stream_unescape(const char *p, size_t len, char *out, size_t cap)
 {
 	size_t		 i, o = 0;
-	unsigned	 x;
+	int		 hi, lo;
 
 	for (i = 0; i < len; i++) {
 		if (o + 1 >= cap)
 			return (-1);
 		if (p[i] == '%') {
 			if (i + 2 >= len ||
-			    !isxdigit((unsigned char)p[i + 1]) ||
-			    !isxdigit((unsigned char)p[i + 2]) ||
-			    sscanf(p + i + 1, "%2x", &x) != 1 || x == 0)
+			    (hi = value_hexval((unsigned char)p[i + 1])) == -1 ||
+			    (lo = value_hexval((unsigned char)p[i + 2])) == -1 ||
+			    (hi | lo) == 0)
 				return (-1);
-			out[o++] = (char)x;
+			out[o++] = (char)(hi << 4 | lo);
 			i += 2;
 		} else
 			out[o++] = p[i] == '+' ? ' ' : p[i];
