@@ -57,3 +57,7 @@ wait_until() {
 }
 # has_line FILE PATTERN: FILE is not empty and has a line matching it.
 has_line() { [ -s "$1" ] && grep -q "$2" "$1"; }
+# free_port: a loopback TCP port free right now.
+free_port() {
+	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}

@@ -87,9 +87,6 @@ gw_counter() {
 	curl -sS "http://127.0.0.1:$GW_CTL/counters" | python3 -c \
 	    'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"
 }
-free_port() {
-	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/brokerd-bench.XXXXXX")
 mkdir -p "$T/gw" "$T/bd" "$T/nginx" "$T/py" "$T/wrk"

@@ -118,9 +118,6 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-free_port() {
-	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 # kv NAME LINE: a value from unixload's "name=value ..." line.
 kv() { printf '%s\n' "$2" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
 
@@ -412,21 +409,21 @@ if [ "$MODE" = profile ]; then
 else
 	CASES="small blob"
 fi
-for c in $CASES; do
-	if [ "$c" = small ]; then p=$SMALL; else p=$BLOB; fi
-	count "$c"
-	callgrind brokerd "$p" "$c"
-	callgrind nginx "$p" "$c"
-done
+# path_of CASE: the request path of a case
+path_of() { if [ "$1" = small ]; then echo "$SMALL"; else echo "$BLOB"; fi; }
+# each_case FN: FN FRONT PATH CASE for every case, brokerd then nginx
+each_case() {
+	for c in $CASES; do
+		count "$c"
+		for f in brokerd nginx; do
+			"$1" "$f" "$(path_of "$c")" "$c"
+		done
+	done
+}
+each_case callgrind
 start_bd
 start_nx
-for c in $CASES; do
-	if [ "$c" = small ]; then p=$SMALL; else p=$BLOB; fi
-	count "$c"
-	for f in brokerd nginx; do
-		strace_run "$f" "$p" "$c"
-	done
-done
+each_case strace_run
 
 if [ "$MODE" = profile ]; then
 	for c in $CASES; do
@@ -446,13 +443,7 @@ if [ "$MODE" = profile ]; then
 	exit 0
 fi
 
-for c in $CASES; do
-	if [ "$c" = small ]; then p=$SMALL; else p=$BLOB; fi
-	count "$c"
-	for f in brokerd nginx; do
-		cpu_run "$f" "$p" "$c"
-	done
-done
+each_case cpu_run
 
 # --- paired alternating rounds: req/s, p50, p99 -----------------------------------
 printf 'wrk.headers["X-Bridge-Key"] = "%s"\n' "$KEY" >"$T/wrk/nocache.lua"
@@ -503,7 +494,7 @@ i=1
 while [ "$i" -le "$ROUNDS" ]; do
 	for t in tcp unix; do
 		for c in small blob; do
-			if [ "$c" = small ]; then p=$SMALL; else p=$BLOB; fi
+			p=$(path_of "$c")
 			one "$i" brokerd "$t" "$c" "$p"
 			one "$i" nginx "$t" "$c" "$p"
 		done
