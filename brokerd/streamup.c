@@ -275,7 +275,7 @@ streamup_flush(struct streamup *su)
 		ev_timer_stop(su->srv->loop, &su->t_idle);
 io:
 	if (su->ws != NULL)
-		streamup_sock_watch(su, EV_READ |
+		tlsio_watch(&su->tio, EV_READ |
 		    (ws_want_write(su->ws) ? EV_WRITE : 0));
 }
 
@@ -455,7 +455,6 @@ streamup_new(struct server *srv)
 	if ((su = calloc(1, sizeof(*su))) == NULL)
 		return (NULL);
 	su->srv = srv;
-	su->fd = -1;
 	su->since = time(NULL);
 	su->backoff_ms = STREAMUP_BACKOFF_MS;
 	/* hidden knobs for the tests (brokerd(8) ENVIRONMENT) */
@@ -471,8 +470,7 @@ streamup_new(struct server *srv)
 	buf_init(&su->pre);
 	buf_init(&su->held);
 	buf_init(&su->msg);
-	ev_init(&su->io, streamup_sock_io_cb);
-	su->io.data = su;
+	tlsio_init(&su->tio, srv->loop, streamup_sock_io_cb, su);
 	ev_init(&su->t_conn, streamup_conn_cb);
 	ev_init(&su->t_tic, streamup_tic_cb);
 	ev_init(&su->t_idle, streamup_idle_cb);
