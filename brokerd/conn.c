@@ -73,26 +73,24 @@ conn_sent(void *arg)
 }
 
 /*
- * The timer is moved only when it would fire too late: a request's
- * timeout, then the idle release, twice a request, cost no timer
- * operation in the steady state.  What the deadline lies past the armed
- * timer is kept (both counted from the loop's monotonic time), and a
- * timer that fires early is set again for it (conn_timer_cb).
+ * Moved in place, as client.c moves its own: ev_timer_again adjusts the
+ * armed timer where it lies, cheaper than a stop and a start (twice a
+ * request: the answer's timeout, then the idle release).  conn_timer_cb
+ * stops it, so that it fires once.  0 ms: a failure reported from the
+ * loop (conn_fail_later), at once.
  */
 static void
 conn_timer(struct conn *c, unsigned ms)
 {
 	struct ev_loop	*loop = c->up->loop;
-	ev_tstamp	 rem;
 
-	if (ms > 0 && ev_is_active(&c->timer) &&
-	    (rem = ev_timer_remaining(loop, &c->timer)) <= ms / 1000.0) {
-		c->timer_extra = ms / 1000.0 - rem;
+	if (ms > 0) {
+		c->timer.repeat = ms / 1000.0;
+		ev_timer_again(loop, &c->timer);
 		return;
 	}
-	c->timer_extra = 0.;
 	ev_timer_stop(loop, &c->timer);
-	ev_timer_set(&c->timer, ms / 1000.0, 0.);
+	ev_timer_set(&c->timer, 0., 0.);
 	ev_timer_start(loop, &c->timer);
 }
 
@@ -447,7 +445,6 @@ conn_handshake(struct conn *c)
 	log_debug("gateway %s: TLS %s handshake done (%s)", c->tls->hostport,
 	    c->chk.verified ? "full" : "resumed",
 	    mbedtls_ssl_get_ciphersuite(&c->ssl));
-	ev_timer_stop(up->loop, &c->timer);
 	if (c->req == NULL) {
 		conn_park(c);
 		upstream_dispatch(up);
@@ -813,12 +810,7 @@ conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	char		 msg[256];
 
 	(void)revents;
-	if (c->timer_extra > 0.0005) {
-		ev_timer_set(w, c->timer_extra, 0.);	/* early: conn_timer */
-		c->timer_extra = 0.;
-		ev_timer_start(loop, w);
-		return;
-	}
+	ev_timer_stop(loop, w);	/* once: conn_timer arms it to repeat */
 	if (c->pending) {
 		c->pending = 0;
 		conn_fail(c, c->pending_err, c->pending_msg);

@@ -54,7 +54,6 @@ struct conn {
 	int			 no_reuse;
 	unsigned		 served;	/* answers completed */
 	int			 pooled;	/* has been idle: a reuse */
-	ev_tstamp		 timer_extra;	/* deadline past the timer's */
 	int			 pending;	/* fail from the timer */
 	enum upstream_error	 pending_err;
 	char			 pending_msg[512];
