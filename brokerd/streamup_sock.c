@@ -54,10 +54,8 @@ streamup_ws_recv(void *ctx, void *p, size_t len)
 		return (WS_IO_AGAIN);
 	}
 	r = mbedtls_ssl_read(&su->ssl, p, len);
-	if (r > 0) {
-		su->c.bytes_in += (uint64_t)r;
+	if (r > 0)
 		return (r);
-	}
 	if (r == MBEDTLS_ERR_SSL_WANT_READ || r == MBEDTLS_ERR_SSL_WANT_WRITE)
 		return (WS_IO_AGAIN);
 	if (r == 0 || r == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY)
@@ -73,10 +71,8 @@ streamup_ws_send(void *ctx, const void *p, size_t len, int more)
 
 	(void)more;
 	r = mbedtls_ssl_write(&su->ssl, p, len);
-	if (r > 0) {
-		su->c.bytes_out += (uint64_t)r;
+	if (r > 0)
 		return (r);
-	}
 	if (r == MBEDTLS_ERR_SSL_WANT_READ || r == MBEDTLS_ERR_SSL_WANT_WRITE)
 		return (WS_IO_AGAIN);
 	return (WS_IO_ERROR);
@@ -137,10 +133,7 @@ streamup_sock_session(struct streamup *su)
 	if (*id == '\0')
 		return (0);
 	snprintf(m, sizeof(m), "{\"session\":\"%s\"}", id);
-	if (ws_send_text(su->ws, m, strlen(m)) == -1)
-		return (-1);
-	su->c.msgs_out++;
-	return (0);
+	return (ws_send_text(su->ws, m, strlen(m)));
 }
 
 static int
