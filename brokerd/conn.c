@@ -7,7 +7,6 @@
  * are upstream.c's.
  */
 #include <sys/types.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
 
@@ -22,16 +21,15 @@
 
 #include <ev.h>
 #include <mbedtls/error.h>
-#include <mbedtls/net_sockets.h>
 #include <mbedtls/ssl.h>
 
 #include "brokerd.h"
 #include "dial.h"
 #include "tls.h"
+#include "tlsio.h"
 #include "upstream_int.h"
 
 #define UP_READ_CHUNK		16384
-#define UP_READ_AHEAD		32768	/* two full TLS records */
 #define UP_IDLE_RELEASE_MS	1000	/* idle so long: read-ahead freed */
 
 static void	conn_io_cb(struct ev_loop *, ev_io *, int);
@@ -61,158 +59,38 @@ method_idempotent(const char *m)
 
 /* --------------------------------------------------------- connections */
 
-static int
-bio_send(void *arg, const unsigned char *p, size_t len)
-{
-	struct conn	*c = arg;
-	ssize_t		 n;
-
-	do
-		n = send(c->fd, p, len, MSG_NOSIGNAL);
-	while (n == -1 && errno == EINTR);
-	if (n >= 0) {
-		if (n > 0 && c->state == CONN_BUSY && !c->wrote) {
-			c->wrote = 1;
-			if (c->req != NULL && c->req->granted)
-				pace_sent(c->req->pace, &c->req->ticket,
-				    now_ms());
-		}
-		return ((int)n);
-	}
-	if (errno == EAGAIN || errno == EWOULDBLOCK)
-		return (MBEDTLS_ERR_SSL_WANT_WRITE);
-	c->sys_errno = errno;
-	if (errno == EPIPE || errno == ECONNRESET)
-		return (MBEDTLS_ERR_NET_CONN_RESET);
-	return (MBEDTLS_ERR_NET_SEND_FAILED);
-}
-
-/* recv(2) in mbedTLS's terms: bytes, 0 at EOF, or an MBEDTLS_ERR_. */
-static int
-bio_sys_recv(struct conn *c, unsigned char *p, size_t len)
-{
-	ssize_t		 n;
-
-	do
-		n = recv(c->fd, p, len, 0);
-	while (n == -1 && errno == EINTR);
-	if (n >= 0)
-		return ((int)n);
-	if (errno == EAGAIN || errno == EWOULDBLOCK)
-		return (MBEDTLS_ERR_SSL_WANT_READ);
-	c->sys_errno = errno;
-	if (errno == ECONNRESET || errno == EPIPE)
-		return (MBEDTLS_ERR_NET_CONN_RESET);
-	return (MBEDTLS_ERR_NET_RECV_FAILED);
-}
-
-/*
- * mbedTLS asks for a record's 5-byte header, then for its body: one recv
- * into the read-ahead buffer serves both, and the records after them.
- * Bytes left in it are invisible to the socket's watcher, so whoever
- * reads stops only on WANT_READ, which comes from here only when the
- * buffer and the socket are both empty (conn_read, conn_handshake,
- * conn_idle_event); conn_alive and conn_read's end of an answer count
- * them.  Its own mapping, so that an idle connection's gives its pages
- * back to the system (conn_ra_release), not to malloc's heap; without
- * one, reads go straight to mbedTLS.
- */
-static int
-bio_recv(void *arg, unsigned char *p, size_t len)
-{
-	struct conn	*c = arg;
-	size_t		 n;
-	int		 ret;
-
-	if (c->ra_off == c->ra_len) {
-		if (c->ra == NULL && (c->ra = mmap(NULL, UP_READ_AHEAD,
-		    PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
-		    0)) == MAP_FAILED)
-			c->ra = NULL;
-		if (c->ra == NULL)
-			return (bio_sys_recv(c, p, len));
-		if ((ret = bio_sys_recv(c, c->ra, UP_READ_AHEAD)) <= 0)
-			return (ret);
-		c->ra_off = 0;
-		c->ra_len = (size_t)ret;
-	}
-	n = c->ra_len - c->ra_off;
-	if (n > len)
-		n = len;
-	memcpy(p, c->ra + c->ra_off, n);
-	c->ra_off += n;
-	return ((int)n);
-}
-
-/* Bytes received from the Gateway and not yet given to mbedTLS. */
-static size_t
-conn_ra_pending(const struct conn *c)
-{
-	return (c->ra_len - c->ra_off);
-}
-
-/* An idle connection gives its read-ahead memory back (when empty). */
+/* The first byte of a request left: its pacing slot counts from now. */
 static void
-conn_ra_release(struct conn *c)
+conn_sent(void *arg)
 {
-	if (conn_ra_pending(c) > 0 || c->ra == NULL)
-		return;
-	(void)munmap(c->ra, UP_READ_AHEAD);
-	c->ra = NULL;
-	c->ra_off = c->ra_len = 0;
-}
+	struct conn	*c = arg;
 
-void
-conn_watch(struct conn *c, int events)
-{
-	struct ev_loop	*loop = c->up->loop;
-
-	if (c->io_events == events && c->io_fd == c->fd)
-		return;
-	ev_io_stop(loop, &c->io);
-	c->io_events = 0;
-	if (events == 0 || c->fd == -1)
-		return;
-	ev_io_set(&c->io, c->fd, events);
-	ev_io_start(loop, &c->io);
-	c->io_events = events;
-	c->io_fd = c->fd;
-}
-
-/* mbedTLS waits for the socket: watch for what it waits on.  1 if so. */
-static int
-conn_want(struct conn *c, int ret)
-{
-	if (ret == MBEDTLS_ERR_SSL_WANT_READ)
-		conn_watch(c, EV_READ);
-	else if (ret == MBEDTLS_ERR_SSL_WANT_WRITE)
-		conn_watch(c, EV_WRITE);
-	else
-		return (0);
-	return (1);
+	if (c->state == CONN_BUSY && !c->wrote) {
+		c->wrote = 1;
+		if (c->req != NULL && c->req->granted)
+			pace_sent(c->req->pace, &c->req->ticket, now_ms());
+	}
 }
 
 /*
- * The timer is moved only when it would fire too late: a request's
- * timeout, then the idle release, twice a request, cost no timer
- * operation in the steady state.  What the deadline lies past the armed
- * timer is kept (both counted from the loop's monotonic time), and a
- * timer that fires early is set again for it (conn_timer_cb).
+ * Moved in place, as client.c moves its own: ev_timer_again adjusts the
+ * armed timer where it lies, cheaper than a stop and a start (twice a
+ * request: the answer's timeout, then the idle release).  conn_timer_cb
+ * stops it, so that it fires once.  0 ms: a failure reported from the
+ * loop (conn_fail_later), at once.
  */
 static void
 conn_timer(struct conn *c, unsigned ms)
 {
 	struct ev_loop	*loop = c->up->loop;
-	ev_tstamp	 rem;
 
-	if (ms > 0 && ev_is_active(&c->timer) &&
-	    (rem = ev_timer_remaining(loop, &c->timer)) <= ms / 1000.0) {
-		c->timer_extra = ms / 1000.0 - rem;
+	if (ms > 0) {
+		c->timer.repeat = ms / 1000.0;
+		ev_timer_again(loop, &c->timer);
 		return;
 	}
-	c->timer_extra = 0.;
 	ev_timer_stop(loop, &c->timer);
-	ev_timer_set(&c->timer, ms / 1000.0, 0.);
+	ev_timer_set(&c->timer, 0., 0.);
 	ev_timer_start(loop, &c->timer);
 }
 
@@ -252,12 +130,10 @@ conn_new(struct upstream *up)
 	c->up = up;
 	c->tls = up->tls;
 	tls_ref(c->tls);
-	c->fd = -1;
-	c->io_fd = -1;
+	tlsio_init(&c->tio, up->loop, conn_io_cb, c);
+	c->tio.sent = conn_sent;
 	c->state = CONN_CONNECTING;
 	buf_init(&c->out);
-	ev_init(&c->io, conn_io_cb);
-	c->io.data = c;
 	ev_init(&c->timer, conn_timer_cb);
 	c->timer.data = c;
 	conn_link_head(c);
@@ -271,21 +147,17 @@ conn_close(struct conn *c)
 {
 	struct upstream	*up = c->up;
 
-	ev_io_stop(up->loop, &c->io);
 	ev_timer_stop(up->loop, &c->timer);
 	if (c->ssl_init) {
 		if (c->hs_done)
 			(void)mbedtls_ssl_close_notify(&c->ssl);
 		mbedtls_ssl_free(&c->ssl);
 	}
-	if (c->fd != -1)
-		close(c->fd);
+	tlsio_close(&c->tio);
 	if (c->ai != NULL)
 		freeaddrinfo(c->ai);
 	if (c->rd_init)
 		http_resp_reader_free(&c->rd);
-	c->ra_off = c->ra_len;
-	conn_ra_release(c);
 	buf_free(&c->out);
 	conn_unlink(c);
 	up->nconns--;
@@ -300,7 +172,7 @@ conn_fail_later(struct conn *c, enum upstream_error e, const char *msg)
 	c->pending = 1;
 	c->pending_err = e;
 	snprintf(c->pending_msg, sizeof(c->pending_msg), "%s", msg);
-	conn_watch(c, 0);
+	tlsio_watch(&c->tio, 0);
 	conn_timer(c, 0);
 }
 
@@ -352,17 +224,14 @@ conn_connect_next(struct conn *c)
 
 	while ((ai = c->ai_next) != NULL) {
 		c->ai_next = ai->ai_next;
-		if (c->fd != -1) {
-			conn_watch(c, 0);
-			close(c->fd);
-			c->fd = -1;
-		}
+		if (c->tio.fd != -1)
+			tlsio_close(&c->tio);
 		if ((fd = dial_connect(ai)) == -1) {
 			c->last_errno = errno;
 			continue;
 		}
-		c->fd = fd;
-		conn_watch(c, EV_WRITE);
+		c->tio.fd = fd;
+		tlsio_watch(&c->tio, EV_WRITE);
 		return (0);
 	}
 	return (-1);
@@ -472,7 +341,7 @@ conn_make_idle(struct conn *c)
 	c->pooled = 1;
 	conn_reset(c);
 	conn_timer(c, UP_IDLE_RELEASE_MS);
-	conn_watch(c, EV_READ);
+	tlsio_watch(&c->tio, EV_READ);
 	conn_unlink(c);
 	conn_link_head(c);
 }
@@ -509,12 +378,13 @@ conn_alive(struct conn *c, const struct upstream_req *req)
 	char	 b;
 	ssize_t	 n;
 
-	if (conn_ra_pending(c) > 0 || mbedtls_ssl_get_bytes_avail(&c->ssl) > 0)
+	if (tlsio_pending(&c->tio) > 0 ||
+	    mbedtls_ssl_get_bytes_avail(&c->ssl) > 0)
 		return (0);
 	if (method_idempotent(req->method))
 		return (1);
 	do
-		n = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+		n = recv(c->tio.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
 	while (n == -1 && errno == EINTR);
 	return (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK));
 }
@@ -530,7 +400,7 @@ conn_tls_error(struct conn *c, int ret)
 	char			 msg[512], got[96], want[96];
 	enum upstream_error	 e;
 
-	e = tls_failure(&c->chk, ret, c->sys_errno, msg, sizeof(msg));
+	e = tls_failure(&c->chk, ret, c->tio.sys_errno, msg, sizeof(msg));
 	if (c->chk.pin_mismatch) {
 		tls_hex_colon(c->chk.got, sizeof(c->chk.got), got,
 		    sizeof(got));
@@ -551,7 +421,7 @@ conn_handshake(struct conn *c)
 	int			 ret;
 
 	ret = mbedtls_ssl_handshake(&c->ssl);
-	if (conn_want(c, ret))
+	if (tlsio_want(&c->tio, ret))
 		return;
 	if (ret != 0) {
 		conn_tls_error(c, ret);
@@ -575,7 +445,6 @@ conn_handshake(struct conn *c)
 	log_debug("gateway %s: TLS %s handshake done (%s)", c->tls->hostport,
 	    c->chk.verified ? "full" : "resumed",
 	    mbedtls_ssl_get_ciphersuite(&c->ssl));
-	ev_timer_stop(up->loop, &c->timer);
 	if (c->req == NULL) {
 		conn_park(c);
 		upstream_dispatch(up);
@@ -594,7 +463,7 @@ conn_connected(struct conn *c)
 	int		 err;
 	char		 msg[256];
 
-	if ((err = dial_result(c->fd)) != 0) {
+	if ((err = dial_result(c->tio.fd)) != 0) {
 		c->last_errno = err;
 		if (conn_connect_next(c) == 0)
 			return;
@@ -605,8 +474,8 @@ conn_connected(struct conn *c)
 	}
 	mbedtls_ssl_init(&c->ssl);
 	c->ssl_init = 1;
-	if (tls_start(c->tls, &c->ssl, &c->chk, c, bio_send, bio_recv, msg,
-	    sizeof(msg)) == -1) {
+	if (tls_start(c->tls, &c->ssl, &c->chk, &c->tio, tlsio_send,
+	    tlsio_recv, msg, sizeof(msg)) == -1) {
 		conn_fail(c, UPSTREAM_UNREACHABLE, msg);
 		return;
 	}
@@ -655,8 +524,8 @@ conn_lost(struct conn *c, int ret)
 	else if (ret == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY)
 		snprintf(why, sizeof(why), "the Gateway closed the "
 		    "connection (close_notify)");
-	else if (c->sys_errno != 0)
-		snprintf(why, sizeof(why), "%s", strerror(c->sys_errno));
+	else if (c->tio.sys_errno != 0)
+		snprintf(why, sizeof(why), "%s", strerror(c->tio.sys_errno));
 	else
 		mbedtls_strerror(ret, why, sizeof(why));
 
@@ -724,7 +593,7 @@ conn_write(struct conn *c)
 			c->out_off += (size_t)ret;
 			continue;
 		}
-		if (conn_want(c, ret))
+		if (tlsio_want(&c->tio, ret))
 			return;
 		conn_lost(c, ret);
 		return;
@@ -732,7 +601,7 @@ conn_write(struct conn *c)
 	c->writing = 0;
 	if (c->out.cap > 65536)
 		buf_free(&c->out);
-	conn_watch(c, EV_READ);
+	tlsio_watch(&c->tio, EV_READ);
 }
 
 static void
@@ -842,7 +711,7 @@ conn_read(struct conn *c)
 
 	for (;;) {
 		if (c->paused) {
-			conn_watch(c, 0);
+			tlsio_watch(&c->tio, 0);
 			return;
 		}
 		ret = mbedtls_ssl_read(&c->ssl, b, sizeof(b));
@@ -861,14 +730,14 @@ conn_read(struct conn *c)
 			if (r == HTTP_FEED_DONE) {
 				if (used < (size_t)ret ||
 				    mbedtls_ssl_get_bytes_avail(&c->ssl) > 0 ||
-				    conn_ra_pending(c) > 0)
+				    tlsio_pending(&c->tio) > 0)
 					c->no_reuse = 1;
 				conn_complete(c);
 				return;
 			}
 			continue;
 		}
-		if (conn_want(c, ret))
+		if (tlsio_want(&c->tio, ret))
 			return;
 		if ((ret == 0 || ret == MBEDTLS_ERR_SSL_CONN_EOF ||
 		    ret == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY) &&
@@ -941,12 +810,7 @@ conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	char		 msg[256];
 
 	(void)revents;
-	if (c->timer_extra > 0.0005) {
-		ev_timer_set(w, c->timer_extra, 0.);	/* early: conn_timer */
-		c->timer_extra = 0.;
-		ev_timer_start(loop, w);
-		return;
-	}
+	ev_timer_stop(loop, w);	/* once: conn_timer arms it to repeat */
 	if (c->pending) {
 		c->pending = 0;
 		conn_fail(c, c->pending_err, c->pending_msg);
@@ -972,7 +836,7 @@ conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		conn_fail(c, UPSTREAM_TIMEOUT, msg);
 		break;
 	case CONN_IDLE:
-		conn_ra_release(c);
+		tlsio_release(&c->tio);
 		break;
 	}
 }

@@ -129,7 +129,6 @@ streamup_msg_cb(void *arg, int op, const char *p, size_t len, uint16_t code)
 	}
 	if (op != WS_OP_TEXT)
 		return;
-	su->c.msgs_in++;
 	su->rd_msgs++;
 	memset(&info, 0, sizeof(info));
 	if (stream_gateway_message(su->srv->stream, p, len, now_ms(),
@@ -242,7 +241,6 @@ streamup_flush(struct streamup *su)
 			if (ws_send_text(su->ws, su->held.data,
 			    su->held.len) == -1)
 				break;
-			su->c.msgs_out++;
 			su->holding = 0;
 			continue;
 		}
@@ -263,7 +261,6 @@ streamup_flush(struct streamup *su)
 		}
 		if (ws_send_text(su->ws, su->msg.data, su->msg.len) == -1)
 			break;
-		su->c.msgs_out++;
 	}
 	if (ws_write(su->ws) == -1) {
 		streamup_drop(su, "connection lost", 0);
@@ -275,7 +272,7 @@ streamup_flush(struct streamup *su)
 		ev_timer_stop(su->srv->loop, &su->t_idle);
 io:
 	if (su->ws != NULL)
-		streamup_sock_watch(su, EV_READ |
+		tlsio_watch(&su->tio, EV_READ |
 		    (ws_want_write(su->ws) ? EV_WRITE : 0));
 }
 
@@ -339,7 +336,6 @@ streamup_conn_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	log_warn("gateway stream: the Gateway says nothing (no %s in %u ms)",
 	    su->state == SU_CONNECTING ? "system message" : "heartbeat",
 	    su->state == SU_CONNECTING ? su->silent_ms : su->hb_ms);
-	su->c.silent++;
 	su->silent = 1;
 	(void)stream_broadcast_system(hub, "gateway silent");
 	streamup_drop(su, "silent", 0);
@@ -354,8 +350,7 @@ streamup_tic_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)revents;
 	if (su->state != SU_CONNECTED || su->ws == NULL)
 		return;
-	if (ws_send_text(su->ws, "tic", 3) == 0)
-		su->c.msgs_out++;
+	(void)ws_send_text(su->ws, "tic", 3);
 	streamup_timer(su, &su->t_tic, STREAMUP_TIC_S);
 	streamup_flush(su);
 }
@@ -455,7 +450,6 @@ streamup_new(struct server *srv)
 	if ((su = calloc(1, sizeof(*su))) == NULL)
 		return (NULL);
 	su->srv = srv;
-	su->fd = -1;
 	su->since = time(NULL);
 	su->backoff_ms = STREAMUP_BACKOFF_MS;
 	/* hidden knobs for the tests (brokerd(8) ENVIRONMENT) */
@@ -471,8 +465,7 @@ streamup_new(struct server *srv)
 	buf_init(&su->pre);
 	buf_init(&su->held);
 	buf_init(&su->msg);
-	ev_init(&su->io, streamup_sock_io_cb);
-	su->io.data = su;
+	tlsio_init(&su->tio, srv->loop, streamup_sock_io_cb, su);
 	ev_init(&su->t_conn, streamup_conn_cb);
 	ev_init(&su->t_tic, streamup_tic_cb);
 	ev_init(&su->t_idle, streamup_idle_cb);

@@ -18,11 +18,6 @@ struct streamup;
 
 struct streamup_counters {
 	uint64_t	 reconnects;	/* sockets opened after the first */
-	uint64_t	 msgs_in;	/* Gateway messages read */
-	uint64_t	 msgs_out;	/* messages sent to the Gateway */
-	uint64_t	 bytes_in;	/* payload bytes read */
-	uint64_t	 bytes_out;	/* payload bytes sent */
-	uint64_t	 silent;	/* sockets closed for silence */
 	uint64_t	 connected;	/* 1 while connected */
 };
 

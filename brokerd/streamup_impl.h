@@ -19,6 +19,7 @@
 #include "brokerd.h"
 #include "streamup.h"
 #include "tls.h"
+#include "tlsio.h"
 #include "ws.h"
 
 #define STREAMUP_BACKOFF_MS	1000u	/* doubling ... */
@@ -56,10 +57,8 @@ struct streamup {
 	unsigned		 idle_ms;	/* open after the last one left */
 	uint64_t		 renew_ms;
 	/* the socket */
-	int			 fd;
+	struct tlsio		 tio;		/* fd, watcher */
 	struct addrinfo		*ai;
-	ev_io			 io;
-	int			 io_events;
 	struct tls		*tls;		/* referenced while open */
 	mbedtls_ssl_context	 ssl;
 	int			 ssl_init;
@@ -100,7 +99,6 @@ void	streamup_msg_cb(void *, int, const char *, size_t, uint16_t);
 /* streamup_sock.c */
 void	streamup_sock_open(struct streamup *);
 void	streamup_sock_close(struct streamup *);
-void	streamup_sock_watch(struct streamup *, int);
 void	streamup_sock_io_cb(struct ev_loop *, ev_io *, int);
 void	streamup_sock_more_cb(struct ev_loop *, ev_timer *, int);
 int	streamup_sock_session(struct streamup *);

@@ -2,25 +2,22 @@
  * The Gateway socket's I/O for streamup.c: TCP connect and the TLS
  * handshake under the pool's settings and pin (dial.c, tls.c), the
  * upgrade with the jar's cookies, then wslay framing (ws.c) through
- * mbedTLS.  Every failure is handed to streamup_drop, which decides what
- * comes next.
+ * mbedTLS over tlsio.c's socket.  Every failure is handed to
+ * streamup_drop, which decides what comes next.
  */
 #include <sys/types.h>
-#include <sys/socket.h>
 
-#include <errno.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <ev.h>
-#include <mbedtls/net_sockets.h>
 #include <mbedtls/ssl.h>
 
 #include "brokerd.h"
 #include "dial.h"
 #include "streamup_impl.h"
+#include "tlsio.h"
 
 #define STREAMUP_PATH		"/v1/api/ws"
 #define STREAMUP_MAX_MSG	(16u << 20)	/* a Gateway message */
@@ -31,67 +28,6 @@
  * (the kernel's buffer then pushes back on the Gateway instead).
  */
 #define STREAMUP_READ_MSGS	64u
-
-void
-streamup_sock_watch(struct streamup *su, int events)
-{
-	struct ev_loop	*loop = su->srv->loop;
-
-	if (su->io_events == events)
-		return;
-	ev_io_stop(loop, &su->io);
-	su->io_events = 0;
-	if (events == 0 || su->fd == -1)
-		return;
-	ev_io_set(&su->io, su->fd, events);
-	ev_io_start(loop, &su->io);
-	su->io_events = events;
-}
-
-/* mbedTLS waits for the socket: watch for what it waits on.  1 if so. */
-static int
-streamup_want(struct streamup *su, int ret)
-{
-	if (ret == MBEDTLS_ERR_SSL_WANT_READ)
-		streamup_sock_watch(su, EV_READ);
-	else if (ret == MBEDTLS_ERR_SSL_WANT_WRITE)
-		streamup_sock_watch(su, EV_WRITE);
-	else
-		return (0);
-	return (1);
-}
-
-static int
-streamup_bio_send(void *arg, const unsigned char *p, size_t len)
-{
-	struct streamup	*su = arg;
-	ssize_t		 n;
-
-	do
-		n = send(su->fd, p, len, MSG_NOSIGNAL);
-	while (n == -1 && errno == EINTR);
-	if (n >= 0)
-		return ((int)n);
-	if (errno == EAGAIN || errno == EWOULDBLOCK)
-		return (MBEDTLS_ERR_SSL_WANT_WRITE);
-	return (MBEDTLS_ERR_NET_SEND_FAILED);
-}
-
-static int
-streamup_bio_recv(void *arg, unsigned char *p, size_t len)
-{
-	struct streamup	*su = arg;
-	ssize_t		 n;
-
-	do
-		n = recv(su->fd, p, len, 0);
-	while (n == -1 && errno == EINTR);
-	if (n >= 0)
-		return ((int)n);
-	if (errno == EAGAIN || errno == EWOULDBLOCK)
-		return (MBEDTLS_ERR_SSL_WANT_READ);
-	return (MBEDTLS_ERR_NET_RECV_FAILED);
-}
 
 /* wslay's transport: the bytes read past the 101 first, then TLS. */
 static ssize_t
@@ -110,7 +46,7 @@ streamup_ws_recv(void *ctx, void *p, size_t len)
 		return ((ssize_t)n);
 	}
 	if (su->rd_msgs >= STREAMUP_READ_MSGS) {
-		/* the rest on the next turn: mbedTLS may hold some */
+		/* the rest next turn: mbedTLS, tlsio may hold some */
 		if (!ev_is_active(&su->t_more)) {
 			ev_timer_set(&su->t_more, 0., 0.);
 			ev_timer_start(su->srv->loop, &su->t_more);
@@ -118,10 +54,8 @@ streamup_ws_recv(void *ctx, void *p, size_t len)
 		return (WS_IO_AGAIN);
 	}
 	r = mbedtls_ssl_read(&su->ssl, p, len);
-	if (r > 0) {
-		su->c.bytes_in += (uint64_t)r;
+	if (r > 0)
 		return (r);
-	}
 	if (r == MBEDTLS_ERR_SSL_WANT_READ || r == MBEDTLS_ERR_SSL_WANT_WRITE)
 		return (WS_IO_AGAIN);
 	if (r == 0 || r == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY)
@@ -137,10 +71,8 @@ streamup_ws_send(void *ctx, const void *p, size_t len, int more)
 
 	(void)more;
 	r = mbedtls_ssl_write(&su->ssl, p, len);
-	if (r > 0) {
-		su->c.bytes_out += (uint64_t)r;
+	if (r > 0)
 		return (r);
-	}
 	if (r == MBEDTLS_ERR_SSL_WANT_READ || r == MBEDTLS_ERR_SSL_WANT_WRITE)
 		return (WS_IO_AGAIN);
 	return (WS_IO_ERROR);
@@ -152,7 +84,6 @@ streamup_sock_close(struct streamup *su)
 {
 	struct ev_loop	*loop = su->srv->loop;
 
-	streamup_sock_watch(su, 0);
 	ev_timer_stop(loop, &su->t_conn);
 	ev_timer_stop(loop, &su->t_tic);
 	ev_timer_stop(loop, &su->t_more);
@@ -166,10 +97,7 @@ streamup_sock_close(struct streamup *su)
 		mbedtls_ssl_free(&su->ssl);
 		su->ssl_init = 0;
 	}
-	if (su->fd != -1) {
-		close(su->fd);
-		su->fd = -1;
-	}
+	tlsio_close(&su->tio);
 	if (su->ai != NULL) {
 		freeaddrinfo(su->ai);
 		su->ai = NULL;
@@ -205,10 +133,7 @@ streamup_sock_session(struct streamup *su)
 	if (*id == '\0')
 		return (0);
 	snprintf(m, sizeof(m), "{\"session\":\"%s\"}", id);
-	if (ws_send_text(su->ws, m, strlen(m)) == -1)
-		return (-1);
-	su->c.msgs_out++;
-	return (0);
+	return (ws_send_text(su->ws, m, strlen(m)));
 }
 
 static int
@@ -240,14 +165,14 @@ streamup_step_tcp(struct streamup *su)
 {
 	char	 err[256];
 
-	if (dial_result(su->fd) != 0) {
+	if (dial_result(su->tio.fd) != 0) {
 		streamup_drop(su, "connect failed", 0);
 		return (-1);
 	}
 	mbedtls_ssl_init(&su->ssl);
 	su->ssl_init = 1;
-	if (tls_start(su->tls, &su->ssl, &su->chk, su, streamup_bio_send,
-	    streamup_bio_recv, err, sizeof(err)) == -1) {
+	if (tls_start(su->tls, &su->ssl, &su->chk, &su->tio, tlsio_send,
+	    tlsio_recv, err, sizeof(err)) == -1) {
 		streamup_drop(su, "TLS setup failed", 0);
 		return (-1);
 	}
@@ -261,7 +186,7 @@ streamup_step_tls(struct streamup *su)
 	int	 r;
 
 	r = mbedtls_ssl_handshake(&su->ssl);
-	if (streamup_want(su, r))
+	if (tlsio_want(&su->tio, r))
 		return (-1);
 	if (r != 0 || !tls_trusted(su->tls, &su->ssl)) {
 		streamup_drop(su, "TLS handshake failed", 0);
@@ -280,7 +205,7 @@ streamup_upgrade_send(struct streamup *su)
 	while (su->hs_off < su->hs.len) {
 		r = mbedtls_ssl_write(&su->ssl, (unsigned char *)
 		    su->hs.data + su->hs_off, su->hs.len - su->hs_off);
-		if (streamup_want(su, r))
+		if (tlsio_want(&su->tio, r))
 			return (-1);
 		if (r <= 0) {
 			streamup_drop(su, "upgrade not sent", 0);
@@ -305,7 +230,7 @@ streamup_upgrade_answer(struct streamup *su)
 		r = mbedtls_ssl_read(&su->ssl, tmp, sizeof(tmp));
 		if (r == MBEDTLS_ERR_SSL_WANT_READ ||
 		    r == MBEDTLS_ERR_SSL_WANT_WRITE) {
-			streamup_sock_watch(su, EV_READ);
+			tlsio_watch(&su->tio, EV_READ);
 			return (-1);
 		}
 		if (r <= 0) {
@@ -446,9 +371,9 @@ streamup_sock_open(struct streamup *su)
 		return;
 	}
 	/* the first address only: the pool's connections try the rest */
-	if ((su->fd = dial_connect(su->ai)) == -1) {
+	if ((su->tio.fd = dial_connect(su->ai)) == -1) {
 		streamup_drop(su, "connect failed", 0);
 		return;
 	}
-	streamup_sock_watch(su, EV_WRITE);
+	tlsio_watch(&su->tio, EV_WRITE);
 }

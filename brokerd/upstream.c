@@ -342,7 +342,7 @@ req_start(struct upstream *up, struct upstream_req *req)
 		 * an epoll_ctl: the read watcher stays as it is, and only a
 		 * full socket makes conn_write wait for EV_WRITE.
 		 */
-		ev_feed_event(up->loop, &c->io, EV_WRITE);
+		ev_feed_event(up->loop, &c->tio.io, EV_WRITE);
 		return;
 	}
 	for (c = up->conns; c != NULL; c = c->next) {
@@ -618,9 +618,9 @@ upstream_resume(struct upstream *up, struct upstream_req *req)
 	c->paused = 0;
 	if (c->pending || c->state != CONN_BUSY)
 		return;
-	conn_watch(c, EV_READ);
+	tlsio_watch(&c->tio, EV_READ);
 	/* mbedTLS may already hold the next bytes: do not wait for the fd. */
-	ev_feed_event(up->loop, &c->io, EV_READ);
+	ev_feed_event(up->loop, &c->tio.io, EV_READ);
 }
 
 struct pace *

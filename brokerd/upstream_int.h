@@ -16,6 +16,7 @@
 
 #include "brokerd.h"
 #include "tls.h"
+#include "tlsio.h"
 
 
 enum conn_state {
@@ -29,10 +30,7 @@ struct conn {
 	struct upstream		*up;
 	struct tls		*tls;
 	enum conn_state		 state;
-	int			 fd;
-	int			 io_fd;		/* fd the watcher was set on */
-	int			 io_events;	/* 0: stopped */
-	ev_io			 io;
+	struct tlsio		 tio;		/* the socket under mbedTLS */
 	ev_timer		 timer;
 	struct addrinfo		*ai;
 	struct addrinfo		*ai_next;	/* next address to try */
@@ -41,10 +39,6 @@ struct conn {
 	int			 hs_done;
 	mbedtls_ssl_context	 ssl;
 	struct tls_check	 chk;		/* what the handshake saw */
-	int			 sys_errno;	/* from the bio callbacks */
-	unsigned char		*ra;		/* read-ahead, or NULL */
-	size_t			 ra_off;	/* given to mbedTLS */
-	size_t			 ra_len;	/* received */
 	struct upstream_req	*req;
 	struct buf		 out;		/* request head and body */
 	size_t			 out_off;
@@ -60,7 +54,6 @@ struct conn {
 	int			 no_reuse;
 	unsigned		 served;	/* answers completed */
 	int			 pooled;	/* has been idle: a reuse */
-	ev_tstamp		 timer_extra;	/* deadline past the timer's */
 	int			 pending;	/* fail from the timer */
 	enum upstream_error	 pending_err;
 	char			 pending_msg[512];
@@ -93,7 +86,6 @@ struct upstream {
 struct conn	*conn_open(struct upstream *, struct upstream_req *);
 int		 conn_prepare(struct conn *);
 int		 conn_alive(struct conn *, const struct upstream_req *);
-void		 conn_watch(struct conn *, int events);
 void		 conn_fail_later(struct conn *, enum upstream_error,
 		    const char *);
 void		 conn_park(struct conn *);

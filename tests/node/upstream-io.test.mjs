@@ -5,7 +5,8 @@
  * reads through the read-ahead buffer (every recv asks for 32 KiB, not
  * for a 5-byte record header), and the MSG_PEEK liveness check runs
  * before every POST (a Gateway close not yet read would otherwise make an
- * order "outcome unknown") and never before a GET.  Counts,
+ * order "outcome unknown") and never before a GET.  The Gateway WebSocket
+ * (streamup_sock.c) reads through the same read-ahead (tlsio.c).  Counts,
  * never times.  Skipped where strace is missing or may not attach.
  */
 import { describe, test, before, after } from 'node:test';
@@ -14,8 +15,9 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { startGwsim, startBrokerd, brokerdBuilt, waitFor }
+import { startGwsim, startBrokerd, brokerdBuilt, waitFor, sleep }
     from '../lib/harness.mjs';
+import { subscriber, startStreaming } from '../lib/ws.mjs';
 
 const strace = spawnSync('strace', ['-V'], { encoding: 'utf8' });
 const skip = !brokerdBuilt() ? 'build/brokerd is not built' :
@@ -55,7 +57,7 @@ function gatewayFds(pid, port) {
 	return fds;
 }
 
-/* strace attached to pid while fn runs: the calls made on fd. */
+/* strace attached to pid while fn runs: the calls made on fd (or fds). */
 async function traced(pid, fd, fn) {
 	const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'brokerd-strace-'));
 	const out = path.join(dir, 'trace');
@@ -77,9 +79,10 @@ async function traced(pid, fd, fn) {
 		await new Promise((r) => st.exitCode !== null ? r() :
 		    st.once('exit', r));
 	}
+	const fds = [].concat(fd).join('|');
 	const calls = fs.readFileSync(out, 'utf8').split('\n').filter((l) =>
-	    new RegExp(`(recvfrom|sendto)\\(${fd},|epoll_ctl\\(\\d+, ` +
-	    `EPOLL_CTL_\\w+, ${fd},`).test(l));
+	    new RegExp(`(recvfrom|sendto)\\((${fds}),|epoll_ctl\\(\\d+, ` +
+	    `EPOLL_CTL_\\w+, (${fds}),`).test(l));
 	fs.rmSync(dir, { recursive: true, force: true });
 	return calls;
 }
@@ -143,5 +146,29 @@ describe('system calls on a kept-alive Gateway connection', { skip }, () => {
 		assert.ok(calls.indexOf(peeks[0]) <
 		    calls.findIndex((l) => /sendto/.test(l)),
 		    'the peek comes before the first POST is written');
+	});
+});
+
+describe('system calls on the Gateway WebSocket', { skip }, () => {
+	test('ticks are read through the read-ahead: every recv asks 32 KiB',
+	    async (t) => {
+		const { gw, bd } = await startStreaming(t,
+		    { behaviour: { ws_tick_ms: 20, rate_per_s: 0 } });
+		const s = await subscriber(bd);
+		t.after(() => s.ws.terminate());
+		s.ws.send('smd+265598+{"fields":["31","84"]}');
+		await waitFor(() => s.msgs.some((m) =>
+		    m.topic === 'smd+265598'), { what: 'the first tick' });
+		/* the WebSocket and the pool's connections (whose POSTs
+		 * peek first: not a read) */
+		const fds = gatewayFds(bd.pid, gw.port);
+		const n = s.msgs.length;
+		const calls = await traced(bd.pid, fds, () => sleep(1000));
+		const reads = calls.filter((l) => /recvfrom\(/.test(l) &&
+		    !/MSG_PEEK/.test(l));
+		assert.ok(s.msgs.length - n >= 10, 'ticks came meanwhile');
+		assert.ok(reads.length >= 10, calls.join('\n'));
+		for (const l of reads)
+			assert.match(l, /recvfrom\(\d+, \S*, 32768, 0,/);
 	});
 });
