@@ -575,7 +575,7 @@ struct listener {
 /* Open the configured sockets (or take systemd's LISTEN_FDS). */
 int		 listen_open(const struct config *, struct listener **, size_t *,
 		    char *err, size_t errlen);
-void		 listen_close(struct listener *, size_t, const struct config *);
+void		 listen_close(struct listener *, size_t);
 /*
  * Accept on srv->listeners.  Over limits.max_connections, or on TCP over
  * max_tcp_connections, a connection is answered 503 after its request

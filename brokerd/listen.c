@@ -48,6 +48,8 @@ struct refusal {
 };
 
 static int	 listen_activated;	/* sockets came from systemd */
+static char	 listen_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+					/* the socket file we bound, or "" */
 static ev_io	*listen_io;		/* one accept watcher per listener */
 static size_t	 listen_nio;
 static ev_timer	 listen_pause_timer;
@@ -222,6 +224,8 @@ listen_unix(const struct config *conf, struct listener **ls, size_t *n,
 	snprintf(name, sizeof(name), "unix %s", conf->unix_path);
 	if (listen_add(ls, n, fd, 1, name) == -1)
 		goto fail;
+	/* A reload may change unix_path; the file to remove stays this. */
+	memcpy(listen_path, sun.sun_path, sizeof(listen_path));
 	log_info("listening on unix %s (mode %04o)", conf->unix_path,
 	    (unsigned)conf->unix_mode);
 	return (0);
@@ -359,14 +363,14 @@ listen_open(const struct config *conf, struct listener **ls, size_t *n,
 	}
 	return (0);
  fail:
-	listen_close(*ls, *n, conf);
+	listen_close(*ls, *n);
 	*ls = NULL;
 	*n = 0;
 	return (-1);
 }
 
 void
-listen_close(struct listener *ls, size_t n, const struct config *conf)
+listen_close(struct listener *ls, size_t n)
 {
 	size_t	 i;
 	int	 had_unix = 0;
@@ -378,9 +382,9 @@ listen_close(struct listener *ls, size_t n, const struct config *conf)
 			had_unix = 1;
 	}
 	free(ls);
-	if (had_unix && !listen_activated && conf != NULL &&
-	    conf->unix_path != NULL)
-		unlink(conf->unix_path);
+	if (had_unix && !listen_activated && listen_path[0] != '\0')
+		unlink(listen_path);
+	listen_path[0] = '\0';
 }
 
 /* ------------------------------------------------------------ accept */

@@ -163,7 +163,7 @@ main_stop(struct ev_loop *loop, int sig)
 	    server.conf->drain_ms);
 	server.draining = 1;
 	listen_stop(&server);
-	listen_close(server.listeners, server.nlisteners, server.conf);
+	listen_close(server.listeners, server.nlisteners);
 	server.listeners = NULL;
 	server.nlisteners = 0;
 	client_close_all(&server);
