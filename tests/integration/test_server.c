@@ -511,6 +511,31 @@ Test(server, halt_file_blocks_trade_scope)
 	cr_assert_neq(access(bd.halt, F_OK), 0);
 }
 
+/*
+ * The kill switch must not answer 200 when the halt file cannot be made:
+ * the caller would believe trading stopped while orders still go.
+ */
+Test(lifecycle, kill_switch_that_cannot_halt_is_an_error, .timeout = 30)
+{
+	struct brokerd	 b;
+	struct resp	 r;
+	char		 extra[600];
+
+	memset(&b, 0, sizeof(b));
+	cr_assert_eq(brokerd_write_conf(&b, NULL, NULL), 0);
+	snprintf(extra, sizeof(extra), "trading: { halt_file: %s/no/such/"
+	    "folder/halt }\n", b.dir);
+	cr_assert_eq(brokerd_start(&b, NULL, extra), 0);
+	req_unix(&b, "POST", "/gateway/trading", key_all,
+	    "{\"enabled\":false}", 17, &r);
+	assert_error(&r, 500, "internal_error");
+	cr_assert(strstr(r.body, "halt") != NULL, "%s", r.body);
+	resp_free(&r);
+	cr_assert(!brokerd_log_has(&b, "trading halted by"),
+	    "the log says trading halted");
+	brokerd_stop(&b);
+}
+
 /* ------------------------------------------------------------------ */
 
 Test(lifecycle, peers_by_uid, .timeout = 30)
