@@ -168,6 +168,7 @@ listen_unix(const struct config *conf, struct listener **ls, size_t *n,
     char *err, size_t errlen)
 {
 	struct sockaddr_un	 sun;
+	struct stat		 st;
 	struct group		*gr;
 	mode_t			 old;
 	int			 fd = -1, rc;
@@ -201,6 +202,10 @@ listen_unix(const struct config *conf, struct listener **ls, size_t *n,
 	umask(old);
 	if (rc == -1)
 		goto fail;
+	/*
+	 * bind() gave the socket our own group; chown only for another one:
+	 * config/brokerd.service denies chown(2) (@privileged).
+	 */
 	if (conf->unix_group != NULL) {
 		if ((gr = getgrnam(conf->unix_group)) == NULL) {
 			if (!conf->unix_group_default) {
@@ -211,8 +216,9 @@ listen_unix(const struct config *conf, struct listener **ls, size_t *n,
 			log_warn("%s: group %s does not exist; the socket "
 			    "keeps brokerd's group", conf->unix_path,
 			    conf->unix_group);
-		} else if (lchown(conf->unix_path, (uid_t)-1, gr->gr_gid) ==
-		    -1)
+		} else if ((lstat(conf->unix_path, &st) == -1 ||
+		    st.st_gid != gr->gr_gid) &&
+		    lchown(conf->unix_path, (uid_t)-1, gr->gr_gid) == -1)
 			goto fail;
 	}
 	/*
