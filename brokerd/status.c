@@ -367,6 +367,7 @@ status_history(const char *path, const struct gw_status *st,
     enum gw_state from)
 {
 	struct buf	 b;
+	struct stat	 sb;
 	char		 at[32];
 	int		 fd = -1, saved;
 
@@ -390,10 +391,15 @@ status_history(const char *path, const struct gw_status *st,
 		goto fail;
 	}
 	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-	if (fd == -1)
+	if (fd == -1 || fstat(fd, &sb) == -1)
 		goto fail;
-	if (status_write_all(fd, b.data, b.len) == -1 || fsync(fd) == -1)
+	if (status_write_all(fd, b.data, b.len) == -1 || fsync(fd) == -1) {
+		/* A part of a line would glue the next one to it. */
+		saved = errno;
+		(void)ftruncate(fd, sb.st_size);
+		errno = saved;
 		goto fail;
+	}
 	if (close(fd) == -1) {
 		fd = -1;
 		goto fail;
