@@ -369,7 +369,7 @@ status_history(const char *path, const struct gw_status *st,
 	struct buf	 b;
 	struct stat	 sb;
 	char		 at[32];
-	int		 fd = -1, saved;
+	int		 fd = -1, saved, cut;
 
 	buf_init(&b);
 	if (path == NULL || *path == '\0') {
@@ -396,7 +396,8 @@ status_history(const char *path, const struct gw_status *st,
 	if (status_write_all(fd, b.data, b.len) == -1 || fsync(fd) == -1) {
 		/* A part of a line would glue the next one to it. */
 		saved = errno;
-		(void)ftruncate(fd, sb.st_size);
+		cut = ftruncate(fd, sb.st_size);
+		(void)cut;	/* the write's error is the one to report */
 		errno = saved;
 		goto fail;
 	}
