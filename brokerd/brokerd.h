@@ -341,6 +341,8 @@ struct journal;
 struct journal	*journal_open(const char *path, size_t max_bytes, unsigned keep,
 		    char *err, size_t errlen);
 void		 journal_close(struct journal *);
+void		 journal_set_limits(struct journal *, size_t max_bytes,
+		    unsigned keep);
 /* Written and fsync'd before the request is sent; -1: do not send it. */
 int		 journal_intent(struct journal *, const char *who,
 		    const char *method, const char *target, const char *body,

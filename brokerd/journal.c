@@ -70,6 +70,14 @@ journal_open(const char *path, size_t max_bytes, unsigned keep, char *err,
 	return (j);
 }
 
+/* A reload that keeps the file still brings its rotation limits. */
+void
+journal_set_limits(struct journal *j, size_t max_bytes, unsigned keep)
+{
+	j->max_bytes = max_bytes;
+	j->keep = keep;
+}
+
 void
 journal_close(struct journal *j)
 {

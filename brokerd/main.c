@@ -111,7 +111,9 @@ main_reload(void)
 	if (journal_changed(oc, nc)) {
 		journal_close(server.journal);
 		server.journal = nj;
-	}
+	} else if (server.journal != NULL)
+		journal_set_limits(server.journal, nc->journal_max_bytes,
+		    nc->journal_keep);
 	if ((oc->unix_path == NULL) != (nc->unix_path == NULL) ||
 	    (oc->unix_path != NULL && strcmp(oc->unix_path,
 	    nc->unix_path) != 0) || (oc->tcp == NULL) != (nc->tcp == NULL) ||
