@@ -27,7 +27,7 @@ struct journal {
 	size_t		 max_bytes;
 	unsigned	 keep;
 	uint64_t	 next_id;
-	int		 torn;		/* a cut line could not be removed */
+	int		 torn;		/* a cut line is still there */
 };
 
 static int
