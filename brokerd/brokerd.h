@@ -341,6 +341,8 @@ struct journal;
 struct journal	*journal_open(const char *path, size_t max_bytes, unsigned keep,
 		    char *err, size_t errlen);
 void		 journal_close(struct journal *);
+void		 journal_set_limits(struct journal *, size_t max_bytes,
+		    unsigned keep);
 /* Written and fsync'd before the request is sent; -1: do not send it. */
 int		 journal_intent(struct journal *, const char *who,
 		    const char *method, const char *target, const char *body,
@@ -575,7 +577,7 @@ struct listener {
 /* Open the configured sockets (or take systemd's LISTEN_FDS). */
 int		 listen_open(const struct config *, struct listener **, size_t *,
 		    char *err, size_t errlen);
-void		 listen_close(struct listener *, size_t, const struct config *);
+void		 listen_close(struct listener *, size_t);
 /*
  * Accept on srv->listeners.  Over limits.max_connections, or on TCP over
  * max_tcp_connections, a connection is answered 503 after its request

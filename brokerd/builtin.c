@@ -5,6 +5,7 @@
  */
 #include <sys/stat.h>
 
+#include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
 #include <stdio.h>
@@ -222,6 +223,20 @@ builtin_metrics(struct exchange *x)
 	buf_free(&b);
 }
 
+static void
+builtin_trading_failed(struct exchange *x, const char *halt, int halting)
+{
+	char	 msg[512];
+	int	 saved = errno;
+
+	log_error("trading %s by %s failed: %s: %s", halting ? "halt" :
+	    "resume", x->who, halt, strerror(saved));
+	snprintf(msg, sizeof(msg), "trading.halt_file cannot be %s (%s); "
+	    "trading is %s", halting ? "created" : "removed", strerror(saved),
+	    halting ? "NOT halted" : "still halted");
+	exchange_error(x, 500, "internal_error", msg, NULL);
+}
+
 /* The kill switch: {"enabled": false} halts every trade-scope request. */
 static void
 builtin_trading(struct exchange *x)
@@ -230,7 +245,7 @@ builtin_trading(struct exchange *x)
 	json_t		*j, *v;
 	json_error_t	 je;
 	struct stat	 st;
-	int		 fd;
+	int		 fd, halting;
 
 	if (halt == NULL) {
 		exchange_error(x, 404, "no_route", "trading.halt_file is not "
@@ -246,14 +261,21 @@ builtin_trading(struct exchange *x)
 			    "{\"enabled\": true|false}", NULL);
 			return;
 		}
-		if (json_is_false(v)) {
-			fd = open(halt, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-			if (fd != -1)
-				close(fd);
-			log_warn("trading halted by %s (%s)", x->who, halt);
-		} else if (unlink(halt) == 0)
-			log_warn("trading resumed by %s", x->who);
+		halting = json_is_false(v);
 		json_decref(j);
+		if (halting && (fd = open(halt, O_WRONLY | O_CREAT |
+		    O_CLOEXEC, 0644)) != -1) {
+			close(fd);
+			log_warn("trading halted by %s (%s)", x->who, halt);
+		} else if (!halting && (fd = unlink(halt)) == 0)
+			log_warn("trading resumed by %s", x->who);
+		else if (!halting && errno == ENOENT)
+			fd = 0;
+		/* A switch that did not move must not answer 200. */
+		if (fd == -1) {
+			builtin_trading_failed(x, halt, halting);
+			return;
+		}
 	}
 	if (stat(halt, &st) == 0)
 		exchange_json(x, 200, "{\"trading\":\"halted\","

@@ -572,6 +572,22 @@ forward_fetch(struct exchange *x, const struct buf *target, const char *key)
 	return (-1);
 }
 
+/*
+ * Expired copies go, at most once a second: a client whose query varies
+ * with each call (a cache-busting parameter) would otherwise leave every
+ * answer behind until the same GET came again.
+ */
+static void
+forward_expire(struct server *srv, uint64_t now)
+{
+	static uint64_t	 last_ms;
+
+	if (now - last_ms < 1000)
+		return;
+	last_ms = now;
+	cache_expire(srv->cache, now);
+}
+
 /* GET: share one upstream request, or serve a fresh copy. */
 static int
 forward_get(struct exchange *x, const struct buf *target)
@@ -583,6 +599,7 @@ forward_get(struct exchange *x, const struct buf *target)
 	uint64_t		 now = now_ms();
 	int			 rc = -1;
 
+	forward_expire(srv, now);
 	buf_init(&key);
 	if (buf_puts(&key, "GET ") == -1 ||
 	    buf_append(&key, target->data, target->len) == -1 ||

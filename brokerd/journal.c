@@ -27,6 +27,7 @@ struct journal {
 	size_t		 max_bytes;
 	unsigned	 keep;
 	uint64_t	 next_id;
+	int		 torn;		/* a cut line is still there */
 };
 
 static int
@@ -67,6 +68,14 @@ journal_open(const char *path, size_t max_bytes, unsigned keep, char *err,
 		return (NULL);
 	}
 	return (j);
+}
+
+/* A reload that keeps the file still brings its rotation limits. */
+void
+journal_set_limits(struct journal *j, size_t max_bytes, unsigned keep)
+{
+	j->max_bytes = max_bytes;
+	j->keep = keep;
 }
 
 void
@@ -118,23 +127,44 @@ journal_rotate(struct journal *j)
 	return (journal_reopen(j));
 }
 
+/*
+ * A line cut short (a full disk) is cut off again, back to the last whole
+ * line: left there, it would glue itself to the next line and make that
+ * one unreadable too.  Until it is gone nothing more is written.
+ */
+static int
+journal_untear(struct journal *j)
+{
+	int	 saved = errno;
+
+	j->torn = ftruncate(j->fd, (off_t)j->size) == -1;
+	errno = saved;
+	return (j->torn ? -1 : 0);
+}
+
 static int
 journal_write(struct journal *j, json_t *o)
 {
 	char	*line;
 	size_t	 len;
+	ssize_t	 n;
 	int	 rc = -1;
 
 	if ((line = json_dumps(o, JSON_COMPACT)) == NULL)
 		return (-1);
 	len = strlen(line);
 	line[len] = '\n';	/* json_dumps' NUL becomes the newline */
+	if (j->torn && journal_untear(j) == -1)
+		goto out;
 	if (j->max_bytes > 0 && j->size > 0 && j->size + len + 1 >
 	    j->max_bytes && journal_rotate(j) == -1)
 		goto out;
-	if (write(j->fd, line, len + 1) != (ssize_t)(len + 1) ||
-	    fsync(j->fd) == -1)
+	if ((n = write(j->fd, line, len + 1)) != (ssize_t)(len + 1) ||
+	    fsync(j->fd) == -1) {
+		if (n > 0)
+			(void)journal_untear(j);
 		goto out;
+	}
 	j->size += len + 1;
 	rc = 0;
  out:

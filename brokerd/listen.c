@@ -48,6 +48,8 @@ struct refusal {
 };
 
 static int	 listen_activated;	/* sockets came from systemd */
+static char	 listen_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+					/* the socket file we bound, or "" */
 static ev_io	*listen_io;		/* one accept watcher per listener */
 static size_t	 listen_nio;
 static ev_timer	 listen_pause_timer;
@@ -166,6 +168,7 @@ listen_unix(const struct config *conf, struct listener **ls, size_t *n,
     char *err, size_t errlen)
 {
 	struct sockaddr_un	 sun;
+	struct stat		 st;
 	struct group		*gr;
 	mode_t			 old;
 	int			 fd = -1, rc;
@@ -199,6 +202,10 @@ listen_unix(const struct config *conf, struct listener **ls, size_t *n,
 	umask(old);
 	if (rc == -1)
 		goto fail;
+	/*
+	 * bind() gave the socket our own group; chown only for another one:
+	 * config/brokerd.service denies chown(2) (@privileged).
+	 */
 	if (conf->unix_group != NULL) {
 		if ((gr = getgrnam(conf->unix_group)) == NULL) {
 			if (!conf->unix_group_default) {
@@ -209,8 +216,9 @@ listen_unix(const struct config *conf, struct listener **ls, size_t *n,
 			log_warn("%s: group %s does not exist; the socket "
 			    "keeps brokerd's group", conf->unix_path,
 			    conf->unix_group);
-		} else if (lchown(conf->unix_path, (uid_t)-1, gr->gr_gid) ==
-		    -1)
+		} else if ((lstat(conf->unix_path, &st) == -1 ||
+		    st.st_gid != gr->gr_gid) &&
+		    lchown(conf->unix_path, (uid_t)-1, gr->gr_gid) == -1)
 			goto fail;
 	}
 	/*
@@ -222,6 +230,8 @@ listen_unix(const struct config *conf, struct listener **ls, size_t *n,
 	snprintf(name, sizeof(name), "unix %s", conf->unix_path);
 	if (listen_add(ls, n, fd, 1, name) == -1)
 		goto fail;
+	/* A reload may change unix_path; the file to remove stays this. */
+	memcpy(listen_path, sun.sun_path, sizeof(listen_path));
 	log_info("listening on unix %s (mode %04o)", conf->unix_path,
 	    (unsigned)conf->unix_mode);
 	return (0);
@@ -359,14 +369,14 @@ listen_open(const struct config *conf, struct listener **ls, size_t *n,
 	}
 	return (0);
  fail:
-	listen_close(*ls, *n, conf);
+	listen_close(*ls, *n);
 	*ls = NULL;
 	*n = 0;
 	return (-1);
 }
 
 void
-listen_close(struct listener *ls, size_t n, const struct config *conf)
+listen_close(struct listener *ls, size_t n)
 {
 	size_t	 i;
 	int	 had_unix = 0;
@@ -378,9 +388,9 @@ listen_close(struct listener *ls, size_t n, const struct config *conf)
 			had_unix = 1;
 	}
 	free(ls);
-	if (had_unix && !listen_activated && conf != NULL &&
-	    conf->unix_path != NULL)
-		unlink(conf->unix_path);
+	if (had_unix && !listen_activated && listen_path[0] != '\0')
+		unlink(listen_path);
+	listen_path[0] = '\0';
 }
 
 /* ------------------------------------------------------------ accept */

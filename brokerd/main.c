@@ -111,7 +111,9 @@ main_reload(void)
 	if (journal_changed(oc, nc)) {
 		journal_close(server.journal);
 		server.journal = nj;
-	}
+	} else if (server.journal != NULL)
+		journal_set_limits(server.journal, nc->journal_max_bytes,
+		    nc->journal_keep);
 	if ((oc->unix_path == NULL) != (nc->unix_path == NULL) ||
 	    (oc->unix_path != NULL && strcmp(oc->unix_path,
 	    nc->unix_path) != 0) || (oc->tcp == NULL) != (nc->tcp == NULL) ||
@@ -163,7 +165,7 @@ main_stop(struct ev_loop *loop, int sig)
 	    server.conf->drain_ms);
 	server.draining = 1;
 	listen_stop(&server);
-	listen_close(server.listeners, server.nlisteners, server.conf);
+	listen_close(server.listeners, server.nlisteners);
 	server.listeners = NULL;
 	server.nlisteners = 0;
 	client_close_all(&server);

@@ -387,6 +387,20 @@ session_apply(struct session *s, struct gw_status *nst)
 		session_reauth_try(s, 0);
 }
 
+/*
+ * A check answered, but with no word about the session (a Gateway
+ * restarting answers 500/503): the state stays, yet it was a check, so
+ * BROKERD_CHECKED moves and readers do not call brokerd stale.
+ */
+static void
+session_touch(struct session *s)
+{
+	s->st.checked = time(NULL);
+	s->st.pid = getpid();
+	s->st.check_interval_s = s->conf->check_interval_s;
+	session_write(s, 0);
+}
+
 static const char *
 session_error_name(enum upstream_error e)
 {
@@ -496,6 +510,7 @@ session_probe_done(struct session *s, struct session_call *c,
 			log_debug("gateway session: %s answered HTTP %d; "
 			    "state kept", what, resp->status);
 		s->odd_status = resp->status;
+		session_touch(s);
 		return;
 	}
 	s->odd_status = 0;
@@ -504,6 +519,7 @@ session_probe_done(struct session *s, struct session_call *c,
 	if (session_parse_auth(resp->body.data, resp->body.len, &nst) == -1) {
 		log_debug("gateway session: %s answer holds no auth status",
 		    what);
+		session_touch(s);
 		return;
 	}
 	nst.state = session_state_of(&nst);

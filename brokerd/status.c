@@ -367,8 +367,9 @@ status_history(const char *path, const struct gw_status *st,
     enum gw_state from)
 {
 	struct buf	 b;
+	struct stat	 sb;
 	char		 at[32];
-	int		 fd = -1, saved;
+	int		 fd = -1, saved, cut;
 
 	buf_init(&b);
 	if (path == NULL || *path == '\0') {
@@ -390,10 +391,16 @@ status_history(const char *path, const struct gw_status *st,
 		goto fail;
 	}
 	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-	if (fd == -1)
+	if (fd == -1 || fstat(fd, &sb) == -1)
 		goto fail;
-	if (status_write_all(fd, b.data, b.len) == -1 || fsync(fd) == -1)
+	if (status_write_all(fd, b.data, b.len) == -1 || fsync(fd) == -1) {
+		/* A part of a line would glue the next one to it. */
+		saved = errno;
+		cut = ftruncate(fd, sb.st_size);
+		(void)cut;	/* the write's error is the one to report */
+		errno = saved;
 		goto fail;
+	}
 	if (close(fd) == -1) {
 		fd = -1;
 		goto fail;

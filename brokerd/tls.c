@@ -340,6 +340,31 @@ conf_mode(const struct config *conf)
 	    TLS_CA : TLS_INSECURE);
 }
 
+/*
+ * Does the CA file still hold exactly the certificates t trusts?  A bundle
+ * replaced in place (a CA rotated, or one no longer trusted) must count
+ * from the reload, as nginx reads its files again on one.
+ */
+static int
+tls_same_ca(const struct tls *t, const char *file)
+{
+	mbedtls_x509_crt	 now;
+	const mbedtls_x509_crt	*a, *b;
+	int			 same = 0;
+
+	mbedtls_x509_crt_init(&now);
+	if (mbedtls_x509_crt_parse_file(&now, file) >= 0) {
+		for (a = &t->ca, b = &now; a != NULL && b != NULL &&
+		    a->raw.len == b->raw.len && (a->raw.len == 0 ||
+		    memcmp(a->raw.p, b->raw.p, a->raw.len) == 0);
+		    a = a->next, b = b->next)
+			;
+		same = a == NULL && b == NULL;
+	}
+	mbedtls_x509_crt_free(&now);
+	return (same);
+}
+
 int
 tls_same(const struct tls *t, const struct config *conf)
 {
@@ -350,7 +375,8 @@ tls_same(const struct tls *t, const struct config *conf)
 		return (0);
 	if (mode == TLS_PIN && memcmp(t->pin, conf->gw_pin, 32) != 0)
 		return (0);
-	if (mode == TLS_CA && !str_eq(t->ca_file, conf->gw_ca_file))
+	if (mode == TLS_CA && (!str_eq(t->ca_file, conf->gw_ca_file) ||
+	    !tls_same_ca(t, conf->gw_ca_file)))
 		return (0);
 	return (1);
 }

@@ -69,7 +69,10 @@ struct tls	*tls_new(const struct config *, struct tls_rng *, char *err,
 		    size_t errlen);
 void		 tls_ref(struct tls *);
 void		 tls_unref(struct tls *);
-/* 1 when conf asks for exactly the settings t holds. */
+/*
+ * 1 when conf asks for exactly the settings t holds (a CA file is read
+ * again: the same certificates, not only the same path).
+ */
 int		 tls_same(const struct tls *, const struct config *);
 /*
  * A connection's context under t: SNI, the bio, the verification callback

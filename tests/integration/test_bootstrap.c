@@ -51,3 +51,46 @@ Test(bootstrap, first_client_call_is_served_from_the_watchers_copy,
 	brokerd_stop(&b);
 	gwsim_stop(&g);
 }
+
+static long
+status_checked(const struct brokerd *b)
+{
+	char	*s = slurp(b->status, NULL), *p;
+	long	 t = -1;
+
+	if (s != NULL && (p = strstr(s, "BROKERD_CHECKED_UNIX=")) != NULL)
+		t = strtol(p + 21, NULL, 10);
+	free(s);
+	return (t);
+}
+
+/*
+ * A check the Gateway answers 503 (restarting) keeps the state but is a
+ * check: BROKERD_CHECKED must move, or ibkr-status calls a running
+ * brokerd stale after three intervals.
+ */
+Test(bootstrap, checked_moves_while_the_gateway_answers_503, .timeout = 30)
+{
+	struct gwsim	 g;
+	struct brokerd	 b;
+	long		 t0, t1;
+	int		 i;
+
+	cr_assert_eq(gwsim_start(&g, "self"), 0);
+	cr_assert_eq(brokerd_start(&b, &g, NULL), 0);
+	for (i = 0; i < 100 && !status_has(&b, "BROKERD_STATE=authenticated");
+	    i++)
+		sleep_ms(20);
+	cr_assert(status_has(&b, "BROKERD_STATE=authenticated"));
+	cr_assert_eq(gwsim_ctl(&g, "POST", "/behaviour", "{\"force_status\":"
+	    "503,\"paths\":[\"/iserver/auth/status\",\"/tickle\"]}", NULL), 0);
+	sleep_ms(1500);
+	t0 = status_checked(&b);
+	cr_assert_gt(t0, 0);
+	sleep_ms(3500);
+	t1 = status_checked(&b);
+	cr_assert_gt(t1, t0, "BROKERD_CHECKED_UNIX stayed at %ld", t0);
+	cr_assert(status_has(&b, "BROKERD_STATE=authenticated"));
+	brokerd_stop(&b);
+	gwsim_stop(&g);
+}

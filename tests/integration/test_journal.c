@@ -3,9 +3,11 @@
  * before the Gateway sees the order, the outcome follows; reads are not
  * journaled.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <criterion/criterion.h>
 #include <jansson.h>
@@ -67,6 +69,49 @@ Test(journal, order_intent_and_outcome, .timeout = 30)
 	json_decref(a);
 	json_decref(o);
 	free(text);
+	brokerd_stop(&b);
+	gwsim_stop(&g);
+}
+
+/*
+ * A reload that keeps journal.file still applies its new max_bytes and
+ * keep: the journal rotates at the reloaded size.
+ */
+Test(journal, reload_applies_max_bytes_and_keep, .timeout = 60)
+{
+	struct gwsim	 g;
+	struct brokerd	 b;
+	struct resp	 r;
+	char		 extra[512], jpath[400], rotated[420], order[256];
+	int		 i;
+
+	cr_assert_eq(gwsim_start(&g, "self"), 0);
+	memset(&b, 0, sizeof(b));
+	cr_assert_eq(brokerd_write_conf(&b, &g, NULL), 0);
+	snprintf(jpath, sizeof(jpath), "%s/journal", b.dir);
+	snprintf(rotated, sizeof(rotated), "%s.1", jpath);
+	snprintf(extra, sizeof(extra), "journal: { file: %s }\n", jpath);
+	cr_assert_eq(brokerd_write_conf(&b, &g, extra), 0);
+	cr_assert_eq(brokerd_spawn(&b, NULL), 0);
+	snprintf(extra, sizeof(extra), "journal: { file: %s, max_bytes: 4096, "
+	    "keep: 1 }\n", jpath);
+	cr_assert_eq(brokerd_write_conf(&b, &g, extra), 0);
+	brokerd_signal(&b, SIGHUP);
+	for (i = 0; i < 100 && !brokerd_log_has(&b, "configuration reloaded");
+	    i++)
+		sleep_ms(50);
+	cr_assert(brokerd_log_has(&b, "configuration reloaded"));
+	for (i = 0; i < 20 && access(rotated, F_OK) != 0; i++) {
+		snprintf(order, sizeof(order), "{\"orders\":[{\"conid\":265598,"
+		    "\"side\":\"BUY\",\"orderType\":\"MKT\",\"quantity\":1,"
+		    "\"tif\":\"DAY\",\"cOID\":\"journal-reload-%d\"}]}", i);
+		req_unix(&b, "POST", "/iserver/account/DU123456/orders",
+		    key_all, order, strlen(order), &r);
+		cr_assert_eq(r.status, 200, "%s", r.body);
+		resp_free(&r);
+	}
+	cr_assert_eq(access(rotated, F_OK), 0, "no rotation at the reloaded "
+	    "max_bytes after %d orders", i);
 	brokerd_stop(&b);
 	gwsim_stop(&g);
 }

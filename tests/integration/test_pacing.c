@@ -749,6 +749,53 @@ Test(pacing, cache_serves_with_age_and_expires)
 	resp_free(&r2);
 }
 
+static long
+cache_entries(void)
+{
+	json_t	*j = bd_json("/gateway/status");
+	long	 n;
+
+	n = (long)json_integer_value(json_object_get(json_object_get(j,
+	    "cache"), "entries"));
+	json_decref(j);
+	return (n);
+}
+
+/*
+ * Expired copies go: a client that varies its query (a cache-busting
+ * parameter) must not grow brokerd's memory one answer at a time.
+ */
+Test(pacing, expired_cache_entries_are_freed)
+{
+	struct resp	 r;
+	char		 path[64];
+	int		 i;
+
+	start_bd("routes:\n"
+	    "  - { prefix: /trsrv/, to: /v1/api/trsrv/, methods: { GET: read "
+	    "}, cache_ms: 100 }\n"
+	    "  - { prefix: /iserver/, to: /v1/api/iserver/, methods: "
+	    "{ GET: read } }\n"
+	    "  - { prefix: /portfolio/, to: /v1/api/portfolio/, methods: "
+	    "{ GET: read } }\n");
+	wait_ready();
+	for (i = 0; i < 12; i++) {
+		snprintf(path, sizeof(path), "/trsrv/stocks?symbols=AAPL&_=%d",
+		    i);
+		cr_assert_eq(req_unix(&bd, "GET", path, key_only, NULL, 0,
+		    &r), 0);
+		cr_assert_eq(r.status, 200, "%ld %s", r.status, r.body);
+		resp_free(&r);
+	}
+	cr_assert_geq(cache_entries(), 1);
+	sleep_ms(1200);
+	cr_assert_eq(req_unix(&bd, "GET", "/trsrv/stocks?symbols=AAPL&_=last",
+	    key_only, NULL, 0, &r), 0);
+	cr_assert_eq(r.status, 200, "%ld %s", r.status, r.body);
+	resp_free(&r);
+	cr_assert_leq(cache_entries(), 1, "expired copies are kept");
+}
+
 /*
  * make test runs two tests at once: a test that bounds a time, or a load
  * that gives a figure, waits until no load and its burners run beside it

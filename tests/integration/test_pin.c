@@ -3,6 +3,7 @@
  * gateway_certificate naming both fingerprints, and the status file keeps
  * gateway_down with the whole message (it used to be cut short).
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,6 +100,58 @@ Test(pin, mismatch_is_gateway_certificate_with_both_fingerprints,
 	resp_free(&r);
 
 	cr_assert_eq(gwsim_count(&g, "total"), 0, "a request got through");
+	brokerd_stop(&b);
+	gwsim_stop(&g);
+}
+
+/*
+ * With gateway.tls.ca_file, a reload reads the file again, as nginx does:
+ * a bundle replaced in place (a CA rotated, or one no longer trusted)
+ * counts from the reload, not from the next restart.
+ */
+Test(pin, reload_rereads_the_ca_file, .timeout = 60)
+{
+	struct gwsim	 g;
+	struct brokerd	 b;
+	struct resp	 r;
+	char		 ca[400], extra[1024], cmd[1400];
+	char		*pem;
+	size_t		 len;
+	FILE		*f;
+	int		 i;
+
+	cr_assert_eq(gwsim_start(&g, "ca"), 0);
+	memset(&b, 0, sizeof(b));
+	cr_assert_eq(brokerd_write_conf(&b, &g, NULL), 0);
+	snprintf(ca, sizeof(ca), "%s/ca.pem", b.dir);
+	cr_assert_not_null(pem = slurp(g.ca_file, &len));
+	cr_assert_not_null(f = fopen(ca, "w"));
+	cr_assert_eq(fwrite(pem, 1, len, f), len);
+	fclose(f);
+	free(pem);
+	snprintf(extra, sizeof(extra), "gateway:\n  url: %s\n  tls: { "
+	    "ca_file: %s }\n  timeout_ms: 3000\n", g.url, ca);
+	cr_assert_eq(brokerd_write_conf(&b, &g, extra), 0);
+	cr_assert_eq(brokerd_spawn(&b, NULL), 0);
+	req_unix(&b, "GET", "/trsrv/stocks?symbols=AAPL", key_all, NULL, 0,
+	    &r);
+	cr_assert_eq(r.status, 200, "%ld %s", r.status, r.body);
+	resp_free(&r);
+
+	/* another CA, same path: the Gateway's certificate is not its */
+	snprintf(cmd, sizeof(cmd), "openssl req -x509 -newkey rsa:2048 "
+	    "-nodes -keyout '%s/other.key' -out '%s' -days 2 -subj "
+	    "'/CN=another CA' >/dev/null 2>&1", b.dir, ca);
+	cr_assert_eq(system(cmd), 0, "%s", cmd);
+	brokerd_signal(&b, SIGHUP);
+	for (i = 0; i < 100 && !brokerd_log_has(&b, "configuration reloaded");
+	    i++)
+		sleep_ms(50);
+	cr_assert(brokerd_log_has(&b, "configuration reloaded"));
+	req_unix(&b, "GET", "/trsrv/stocks?symbols=MSFT", key_all, NULL, 0,
+	    &r);
+	assert_error(&r, "TLS handshake failed");
+	resp_free(&r);
 	brokerd_stop(&b);
 	gwsim_stop(&g);
 }

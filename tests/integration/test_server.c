@@ -511,6 +511,31 @@ Test(server, halt_file_blocks_trade_scope)
 	cr_assert_neq(access(bd.halt, F_OK), 0);
 }
 
+/*
+ * The kill switch must not answer 200 when the halt file cannot be made:
+ * the caller would believe trading stopped while orders still go.
+ */
+Test(lifecycle, kill_switch_that_cannot_halt_is_an_error, .timeout = 30)
+{
+	struct brokerd	 b;
+	struct resp	 r;
+	char		 extra[600];
+
+	memset(&b, 0, sizeof(b));
+	cr_assert_eq(brokerd_write_conf(&b, NULL, NULL), 0);
+	snprintf(extra, sizeof(extra), "trading: { halt_file: %s/no/such/"
+	    "folder/halt }\n", b.dir);
+	cr_assert_eq(brokerd_start(&b, NULL, extra), 0);
+	req_unix(&b, "POST", "/gateway/trading", key_all,
+	    "{\"enabled\":false}", 17, &r);
+	assert_error(&r, 500, "internal_error");
+	cr_assert(strstr(r.body, "halt") != NULL, "%s", r.body);
+	resp_free(&r);
+	cr_assert(!brokerd_log_has(&b, "trading halted by"),
+	    "the log says trading halted");
+	brokerd_stop(&b);
+}
+
 /* ------------------------------------------------------------------ */
 
 Test(lifecycle, peers_by_uid, .timeout = 30)
@@ -579,6 +604,41 @@ Test(lifecycle, sigterm_removes_socket_and_exits_0, .timeout = 30)
 	cr_assert(strstr(st, "BROKERD_AUTHENTICATED=0\n") != NULL, "%s", st);
 	cr_assert(strstr(st, "BROKERD_CONNECTED=0\n") != NULL, "%s", st);
 	free(st);
+	brokerd_stop(&b);
+}
+
+/*
+ * A reload that moves listen.unix.path takes effect at the next restart:
+ * the socket brokerd listens on is still the old one, so SIGTERM must
+ * remove that one and leave whatever lives at the new path alone.
+ */
+Test(lifecycle, sigterm_after_a_path_reload_removes_its_own_socket,
+    .timeout = 30)
+{
+	struct brokerd	 b;
+	char		 other[400], extra[600];
+	FILE		*f;
+	int		 i;
+
+	cr_assert_eq(brokerd_start(&b, NULL, NULL), 0);
+	snprintf(other, sizeof(other), "%s/other.sock", b.dir);
+	cr_assert_not_null(f = fopen(other, "w"));
+	fclose(f);
+	snprintf(extra, sizeof(extra), "listen:\n  unix: { path: %s, "
+	    "mode: \"0660\", group: null }\n", other);
+	cr_assert_eq(brokerd_write_conf(&b, NULL, extra), 0);
+	brokerd_signal(&b, SIGHUP);
+	for (i = 0; i < 100 && !brokerd_log_has(&b, "configuration reloaded");
+	    i++)
+		sleep_ms(50);
+	cr_assert(brokerd_log_has(&b, "configuration reloaded"));
+	brokerd_signal(&b, SIGTERM);
+	cr_assert_eq(brokerd_wait(&b, 5000), 0);
+	cr_assert_eq(b.exit_status, 0);
+	cr_assert_neq(access(b.sock, F_OK), 0, "the listening socket was "
+	    "left behind");
+	cr_assert_eq(access(other, F_OK), 0, "the file at the reloaded path "
+	    "was removed");
 	brokerd_stop(&b);
 }
 

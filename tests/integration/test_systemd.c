@@ -2,12 +2,20 @@
  * systemd integration without systemd: Type=notify messages on a datagram
  * socket named by NOTIFY_SOCKET, and socket activation through LISTEN_FDS.
  */
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+
+#include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <stddef.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -104,5 +112,98 @@ Test(systemd, socket_activation, .timeout = 30)
 	cr_assert_eq(b.exit_status, 0);
 	/* the socket belongs to systemd: it stays */
 	cr_assert_eq(access(path, F_OK), 0);
+	brokerd_stop(&b);
+}
+
+/*
+ * config/brokerd.service denies @privileged, which holds @chown: every
+ * chown(2) fails with EPERM there.  The child gets the same refusal.
+ */
+static void
+deny_chown(void)
+{
+	struct sock_filter	 f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+		    offsetof(struct seccomp_data, nr)),
+#ifdef __NR_chown
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_chown, 4, 0),
+#else
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_fchownat, 4, 0),
+#endif
+#ifdef __NR_lchown
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_lchown, 3, 0),
+#else
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_fchownat, 3, 0),
+#endif
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_fchown, 2, 0),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_fchownat, 1, 0),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO |
+		    (EPERM & SECCOMP_RET_DATA)),
+	};
+	struct sock_fprog	 prog = { sizeof(f) / sizeof(f[0]), f };
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1 ||
+	    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == -1)
+		_exit(124);
+}
+
+/*
+ * Under the shipped unit (User= and Group=brokerd, chown denied) the
+ * socket is born in listen.unix.group already: brokerd must start, not
+ * fail on a chown that would change nothing.
+ */
+Test(systemd, unit_without_chown_starts_with_its_own_group, .timeout = 30)
+{
+	struct brokerd	 b;
+	struct group	*gr;
+	struct stat	 st;
+	char		 extra[700], *log;
+	double		 deadline;
+	int		 fd, status, ready = 0;
+
+	cr_assert_not_null(gr = getgrgid(getegid()));
+	memset(&b, 0, sizeof(b));
+	cr_assert_eq(brokerd_write_conf(&b, NULL, NULL), 0);
+	snprintf(extra, sizeof(extra), "listen:\n  unix: { path: %s, mode: "
+	    "\"0660\", group: %s }\n", b.sock, gr->gr_name);
+	cr_assert_eq(brokerd_write_conf(&b, NULL, extra), 0);
+	cr_assert_neq(b.pid = fork(), -1);
+	if (b.pid == 0) {
+		if ((fd = open(b.log, O_WRONLY | O_CREAT | O_APPEND,
+		    0644)) == -1)
+			_exit(126);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		unsetenv("IBKR_BRIDGE_KEY");
+		unsetenv("IBKR_BRIDGE_URL");
+		unsetenv("IBKR_GATEWAY_URL");
+		unsetenv("NOTIFY_SOCKET");
+		unsetenv("LISTEN_FDS");
+		deny_chown();
+		execl(getenv("BROKERD_BIN") ? getenv("BROKERD_BIN") :
+		    "build/brokerd", "brokerd", "-f", "-c", b.conf,
+		    (char *)NULL);
+		_exit(127);
+	}
+	deadline = mono_s() + 10;
+	while (!ready && mono_s() < deadline) {
+		if (waitpid(b.pid, &status, WNOHANG) == b.pid) {
+			b.pid = 0;
+			break;
+		}
+		if ((log = slurp(b.log, NULL)) != NULL) {
+			ready = strstr(log, "brokerd: ready") != NULL;
+			free(log);
+		}
+		sleep_ms(10);
+	}
+	log = slurp(b.log, NULL);
+	cr_assert(ready, "brokerd did not start without chown: %s",
+	    log != NULL ? log : "");
+	free(log);
+	cr_assert_eq(stat(b.sock, &st), 0);
+	cr_assert_eq(st.st_gid, gr->gr_gid);
+	cr_assert_eq(st.st_mode & 0777, 0660);
 	brokerd_stop(&b);
 }

@@ -1,8 +1,10 @@
 /*
  * The trade journal: intent before, outcome after, JSON lines, rotation.
  */
+#include <sys/resource.h>
 #include <sys/stat.h>
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -146,4 +148,47 @@ Test(journal, unwritable_path_is_an_error)
 	cr_assert_null(journal_open("/nonexistent/dir/journal", 0, 0, err,
 	    sizeof(err)));
 	cr_assert(strstr(err, "/nonexistent/dir/journal") != NULL);
+}
+
+/*
+ * A line cut short (a full disk, a file size limit) must not glue itself
+ * to the next one: every line of the journal stays a JSON object, so the
+ * intent written after the spell is readable.
+ */
+Test(journal, short_write_leaves_no_fragment)
+{
+	struct journal	*j;
+	struct rlimit	 old, rl;
+	struct stat	 st;
+	char		 err[256], buf[8192];
+	uint64_t	 id;
+	json_t		*o;
+	FILE		*f;
+	int		 n = 0;
+
+	signal(SIGXFSZ, SIG_IGN);
+	cr_assert_not_null(j = journal_open(path, 1 << 20, 3, err,
+	    sizeof(err)), "%s", err);
+	cr_assert_eq(journal_intent(j, "key:t", "POST", "/a", "{}", 2, &id),
+	    0);
+	cr_assert_eq(stat(path, &st), 0);
+	cr_assert_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
+	rl = old;
+	rl.rlim_cur = (rlim_t)st.st_size + 40;	/* room for a fragment */
+	cr_assert_eq(setrlimit(RLIMIT_FSIZE, &rl), 0);
+	cr_assert_eq(journal_intent(j, "key:t", "POST", "/b", "{}", 2, &id),
+	    -1);
+	cr_assert_eq(setrlimit(RLIMIT_FSIZE, &old), 0);
+	cr_assert_eq(journal_intent(j, "key:t", "POST", "/c", "{}", 2, &id),
+	    0);
+	journal_close(j);
+	cr_assert_not_null(f = fopen(path, "r"));
+	while (fgets(buf, sizeof(buf), f) != NULL) {
+		o = json_loads(buf, 0, NULL);
+		cr_assert_not_null(o, "line %d is not JSON: %s", n + 1, buf);
+		json_decref(o);
+		n++;
+	}
+	fclose(f);
+	cr_assert_eq(n, 2);
 }

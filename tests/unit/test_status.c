@@ -3,6 +3,7 @@
  * atomic rewrites under a concurrent reader, its mode, the history lines.
  */
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -10,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -485,4 +487,42 @@ Test(status, history_json_lines, .init = mk_tmpdir, .fini = rm_tmpdir)
 	}
 	cr_expect_eq(n, 2);
 	free(text);
+}
+
+/*
+ * A history line cut short (a full disk, a size limit) is removed: left
+ * there, the next transition's line would be glued to it.
+ */
+Test(status, history_short_write_leaves_no_fragment, .init = mk_tmpdir,
+    .fini = rm_tmpdir)
+{
+	struct gw_status st;
+	struct rlimit	 old, rl;
+	struct stat	 sb;
+	char		 path[128], buf[4096];
+	json_t		*j;
+	FILE		*f;
+	int		 n = 0;
+
+	signal(SIGXFSZ, SIG_IGN);
+	snprintf(path, sizeof(path), "%s/history.jsonl", tmpdir);
+	sample(&st);
+	cr_assert_eq(status_history(path, &st, GW_STARTING), 0);
+	cr_assert_eq(stat(path, &sb), 0);
+	cr_assert_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
+	rl = old;
+	rl.rlim_cur = (rlim_t)sb.st_size + 30;	/* room for a fragment */
+	cr_assert_eq(setrlimit(RLIMIT_FSIZE, &rl), 0);
+	cr_assert_eq(status_history(path, &st, GW_AUTHENTICATED), -1);
+	cr_assert_eq(setrlimit(RLIMIT_FSIZE, &old), 0);
+	cr_assert_eq(status_history(path, &st, GW_UNAUTHENTICATED), 0);
+	cr_assert_not_null(f = fopen(path, "r"));
+	while (fgets(buf, sizeof(buf), f) != NULL) {
+		j = json_loads(buf, 0, NULL);
+		cr_assert_not_null(j, "line %d is not JSON: %s", n + 1, buf);
+		json_decref(j);
+		n++;
+	}
+	fclose(f);
+	cr_assert_eq(n, 2);
 }
