@@ -23,6 +23,20 @@ status_has(const struct brokerd *b, const char *text)
 	return (r);
 }
 
+/* The simulator and brokerd, once the status file says authenticated. */
+static void
+start_authenticated(struct gwsim *g, struct brokerd *b)
+{
+	int	 i;
+
+	cr_assert_eq(gwsim_start(g, "self"), 0);
+	cr_assert_eq(brokerd_start(b, g, NULL), 0);
+	for (i = 0; i < 100 && !status_has(b, "BROKERD_STATE=authenticated");
+	    i++)
+		sleep_ms(20);
+	cr_assert(status_has(b, "BROKERD_STATE=authenticated"));
+}
+
 Test(bootstrap, first_client_call_is_served_from_the_watchers_copy,
     .timeout = 30)
 {
@@ -32,12 +46,7 @@ Test(bootstrap, first_client_call_is_served_from_the_watchers_copy,
 	char		 age[32];
 	int		 i;
 
-	cr_assert_eq(gwsim_start(&g, "self"), 0);
-	cr_assert_eq(brokerd_start(&b, &g, NULL), 0);
-	for (i = 0; i < 100 && !status_has(&b, "BROKERD_STATE=authenticated");
-	    i++)
-		sleep_ms(20);
-	cr_assert(status_has(&b, "BROKERD_STATE=authenticated"));
+	start_authenticated(&g, &b);
 	for (i = 0; i < 100 && gwsim_count(&g,
 	    "GET /v1/api/portfolio/accounts") < 1; i++)
 		sleep_ms(20);
@@ -74,14 +83,8 @@ Test(bootstrap, checked_moves_while_the_gateway_answers_503, .timeout = 30)
 	struct gwsim	 g;
 	struct brokerd	 b;
 	long		 t0, t1;
-	int		 i;
 
-	cr_assert_eq(gwsim_start(&g, "self"), 0);
-	cr_assert_eq(brokerd_start(&b, &g, NULL), 0);
-	for (i = 0; i < 100 && !status_has(&b, "BROKERD_STATE=authenticated");
-	    i++)
-		sleep_ms(20);
-	cr_assert(status_has(&b, "BROKERD_STATE=authenticated"));
+	start_authenticated(&g, &b);
 	cr_assert_eq(gwsim_ctl(&g, "POST", "/behaviour", "{\"force_status\":"
 	    "503,\"paths\":[\"/iserver/auth/status\",\"/tickle\"]}", NULL), 0);
 	sleep_ms(1500);

@@ -203,16 +203,23 @@ wait_ready(void)
 	}
 }
 
+/* /gateway/status's SECTION.FIELD, an integer. */
 static long
-queued_now(void)
+status_int(const char *section, const char *field)
 {
 	json_t	*j = bd_json("/gateway/status");
 	long	 n;
 
 	n = (long)json_integer_value(json_object_get(json_object_get(j,
-	    "rate"), "queued"));
+	    section), field));
 	json_decref(j);
 	return (n);
+}
+
+static long
+queued_now(void)
+{
+	return (status_int("rate", "queued"));
 }
 
 static int
@@ -752,13 +759,7 @@ Test(pacing, cache_serves_with_age_and_expires)
 static long
 cache_entries(void)
 {
-	json_t	*j = bd_json("/gateway/status");
-	long	 n;
-
-	n = (long)json_integer_value(json_object_get(json_object_get(j,
-	    "cache"), "entries"));
-	json_decref(j);
-	return (n);
+	return (status_int("cache", "entries"));
 }
 
 /*
