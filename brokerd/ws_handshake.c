@@ -209,7 +209,10 @@ ws_client_answer(const char *p, size_t len, const char *key, size_t *used)
 	if (*used < 12 || memcmp(p, "HTTP/1.1 101", 12) != 0 ||
 	    ws_accept_key(key, want) == -1)
 		return (-1);
-	line = (const char *)memchr(p, '\n', end - p) + 1;
+	/* no line after the status line: no accept key either */
+	if ((line = memchr(p, '\n', end - p)) == NULL)
+		return (-1);
+	line++;
 	while (line < end + 2) {
 		eol = memchr(line, '\r', end + 2 - line);
 		if (eol == NULL)

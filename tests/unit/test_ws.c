@@ -282,6 +282,19 @@ Test(ws, upgrade_check_and_answer)
 	http_request_free(r);
 }
 
+/* A 101 whose status line is its only line: refused, not read past. */
+Test(ws, client_answer_without_header_lines)
+{
+	static const char a[] = "HTTP/1.1 101 Switching Protocols\r\n\r\n";
+	static const char b[] = "HTTP/1.1 101\r\n\r\n";
+	size_t	 used;
+
+	cr_assert_eq(ws_client_answer(a, sizeof(a) - 1,
+	    "dGhlIHNhbXBsZSBub25jZQ==", &used), -1);
+	cr_assert_eq(ws_client_answer(b, sizeof(b) - 1,
+	    "dGhlIHNhbXBsZSBub25jZQ==", &used), -1);
+}
+
 Test(ws, client_request_head)
 {
 	char		 key[WS_KEY_LEN + 1];
