@@ -30,6 +30,7 @@
 #define SUB_SSE_PING_S	15.	/* SSE comment line */
 #define SUB_CLOSE_S	3.	/* wait this long for the closing handshake */
 #define SUB_TRY_LATER	1013	/* RFC 6455 7.4.1: max_subscribers */
+#define SUB_HOLD_BYTES	(256 * 1024)	/* queued in wslay: stop reading */
 
 struct sub {
 	struct server	*srv;
@@ -232,6 +233,22 @@ sub_close(struct sub *s, uint16_t code, const char *reason)
 	ev_feed_event(s->srv->loop, &s->wio, EV_WRITE);
 }
 
+/*
+ * A peer that sends pings and reads nothing would grow wslay's queue of
+ * pongs without bound: past SUB_HOLD_BYTES queued, it is not read until
+ * the queue drains (its pings then go unheard, and it is dropped).
+ */
+static void
+sub_hold(struct sub *s)
+{
+	if (s->ws == NULL || s->fd == -1)
+		return;
+	if (ws_queued_bytes(s->ws) > SUB_HOLD_BYTES)
+		ev_io_stop(s->srv->loop, &s->rio);
+	else if (!ev_is_active(&s->rio))
+		ev_io_start(s->srv->loop, &s->rio);
+}
+
 /* Write what is queued, refilling from the hub while the socket takes it. */
 static void
 sub_pump(struct sub *s)
@@ -271,6 +288,7 @@ sub_pump(struct sub *s)
 				goto gone;
 			if (wr == -1 && rc == 1) {
 				ev_io_start(s->srv->loop, &s->wio);
+				sub_hold(s);
 				return;
 			}
 			if (wr == -1)
@@ -291,6 +309,7 @@ sub_pump(struct sub *s)
 		ev_io_start(s->srv->loop, &s->wio);
 	else
 		ev_io_stop(s->srv->loop, &s->wio);
+	sub_hold(s);
 	return;
  gone:
 	sub_free(s);
