@@ -187,6 +187,25 @@ Test(stream, union_changed_not_grown_goes_up)
 	stream_free(st);
 }
 
+/*
+ * An smd that picked an exchange (CONID@EXCH) ends with the umd a client
+ * builds from the same conid: the Node client sends umd+CONID@EXCH+{}.
+ */
+Test(stream, umd_with_the_exchange_of_its_smd)
+{
+	struct stream	*st = hub(0, 0);
+	struct stream_sub *a = stream_sub_new(st, STREAM_ENC_WS, NULL);
+
+	say(st, a, "smd+265598@SMART+{\"fields\":[\"31\"]}", 0);
+	cr_assert_str_eq(ups(st),
+	    "smd+265598@SMART+{\"fields\":[\"31\"]}\n");
+	say(st, a, "umd+265598@SMART+{}", 0);
+	cr_assert_str_eq(ups(st), "umd+265598+{}\n");
+	cr_assert_str_eq(got(st, a), "");
+	cr_assert_eq(stream_nconids(st), 0);
+	stream_free(st);
+}
+
 Test(stream, late_subscriber_gets_cached_values_first)
 {
 	struct stream	*st = hub(0, 0);
