@@ -158,16 +158,25 @@ stream_topic_msgs(const struct stream_cmd *c, char key[STREAM_KEY_LEN],
 
 /* ------------------------------------------------------------ history */
 
+/*
+ * A history stream the Gateway has not named yet cannot end: it stays,
+ * owned by nobody, until its server id comes (stream_gw.c ends it then).
+ */
 void
 stream_smh_remove(struct stream *st, size_t at, int up)
 {
 	char	 msg[STREAM_KEY_LEN];
 
-	if (up && st->smh[at].id[0] != '\0') {
+	free(st->smh[at].msg);
+	st->smh[at].msg = NULL;
+	if (up && st->smh[at].id[0] == '\0') {
+		st->smh[at].sub = NULL;
+		return;
+	}
+	if (up) {
 		snprintf(msg, sizeof(msg), "umh+%s", st->smh[at].id);
 		stream_up_push(st, msg);
 	}
-	free(st->smh[at].msg);
 	st->smh[at] = st->smh[--st->nsmh];
 }
 

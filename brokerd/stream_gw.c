@@ -178,6 +178,11 @@ stream_gw_smh(struct stream *st, const char *conid, json_t *msg)
 			}
 	if (i == st->nsmh)
 		return (0);
+	if (st->smh[i].sub == NULL) {
+		/* its subscriber left before this id came: end it now */
+		stream_smh_remove(st, i, 1);
+		return (0);
+	}
 	return (stream_queue_push(st, st->smh[i].sub, "smh", "",
 	    STREAM_Q_KEEP, msg));
 }

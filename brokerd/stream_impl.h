@@ -85,7 +85,7 @@ struct stream_topic {
 
 /* One history subscription: not shared, its server id its owner's. */
 struct stream_smh {
-	struct stream_sub *sub;
+	struct stream_sub *sub;		/* NULL: left before the id came */
 	char		 conid[STREAM_ID_LEN];
 	char		 id[STREAM_ID_LEN];	/* "" until the Gateway says */
 	char		*msg;

@@ -449,6 +449,35 @@ Test(stream, history_ids_per_subscriber)
 	stream_free(st);
 }
 
+/*
+ * A subscriber that leaves before the Gateway named its history stream:
+ * the stream still ends upstream once its server id comes, and until
+ * then it counts among the five the Gateway allows.
+ */
+Test(stream, history_left_before_its_server_id)
+{
+	struct stream	*st = hub(0, 0);
+	struct stream_sub *a = stream_sub_new(st, STREAM_ENC_WS, NULL);
+	struct stream_sub *b = stream_sub_new(st, STREAM_ENC_WS, NULL);
+	int		 i;
+
+	say(st, a, "smh+1+{\"period\":\"1d\"}", 0);
+	for (i = 0; i < 4; i++)
+		say(st, b, "smh+2+{}", 0);
+	cr_assert_eq(count(ups(st), "smh+"), 5);
+	stream_sub_free(st, a);
+	cr_assert_str_eq(ups(st), "");
+	say(st, b, "smh+3+{}", 0);	/* the Gateway still has five */
+	cr_assert_str_eq(ups(st), "");
+	cr_assert(strstr(got(st, b), "too many history"));
+	gw(st, "{\"topic\":\"smh+1\",\"serverId\":\"55\",\"data\":[]}");
+	cr_assert_str_eq(ups(st), "umh+55\n");
+	cr_assert_str_eq(got(st, b), "");
+	say(st, b, "smh+3+{}", 0);
+	cr_assert_str_eq(ups(st), "smh+3+{}\n");
+	stream_free(st);
+}
+
 Test(stream, everyone_gets_system_and_sse_encoding)
 {
 	struct stream	*st = hub(0, 0);
