@@ -131,13 +131,15 @@ stream_json_len(const json_t *v)
 /*
  * Newer values over the queued ones, field by field, without parsing or
  * dumping the message: it stays an object until it leaves, and its
- * length follows each field's (keys are plain: "84", "conid").
+ * length follows each field's (keys are plain: "84", "conid").  An
+ * object over an object merges a level down (spl's args: one per
+ * account), so that a message naming one account keeps the other's.
  */
 static int
 stream_queue_merge(struct stream *st, struct stream_sub *s,
     struct stream_entry *e, json_t *obj)
 {
-	json_t		*old, *v;
+	json_t		*old, *v, *put, *both = NULL;
 	const char	*k;
 	size_t		 len;
 
@@ -154,9 +156,23 @@ stream_queue_merge(struct stream *st, struct stream_sub *s,
 			len -= stream_json_len(old);
 		else
 			len += strlen(k) + 4;	/* "k":  and a comma */
-		len += stream_json_len(v);
-		if (json_object_set(e->obj, k, v) == -1)
+		put = v;
+		if (json_is_object(old) && json_is_object(v)) {
+			/* a copy: the old object may be another queue's too */
+			if ((both = json_copy(old)) == NULL ||
+			    json_object_update(both, v) == -1) {
+				json_decref(both);
+				return (-1);
+			}
+			put = both;
+		}
+		len += stream_json_len(put);
+		if (json_object_set(e->obj, k, put) == -1) {
+			json_decref(both);
 			return (-1);
+		}
+		json_decref(both);
+		both = NULL;
 	}
 	s->queued -= e->bytes;
 	e->len = len;

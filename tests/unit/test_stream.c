@@ -260,6 +260,32 @@ Test(stream, conflation_never_older_after_newer)
 }
 
 /*
+ * P&L past conflate_bytes: spl's args hold one object per account, and a
+ * message that names one account must not wipe the other's newest value.
+ */
+Test(stream, conflation_keeps_each_account_of_spl)
+{
+	struct stream	*st = hub(200, 1 << 20);
+	struct stream_sub *s = stream_sub_new(st, STREAM_ENC_WS, NULL);
+	char		 m[160], *g;
+	int		 i;
+
+	say(st, s, "spl+{}", 0);
+	ups(st);
+	for (i = 1; i <= 20; i++) {
+		snprintf(m, sizeof(m), "{\"topic\":\"spl\",\"args\":"
+		    "{\"DU%d.Core\":{\"dpl\":%d,\"upl\":%d}}}",
+		    i % 2 + 1, i, i);
+		gw(st, m);
+	}
+	cr_assert_gt(stream_counters(st)->conflated, 0);
+	g = got(st, s);
+	cr_assert(strstr(g, "\"DU1.Core\":{\"dpl\":20,\"upl\":20}"), "%s", g);
+	cr_assert(strstr(g, "\"DU2.Core\":{\"dpl\":19,\"upl\":19}"), "%s", g);
+	stream_free(st);
+}
+
+/*
  * A subscriber that reads a little now and then, its queue going over
  * conflate_bytes and back under: a tick queued while under it must not
  * be overtaken by a later tick merged into an older queued message.
