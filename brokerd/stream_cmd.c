@@ -116,7 +116,11 @@ stream_topic_quit(struct stream *st, struct stream_sub *s, const char *key)
 	return (0);
 }
 
-/* Key, subscribe and unsubscribe messages of a topic command. */
+/*
+ * Key, subscribe and unsubscribe messages of a topic command.  sor goes
+ * up without its filters: one sor serves every subscriber, and one's
+ * filters would hide orders from the others without a word.
+ */
 static int
 stream_topic_msgs(const struct stream_cmd *c, char key[STREAM_KEY_LEN],
     char *sub, size_t cap, char unsub[STREAM_KEY_LEN])
@@ -127,7 +131,8 @@ stream_topic_msgs(const struct stream_cmd *c, char key[STREAM_KEY_LEN],
 		{ "sld", "sld", "uld" }, { "sbd", "sbd", "ubd" }
 	};
 	const char	*const *n;
-	const char	*args = c->args != NULL ? c->args : "{}";
+	const char	*args = c->args != NULL && c->op != STREAM_OP_SOR ?
+			    c->args : "{}";
 	int		 r;
 
 	switch (c->op) {

@@ -352,6 +352,28 @@ Test(stream, orders_never_dropped_verdict_1008)
 	stream_free(st);
 }
 
+/*
+ * One sor is shared: a subscriber's filters must not narrow it for the
+ * others, who would miss orders without a word.
+ */
+Test(stream, sor_filters_not_shared)
+{
+	struct stream	*st = hub(0, 0);
+	struct stream_sub *a = stream_sub_new(st, STREAM_ENC_WS, NULL);
+	struct stream_sub *b = stream_sub_new(st, STREAM_ENC_WS, NULL);
+
+	say(st, a, "sor+{\"filters\":[\"filled\"]}", 0);
+	say(st, b, "sor+{}", 0);
+	cr_assert_str_eq(ups(st), "sor+{}\n");
+	gw(st, "{\"topic\":\"sor\",\"args\":[{\"orderId\":1,"
+	    "\"status\":\"Cancelled\"}]}");
+	cr_assert(strstr(got(st, b), "Cancelled"));
+	stream_sub_free(st, b);
+	stream_sub_free(st, a);
+	cr_assert_str_eq(ups(st), "uor+{}\n");
+	stream_free(st);
+}
+
 Test(stream, limits_answered_with_system_error)
 {
 	struct stream_limits	 l;
