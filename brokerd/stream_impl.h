@@ -71,6 +71,7 @@ struct stream_md {
 	size_t		 nu;
 	unsigned	 next_fid;
 	json_t		*last;		/* newest value per field */
+	char		 topic[STREAM_KEY_LEN];	/* the Gateway's, or "" */
 	uint64_t	 sent_ms;	/* last smd up (renewal) */
 };
 
