@@ -215,9 +215,27 @@ sub_close_cb(void *owner, struct stream_sub *ss, uint16_t code,
 }
 
 /*
+ * An event stream has no close frame: its last event says why it ends
+ * ({"topic":"system","error":reason,"code":code}), so that a reader of
+ * orders knows it missed some and rereads them.
+ */
+static void
+sub_sse_bye(struct sub *s, uint16_t code, const char *reason)
+{
+	size_t	 start = s->out.len;
+
+	if (buf_puts(&s->out, "event: system\ndata: {\"topic\":\"system\","
+	    "\"error\":") == -1 ||
+	    buf_json_string(&s->out, reason, strlen(reason)) == -1 ||
+	    buf_printf(&s->out, ",\"code\":%u}\n\n", code) == -1)
+		buf_truncate(&s->out, start);
+}
+
+/*
  * Close: a WebSocket gets the code and reason after what wslay already
- * holds, then the peer's answer or SUB_CLOSE_S; an SSE stream simply ends.
- * The hub's part goes from the loop, never inside the hub's own call.
+ * holds, then the peer's answer or SUB_CLOSE_S; an SSE stream gets them
+ * as its last event (a refused one was told already), then ends.  The
+ * hub's part goes from the loop, never inside the hub's own call.
  */
 static void
 sub_close(struct sub *s, uint16_t code, const char *reason)
@@ -228,6 +246,8 @@ sub_close(struct sub *s, uint16_t code, const char *reason)
 	ev_timer_stop(s->srv->loop, &s->ping);
 	if (s->ws != NULL)
 		(void)ws_close(s->ws, code, reason);
+	else if (!s->refused)
+		sub_sse_bye(s, code, reason);
 	ev_timer_set(&s->linger, SUB_CLOSE_S, 0.);
 	ev_timer_start(s->srv->loop, &s->linger);
 	ev_feed_event(s->srv->loop, &s->wio, EV_WRITE);

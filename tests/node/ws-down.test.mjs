@@ -421,8 +421,11 @@ describe('reload and stop close subscribers', { skip }, () => {
 		try {
 			const a = await open(bd, { key: gone });
 			const b = await open(bd, { key: stays, tcp: false });
+			const e = await open(bd, { key: gone,
+			    path: '/stream?sor=1', upgrade: false });
 			assert.equal(a.status, 101);
 			assert.equal(b.status, 101);
+			assert.equal(e.status, 200);
 			const text = fs.readFileSync(bd.configFile, 'utf8')
 			    .split('\n').filter((l) => !l.includes(gone))
 			    .join('\n');
@@ -432,6 +435,12 @@ describe('reload and stop close subscribers', { skip }, () => {
 			await bd.reload(/configuration reloaded/);
 			const c = await nextClose(a);
 			assert.equal(c.code, 1008);
+			/* an event stream has no close frame: a last event */
+			await e.closed();
+			const bye = 'event: system\ndata: {"topic":"system",' +
+			    '"error":"key removed or its scope withdrawn",' +
+			    '"code":1008}\n\n';
+			assert.ok(e.body().endsWith(bye), e.body());
 			b.sock.write(frame(1, 'tic'));
 			assert.equal((await nextReply(b)).topic, 'tic');
 			bd.signal('SIGTERM');
