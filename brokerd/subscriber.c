@@ -112,6 +112,9 @@ sub_recv(void *ctx, void *p, size_t len)
 			buf_free(&s->pre);
 		return (n);
 	}
+	/* wslay reads until the socket is dry: stop it too (sub_hold) */
+	if (ws_queued_bytes(s->ws) > SUB_HOLD_BYTES)
+		return (WS_IO_AGAIN);
 	do
 		n = recv(s->fd, p, len, 0);
 	while (n == -1 && errno == EINTR);
