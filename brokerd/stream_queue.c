@@ -32,19 +32,6 @@ stream_verdict(struct stream *st, struct stream_sub *s, const char *why)
 		st->cb.close(s->owner, s, 1008, why);
 }
 
-/* "event: TOPIC\ndata: JSON\n\n" into p, stream_encoded() bytes long. */
-static void
-stream_sse(char *p, const char *topic, const char *json, size_t len)
-{
-	size_t	 tl = strlen(topic);
-
-	memcpy(p, "event: ", 7);
-	memcpy(p + 7, topic, tl);
-	memcpy(p + 7 + tl, "\ndata: ", 7);
-	memcpy(p + 14 + tl, json, len);
-	memcpy(p + 14 + tl + len, "\n\n", 3);	/* and a NUL */
-}
-
 /*
  * The newest queued market data message per key, in O(1): a jansson
  * object (a hash table) from the key to the entry's address.  Past
@@ -312,30 +299,33 @@ static int
 stream_emit_one(struct stream_sub *s, struct stream_entry *e,
     stream_emit_fn emit, void *arg)
 {
-	const char	*json = e->txt != NULL ? e->txt->s : NULL;
-	char		*dumped = NULL, *sse;
-	size_t		 len = e->len, n;
-	int		 r;
+	char			 head[STREAM_KEY_LEN + 16], *dumped = NULL;
+	struct stream_out	 o;
+	size_t			 tl;
+	int			 r;
 
+	memset(&o, 0, sizeof(o));
+	o.head = o.tail = "";
+	o.json = e->txt != NULL ? e->txt->s : NULL;
+	o.len = e->len;
 	if (e->obj != NULL) {
 		if ((dumped = json_dumps(e->obj, JSON_COMPACT)) == NULL)
 			return (-1);
-		json = dumped;
-		len = strlen(dumped);
+		o.json = dumped;
+		o.len = strlen(dumped);
 	}
-	if (s->enc == STREAM_ENC_WS) {
-		r = emit(arg, json, len);
-		free(dumped);
-		return (r);
+	if (s->enc == STREAM_ENC_SSE) {
+		/* "event: TOPIC\ndata: " (a topic is under STREAM_KEY_LEN) */
+		tl = strlen(e->topic);
+		memcpy(head, "event: ", 7);
+		memcpy(head + 7, e->topic, tl);
+		memcpy(head + 7 + tl, "\ndata: ", 7);
+		o.head = head;
+		o.hlen = tl + 14;
+		o.tail = "\n\n";
+		o.tlen = 2;
 	}
-	n = stream_encoded(s, e->topic, len);
-	if ((sse = malloc(n + 1)) == NULL) {
-		free(dumped);
-		return (-1);
-	}
-	stream_sse(sse, e->topic, json, len);
-	r = emit(arg, sse, n);
-	free(sse);
+	r = emit(arg, &o);
 	free(dumped);
 	return (r);
 }

@@ -164,19 +164,24 @@ sub_send_raw(struct sub *s)
 /* ------------------------------------------------------------ the hub */
 
 static int
-sub_emit_ws(void *arg, const char *p, size_t len)
+sub_emit_ws(void *arg, const struct stream_out *o)
 {
 	struct sub	*s = arg;
 
-	return (ws_send_text(s->ws, p, len));
+	return (ws_send_text(s->ws, o->json, o->len));
 }
 
+/* An SSE event: its pieces straight into out, the JSON copied once. */
 static int
-sub_emit_raw(void *arg, const char *p, size_t len)
+sub_emit_raw(void *arg, const struct stream_out *o)
 {
 	struct sub	*s = arg;
 
-	return (buf_append(&s->out, p, len));
+	if (buf_reserve(&s->out, o->hlen + o->len + o->tlen) == -1)
+		return (-1);
+	(void)buf_append(&s->out, o->head, o->hlen);
+	(void)buf_append(&s->out, o->json, o->len);
+	return (buf_append(&s->out, o->tail, o->tlen));
 }
 
 /*

@@ -73,11 +73,13 @@ ups(struct stream *st)
 }
 
 static int
-collect(void *arg, const char *p, size_t len)
+collect(void *arg, const struct stream_out *o)
 {
 	struct buf	*b = arg;
 
-	buf_append(b, p, len);
+	buf_append(b, o->head, o->hlen);
+	buf_append(b, o->json, o->len);
+	buf_append(b, o->tail, o->tlen);
 	return (buf_puts(b, "\n"));
 }
 
