@@ -80,10 +80,16 @@ stream_nconids(const struct stream *st)
 	return (st->nmds);
 }
 
+/* History streams left by their subscribers keep no socket open. */
 int
 stream_idle(const struct stream *st)
 {
-	return (st->nmds == 0 && st->ntopics == 0 && st->nsmh == 0);
+	size_t	 i;
+
+	for (i = 0; i < st->nsmh; i++)
+		if (st->smh[i].sub != NULL)
+			return (0);
+	return (st->nmds == 0 && st->ntopics == 0);
 }
 
 int
@@ -143,8 +149,8 @@ stream_up_pending(const struct stream *st)
 	return (st->nup);
 }
 
-static void
-stream_up_clear(struct stream *st)
+void
+stream_up_forget(struct stream *st)
 {
 	while (st->nup > 0)
 		free(st->up[--st->nup]);
@@ -478,11 +484,14 @@ stream_replay(struct stream *st, uint64_t now_ms)
 {
 	size_t	 i;
 
-	stream_up_clear(st);
+	stream_up_forget(st);
 	for (i = 0; i < st->nmds; i++)
 		stream_md_send(st, st->mds[i], now_ms);
 	for (i = 0; i < st->ntopics; i++)
 		stream_up_push(st, st->topics[i]->sub_msg);
+	for (i = st->nsmh; i > 0; i--)
+		if (st->smh[i - 1].sub == NULL)	/* the old socket's */
+			stream_smh_remove(st, i - 1, 0);
 	for (i = 0; i < st->nsmh; i++) {
 		st->smh[i].id[0] = '\0';
 		stream_up_push(st, st->smh[i].msg);

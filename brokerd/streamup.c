@@ -255,7 +255,13 @@ streamup_flush(struct streamup *su)
 			    su->msg.len) == -1)
 				break;
 			su->holding = 1;
-			if (streamup_orders_submit(su) == 0)
+			/*
+			 * A call still out from before a drop answers for
+			 * this sor too; its request is on a connection and
+			 * must not be submitted again.
+			 */
+			if (su->oreq_inflight ||
+			    streamup_orders_submit(su) == 0)
 				break;
 			continue;	/* out of memory: send it now */
 		}
@@ -283,10 +289,12 @@ streamup_wake(struct streamup *su)
 
 	if (su->stopped || hub == NULL)
 		return;
+	if (su->state != SU_CONNECTED)
+		stream_up_forget(hub);	/* no socket: its replay will do */
 	switch (su->state) {
 	case SU_CLOSED:
 	case SU_WAITING:
-		if (stream_idle(hub) && stream_up_pending(hub) == 0)
+		if (stream_idle(hub))
 			return;
 		if (!streamup_authenticated(su)) {
 			if (su->state != SU_WAITING) {
@@ -302,7 +310,7 @@ streamup_wake(struct streamup *su)
 		streamup_flush(su);
 		return;
 	default:
-		return;		/* the replay will carry it */
+		return;
 	}
 }
 

@@ -324,6 +324,28 @@ describe('local WebSocket and SSE subscribers', { skip }, () => {
 		ws.sock.destroy();
 	});
 
+	/*
+	 * A peer that sends pings and reads nothing: its pongs must not pile
+	 * up in brokerd (400,000 pings would be some 80 MB of them).
+	 */
+	test('pings from a peer that reads nothing do not grow brokerd',
+	    async () => {
+		const rss = () => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(
+		    `/proc/${bd.pid}/status`, 'utf8'))[1]) * 1024;
+		const ws = await open(bd, { tcp: false });
+		ws.sock.pause();
+		const before = rss();
+		const ping = frame(9, 'p'.repeat(125));
+		const batch = Buffer.concat(Array(1000).fill(ping));
+		for (let i = 0; i < 400; i++)
+			ws.sock.write(batch);
+		for (let i = 0; i < 50 && ws.sock.writableLength > 0; i++)
+			await sleep(100);
+		const grown = rss() - before;
+		ws.sock.destroy();
+		assert.ok(grown < 16 << 20, `brokerd grew ${grown} bytes`);
+	});
+
 	test('streams outlive idle_timeout_ms (300 ms)', async () => {
 		const ws = await open(bd);
 		const sse = await open(bd, { path: '/stream?sor=1',
@@ -388,6 +410,48 @@ describe('local WebSocket and SSE subscribers', { skip }, () => {
 	});
 });
 
+describe('no Gateway socket open', { skip }, () => {
+	/*
+	 * With no session there is no Gateway socket: what subscribers join
+	 * and leave must not pile up for it (a new socket replays what is
+	 * active).  1,500 event streams of 124 accounts' topics each, opened
+	 * and closed, would queue some 370,000 messages.
+	 */
+	test('subscriptions coming and going queue nothing for the Gateway',
+	    async () => {
+		/* under ASan, freed memory waits in quarantine: none here */
+		const bd = await startBrokerd({ env: {
+		    ASAN_OPTIONS: 'quarantine_size_mb=0' } });
+		try {
+			const rss = () => Number(/VmRSS:\s+(\d+)/.exec(
+			    fs.readFileSync(`/proc/${bd.pid}/status`, 'utf8'))[1]) *
+			    1024;
+			/* accounts of its own: no topic shared with another */
+			let n = 0;
+			const one = async () => {
+				const q = ['sor=1', 'str=1', 'spl=1'];
+				for (let i = 0; i < 62; i++, n++)
+					q.push(`ssd=A${n}`, `sld=A${n}`);
+				const e = await open(bd, { path: '/stream?' +
+				    q.join('&'), upgrade: false, key: bd.key });
+				assert.equal(e.status, 200, e.head);
+				e.sock.destroy();
+				await e.closed();
+			};
+			await one();
+			await sleep(200);
+			const before = rss();
+			for (let i = 0; i < 150; i++)
+				await Promise.all(Array.from({ length: 10 }, one));
+			await sleep(200);
+			const grown = rss() - before;
+			assert.ok(grown < 8 << 20, `brokerd grew ${grown} bytes`);
+		} finally {
+			await bd.stop();
+		}
+	});
+});
+
 describe('reload and stop close subscribers', { skip }, () => {
 	test('SIGHUP removing a key closes its subscribers 1008; SIGTERM 1001',
 	    async () => {
@@ -399,8 +463,11 @@ describe('reload and stop close subscribers', { skip }, () => {
 		try {
 			const a = await open(bd, { key: gone });
 			const b = await open(bd, { key: stays, tcp: false });
+			const e = await open(bd, { key: gone,
+			    path: '/stream?sor=1', upgrade: false });
 			assert.equal(a.status, 101);
 			assert.equal(b.status, 101);
+			assert.equal(e.status, 200);
 			const text = fs.readFileSync(bd.configFile, 'utf8')
 			    .split('\n').filter((l) => !l.includes(gone))
 			    .join('\n');
@@ -410,6 +477,12 @@ describe('reload and stop close subscribers', { skip }, () => {
 			await bd.reload(/configuration reloaded/);
 			const c = await nextClose(a);
 			assert.equal(c.code, 1008);
+			/* an event stream has no close frame: a last event */
+			await e.closed();
+			const bye = 'event: system\ndata: {"topic":"system",' +
+			    '"error":"key removed or its scope withdrawn",' +
+			    '"code":1008}\n\n';
+			assert.ok(e.body().endsWith(bye), e.body());
 			b.sock.write(frame(1, 'tic'));
 			assert.equal((await nextReply(b)).topic, 'tic');
 			bd.signal('SIGTERM');
