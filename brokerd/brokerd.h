@@ -130,6 +130,7 @@ struct config {
 	size_t		 max_response_bytes;
 	unsigned	 header_timeout_ms;
 	unsigned	 idle_timeout_ms;
+	unsigned	 send_timeout_ms;	/* a client takes no byte */
 	unsigned	 drain_ms;
 
 	int		 log_level;
@@ -276,6 +277,8 @@ void		 metrics_upstream(struct metrics *, const char *what);
 void		 metrics_cache(struct metrics *, int hit);
 /* A connection answered 503: 0 max_connections, 1 max_tcp, 2 no fds. */
 void		 metrics_refused(struct metrics *, int limit);
+/* A client closed for taking no byte within limits.send_timeout_ms. */
+void		 metrics_send_timeout(struct metrics *);
 /*
  * Prometheus text format 0.0.4.  Gauges passed in: state name, queue,
  * pool figures, breaker seconds.
@@ -691,6 +694,7 @@ struct client {
 	int		 lingering;	/* answered, half-closed, discarding */
 	int		 in_request;	/* bytes of a request arrived */
 	ev_tstamp	 req_start;	/* ... since then (the first: accept) */
+	ev_tstamp	 sent_at;	/* it last took a byte of an answer */
 	unsigned	 nrequests;	/* heads read whole */
 	struct sub	*upgraded;	/* subscriber.c takes the socket */
 	struct client	*prev;

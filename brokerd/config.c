@@ -107,6 +107,8 @@ static const struct cfg_row config_limits_rows[] = {
 	    10000, NULL, NULL },
 	{ "idle_timeout_ms", CT_UINT, C(idle_timeout_ms), 1, 86400000, 60000,
 	    NULL, NULL },
+	{ "send_timeout_ms", CT_UINT, C(send_timeout_ms), 1, 86400000, 60000,
+	    NULL, NULL },
 	{ "drain_ms", CT_UINT, C(drain_ms), 0, 3600000, 10000, NULL, NULL },
 	/* Past a second of jitter the machine is broken, not the pacing. */
 	{ "rate_slack_ms", CT_UINT, C(rate_slack_ms), 0, 1000, 100, NULL,
