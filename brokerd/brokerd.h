@@ -114,6 +114,9 @@ struct config {
 
 	struct key	*keys;
 	size_t		 nkeys;
+	mode_t		 file_mode;	/* of file, when it was read */
+	char		 inline_key[65]; /* the first `key:` in file, or "" */
+	size_t		 ninline;	/* keys written in file itself */
 	struct peer	*peers;
 	size_t		 npeers;
 	struct route	*routes;

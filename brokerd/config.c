@@ -425,20 +425,25 @@ config_root(struct cfg *c, yaml_node_t *root)
 
 /* --------------------------------------------------------- the file */
 
-/* Read the whole file (bounded); *text is wiped and freed by the caller. */
+/*
+ * Read the whole file (bounded); *text is wiped and freed by the caller.
+ * *mode is the file's, for config_warnings.
+ */
 static int
-config_read_file(const char *file, char **text, size_t *len, char *err,
-    size_t errlen)
+config_read_file(const char *file, char **text, size_t *len, mode_t *mode,
+    char *err, size_t errlen)
 {
-	char	*data = NULL, *p;
-	size_t	 cap = 0, n = 0;
-	ssize_t	 r;
-	int	 fd;
+	struct stat	 st;
+	char		*data = NULL, *p;
+	size_t		 cap = 0, n = 0;
+	ssize_t		 r;
+	int		 fd;
 
 	if ((fd = open(file, O_RDONLY | O_CLOEXEC)) == -1) {
 		snprintf(err, errlen, "%s: %s", file, strerror(errno));
 		return (-1);
 	}
+	*mode = fstat(fd, &st) == 0 ? st.st_mode & 07777 : 0;
 	for (;;) {
 		if (n == cap) {
 			if (cap >= CFG_MAX_FILE) {
@@ -492,7 +497,8 @@ config_parse_file(struct cfg *c)
 	size_t	 len = 0;
 	int	 rc;
 
-	if (config_read_file(c->file, &text, &len, c->err, c->errlen) == -1)
+	if (config_read_file(c->file, &text, &len, &c->conf->file_mode,
+	    c->err, c->errlen) == -1)
 		return (-1);
 	rc = cfg_parse(c, text, len, config_root);
 	explicit_bzero(text, len);
@@ -719,6 +725,14 @@ config_warnings(const struct config *conf)
 	if (conf->gw_insecure)
 		log_warn("gateway.tls.insecure is true: the Gateway's "
 		    "certificate is not verified");
+	/* Like ssh's unprotected key file, but a warning: it used to pass. */
+	if (conf->file != NULL && conf->ninline > 0 &&
+	    (conf->file_mode & 077) != 0)
+		log_warn("%s is readable by group or others (mode %04o) and "
+		    "holds the inline key \"%s\" (%zu in all): chmod 600 %s, "
+		    "or move the keys to key_file", conf->file,
+		    (unsigned)conf->file_mode, conf->inline_key,
+		    conf->ninline, conf->file);
 	if (conf->tcp_anonymous != 0) {
 		scopes[0] = '\0';
 		for (bit = 1; bit <= SCOPE_ADMIN; bit <<= 1) {

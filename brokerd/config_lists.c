@@ -248,6 +248,10 @@ config_key(struct cfg *c, yaml_node_t *n, const char *path)
 			    "same key as key \"%s\"", conf->keys[i].name);
 			goto out;
 		}
+	/* config_warnings says so when file is readable by others. */
+	if (v[1] != NULL && conf->ninline++ == 0)
+		snprintf(conf->inline_key, sizeof(conf->inline_key), "%s",
+		    name);
 	if (config_lists_add_key(conf, name, v[1] != NULL ?
 	    (const char *)v[1]->data.scalar.value : secret, len,
 	    scopes) == -1) {

@@ -643,6 +643,17 @@ Test(lifecycle, sigterm_after_a_path_reload_removes_its_own_socket,
 	brokerd_stop(&b);
 }
 
+/* Wait (up to 5 s) until text is in the log n times; the count. */
+static int
+wait_count(const struct brokerd *b, const char *text, int n)
+{
+	int	 i;
+
+	for (i = 0; i < 100 && brokerd_log_count(b, text) < n; i++)
+		sleep_ms(50);
+	return (brokerd_log_count(b, text));
+}
+
 /* Write extra, SIGHUP, wait for the n-th "configuration reloaded". */
 static void
 reload_with(struct brokerd *b, const char *extra, int n)
@@ -867,6 +878,48 @@ Test(cli, key_file_must_be_private, .timeout = 30)
 	cr_assert(strstr(out, "secret-secret") == NULL);
 	chmod(kf, 0600);
 	cr_assert_eq(brokerd_run(argt, out, sizeof(out)), 0, "%s", out);
+	brokerd_stop(&b);
+}
+
+/*
+ * An inline key in a brokerd.yaml that group or others may read: a
+ * warning (not a refusal) at -t, at start and at reload, naming the file
+ * and the key's name, never the key.
+ */
+Test(cli, inline_key_in_readable_file_warns, .timeout = 30)
+{
+	struct brokerd	 b;
+	char		 out[4096];
+	char		*argt[] = { "brokerd", "-t", "-c", NULL, NULL };
+	static const char warn[] = "is readable by group or others";
+
+	memset(&b, 0, sizeof(b));
+	cr_assert_eq(brokerd_write_conf(&b, NULL, NULL), 0);
+	argt[3] = b.conf;
+	cr_assert_eq(chmod(b.conf, 0644), 0);
+	cr_assert_eq(brokerd_run(argt, out, sizeof(out)), 0, "%s", out);
+	cr_assert(strstr(out, warn) != NULL && strstr(out, b.conf) != NULL &&
+	    strstr(out, "0644") != NULL && strstr(out, "\"test\"") != NULL,
+	    "%s", out);
+	cr_assert(strstr(out, TEST_KEY) == NULL && strstr(out,
+	    TEST_READ_KEY) == NULL, "%s", out);
+	cr_assert(strstr(out, "is ok") != NULL, "%s", out);
+	cr_assert_eq(chmod(b.conf, 0600), 0);
+	cr_assert_eq(brokerd_run(argt, out, sizeof(out)), 0, "%s", out);
+	cr_assert(strstr(out, warn) == NULL, "%s", out);
+
+	cr_assert_eq(chmod(b.conf, 0640), 0);
+	cr_assert_eq(brokerd_spawn(&b, NULL), 0);
+	cr_assert_eq(brokerd_log_count(&b, warn), 1);
+	cr_assert(!brokerd_log_has(&b, TEST_KEY));
+	cr_assert_eq(chmod(b.conf, 0604), 0);
+	brokerd_signal(&b, SIGHUP);
+	cr_assert_eq(wait_count(&b, "configuration reloaded", 1), 1);
+	cr_assert_eq(brokerd_log_count(&b, warn), 2);
+	cr_assert_eq(chmod(b.conf, 0600), 0);
+	brokerd_signal(&b, SIGHUP);
+	cr_assert_eq(wait_count(&b, "configuration reloaded", 2), 2);
+	cr_assert_eq(brokerd_log_count(&b, warn), 2);
 	brokerd_stop(&b);
 }
 
