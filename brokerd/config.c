@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <pwd.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -40,6 +41,7 @@ static int	config_listen_tcp(struct cfg *, yaml_node_t *, const char *);
 static int	config_gw_url(struct cfg *, yaml_node_t *, const char *);
 static int	config_gw_pin(struct cfg *, yaml_node_t *, const char *);
 static int	config_gw_ca_file(struct cfg *, yaml_node_t *, const char *);
+static int	config_journal_file(struct cfg *, yaml_node_t *, const char *);
 static int	config_log_level(struct cfg *, yaml_node_t *, const char *);
 static int	config_log_format(struct cfg *, yaml_node_t *, const char *);
 static int	config_tcp_max(struct cfg *, yaml_node_t *, const char *);
@@ -126,7 +128,8 @@ static const struct cfg_row config_log_rows[] = {
 };
 
 static const struct cfg_row config_journal_rows[] = {
-	{ "file", CT_NSTR, C(journal_file), 0, 0, 0, NULL, NULL },
+	{ "file", CT_NSTR, C(journal_file), 0, 0, 0, NULL,
+	    config_journal_file },
 	{ "max_bytes", CT_SIZE, C(journal_max_bytes), 4096, 1ULL << 40,
 	    67108864, NULL, NULL },
 	{ "keep", CT_UINT, C(journal_keep), 0, 1000, 10, NULL, NULL },
@@ -364,6 +367,46 @@ config_gw_ca_file(struct cfg *c, yaml_node_t *n, const char *path)
 		return (cfg_errorf(c, n, path, "%s: %s", file,
 		    strerror(errno)));
 	close(fd);
+	return (0);
+}
+
+/* ---------------------------------------------------------------- journal */
+
+/*
+ * What start (journal_open) and rotation need, checked now, so that -t
+ * fails where start would: the folder exists and the running user may
+ * create and rename files in it; an existing file is writable.
+ */
+static int
+config_journal_file(struct cfg *c, yaml_node_t *n, const char *path)
+{
+	const char	*file = c->conf->journal_file, *slash;
+	char		 dir[PATH_MAX];
+	struct stat	 st;
+	int		 len;
+
+	if (file == NULL)
+		return (0);
+	if (*file == '\0')
+		return (cfg_errorf(c, n, path, "must not be empty"));
+	if ((slash = strrchr(file, '/')) == NULL)
+		len = snprintf(dir, sizeof(dir), ".");
+	else
+		len = snprintf(dir, sizeof(dir), "%.*s", slash == file ? 1 :
+		    (int)(slash - file), file);
+	if (len < 0 || (size_t)len >= sizeof(dir))
+		return (cfg_errorf(c, n, path, "path too long"));
+	if (stat(dir, &st) == -1)
+		return (cfg_errorf(c, n, path, "folder %s: %s", dir,
+		    strerror(errno)));
+	if (!S_ISDIR(st.st_mode))
+		return (cfg_errorf(c, n, path, "%s is not a folder", dir));
+	if (access(dir, W_OK | X_OK) == -1)
+		return (cfg_errorf(c, n, path, "folder %s: %s", dir,
+		    strerror(errno)));
+	if (stat(file, &st) == 0 && access(file, W_OK) == -1)
+		return (cfg_errorf(c, n, path, "%s: %s", file,
+		    strerror(errno)));
 	return (0);
 }
 

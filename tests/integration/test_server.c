@@ -923,6 +923,41 @@ Test(cli, inline_key_in_readable_file_warns, .timeout = 30)
 	brokerd_stop(&b);
 }
 
+/* -t checks journal.file's folder as start would (nginx -t does too). */
+Test(cli, check_refuses_journal_in_missing_folder, .timeout = 30)
+{
+	struct brokerd	 b;
+	char		 out[4096], extra[600], dir[400], *p;
+	char		*argt[] = { "brokerd", "-t", "-c", NULL, NULL };
+	int		 line = 0, col = 0, n = 0;
+
+	memset(&b, 0, sizeof(b));
+	cr_assert_eq(brokerd_write_conf(&b, NULL, NULL), 0);
+	argt[3] = b.conf;
+	snprintf(dir, sizeof(dir), "%s/missing", b.dir);
+	snprintf(extra, sizeof(extra), "journal:\n  file: %s/journal\n", dir);
+	cr_assert_eq(brokerd_write_conf(&b, NULL, extra), 0);
+	cr_assert_eq(brokerd_run(argt, out, sizeof(out)), 1, "%s", out);
+	cr_assert_not_null(p = strstr(out, "brokerd.yaml:"), "%s", out);
+	cr_assert_eq(sscanf(p, "brokerd.yaml:%d:%d: journal.file: folder "
+	    "%n", &line, &col, &n), 2, "%s", out);
+	cr_assert(n > 0 && line > 0 && col > 0 && strncmp(p + n, dir,
+	    strlen(dir)) == 0, "%s", out);
+	/* And start agrees: it fails the same way. */
+	cr_assert_neq(brokerd_spawn(&b, NULL), 0);
+	cr_assert_eq(mkdir(dir, 0700), 0);
+	cr_assert_eq(brokerd_run(argt, out, sizeof(out)), 0, "%s", out);
+	if (geteuid() != 0) {
+		/* root may write anywhere: the mode would not stop it */
+		cr_assert_eq(chmod(dir, 0500), 0);
+		cr_assert_eq(brokerd_run(argt, out, sizeof(out)), 1, "%s",
+		    out);
+		cr_assert(strstr(out, "Permission denied") != NULL, "%s", out);
+		chmod(dir, 0700);
+	}
+	brokerd_stop(&b);
+}
+
 Test(cli, bad_arguments, .timeout = 10)
 {
 	char	 out[2048];
