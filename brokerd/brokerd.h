@@ -77,6 +77,16 @@ int		 log_spell_ok(struct log_spell *);
 void		 log_request(const char *method, const char *path,
 		    int status, size_t bytes, double ms, const char *who);
 
+/* ------------------------------------------------------- config_lists.c */
+
+/*
+ * Read a key file as brokerd does (a regular file, no group or other
+ * access, a valid key, one trailing newline dropped); -1 with why saying
+ * what to do.  The caller wipes and frees *key.
+ */
+int		 config_lists_key_file(const char *path, char **key,
+		    size_t *keylen, char *why, size_t whylen);
+
 /* ------------------------------------------------------------- config.c */
 
 struct config {
