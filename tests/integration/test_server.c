@@ -958,6 +958,53 @@ Test(cli, check_refuses_journal_in_missing_folder, .timeout = 30)
 	brokerd_stop(&b);
 }
 
+/*
+ * README's troubleshooting row for a Gateway without a pin quotes what
+ * -t prints, then what start prints: each quote must be what the code
+ * says there (a trailing " ..." stands for the rest of the line).
+ */
+Test(cli, readme_quotes_the_pinless_messages, .timeout = 30)
+{
+	struct brokerd	 b;
+	char		 out[4096], quote[2][256], *readme, *row, *end, *p, *q;
+	char		*argt[] = { "brokerd", "-t", "-c", NULL, NULL };
+	char		*log;
+	size_t		 n = 0, len;
+
+	cr_assert_not_null(readme = slurp("README.md", NULL));
+	cr_assert_not_null(row = strstr(readme, "| no pin set |"));
+	while (row > readme && row[-1] != '\n')
+		row--;
+	end = strchr(row, '\n');
+	for (p = row; n < 2 && (p = strstr(p, "`gateway.tls:")) != NULL &&
+	    p < end; p = q + 1) {
+		cr_assert_not_null(q = strchr(p + 1, '`'));
+		len = (size_t)(q - p - 1);
+		if (len > 4 && strncmp(q - 4, " ...", 4) == 0)
+			len -= 4;
+		cr_assert_lt(len, sizeof(quote[0]));
+		memcpy(quote[n], p + 1, len);
+		quote[n++][len] = '\0';
+	}
+	free(readme);
+	cr_assert_eq(n, 2, "README's row quotes -t's and start's messages");
+
+	memset(&b, 0, sizeof(b));
+	cr_assert_eq(brokerd_write_conf(&b, NULL, "gateway:\n  url: "
+	    "https://127.0.0.1:9\n"), 0);
+	argt[3] = b.conf;
+	cr_assert_eq(brokerd_run(argt, out, sizeof(out)), 0, "%s", out);
+	cr_assert_not_null(strstr(out, quote[0]), "-t printed:\n%s\nREADME "
+	    "says:\n%s", out, quote[0]);
+	cr_assert_null(strstr(out, quote[1]), "%s", out);
+	cr_assert_neq(brokerd_spawn(&b, NULL), 0, "start refuses no pin");
+	cr_assert_not_null(log = slurp(b.log, NULL));
+	cr_assert_not_null(strstr(log, quote[1]), "start printed:\n%s\n"
+	    "README says:\n%s", log, quote[1]);
+	free(log);
+	brokerd_stop(&b);
+}
+
 Test(cli, bad_arguments, .timeout = 10)
 {
 	char	 out[2048];
