@@ -333,7 +333,8 @@ metrics_render(const struct metrics *m, const struct metrics_gauges *g,
 	    "GETs answered from the cache or a shared request in flight.",
 	    m->cache_hits) == -1 ||
 	    metrics_u64(b, "brokerd_cache_misses_total", "counter",
-	    "Cacheable GETs that went to the Gateway.", m->cache_misses) == -1 ||
+	    "Cacheable GETs that went to the Gateway.", m->cache_misses) ==
+	    -1 ||
 	    metrics_u64(b, "brokerd_client_send_timeouts_total", "counter",
 	    "Clients closed for taking no byte of an answer in "
 	    "limits.send_timeout_ms.", m->send_timeouts) == -1)
