@@ -77,6 +77,16 @@ int		 log_spell_ok(struct log_spell *);
 void		 log_request(const char *method, const char *path,
 		    int status, size_t bytes, double ms, const char *who);
 
+/* ------------------------------------------------------- config_lists.c */
+
+/*
+ * Read a key file as brokerd does (a regular file, no group or other
+ * access, a valid key, one trailing newline dropped); -1 with why saying
+ * what to do.  The caller wipes and frees *key.
+ */
+int		 config_lists_key_file(const char *path, char **key,
+		    size_t *keylen, char *why, size_t whylen);
+
 /* ------------------------------------------------------------- config.c */
 
 struct config {
@@ -114,6 +124,9 @@ struct config {
 
 	struct key	*keys;
 	size_t		 nkeys;
+	mode_t		 file_mode;	/* of file, when it was read */
+	char		 inline_key[65]; /* the first `key:` in file, or "" */
+	size_t		 ninline;	/* keys written in file itself */
 	struct peer	*peers;
 	size_t		 npeers;
 	struct route	*routes;
@@ -130,6 +143,7 @@ struct config {
 	size_t		 max_response_bytes;
 	unsigned	 header_timeout_ms;
 	unsigned	 idle_timeout_ms;
+	unsigned	 send_timeout_ms;	/* a client takes no byte */
 	unsigned	 drain_ms;
 
 	int		 log_level;
@@ -276,6 +290,8 @@ void		 metrics_upstream(struct metrics *, const char *what);
 void		 metrics_cache(struct metrics *, int hit);
 /* A connection answered 503: 0 max_connections, 1 max_tcp, 2 no fds. */
 void		 metrics_refused(struct metrics *, int limit);
+/* A client closed for taking no byte within limits.send_timeout_ms. */
+void		 metrics_send_timeout(struct metrics *);
 /*
  * Prometheus text format 0.0.4.  Gauges passed in: state name, queue,
  * pool figures, breaker seconds.
@@ -691,6 +707,7 @@ struct client {
 	int		 lingering;	/* answered, half-closed, discarding */
 	int		 in_request;	/* bytes of a request arrived */
 	ev_tstamp	 req_start;	/* ... since then (the first: accept) */
+	ev_tstamp	 sent_at;	/* it last took a byte of an answer */
 	unsigned	 nrequests;	/* heads read whole */
 	struct sub	*upgraded;	/* subscriber.c takes the socket */
 	struct client	*prev;

@@ -73,13 +73,30 @@ client_waiting(const struct client *c)
 	    c->head != NULL);
 }
 
+/*
+ * Seconds left before a client that takes no byte of its answer is
+ * closed: a buffered answer (up to limits.max_response_bytes) is held
+ * while its connection lives, so one that never reads must not keep it.
+ */
+static double
+client_send_left(const struct client *c)
+{
+	return (c->srv->conf->send_timeout_ms / 1000.0 -
+	    (ev_now(c->srv->loop) - c->sent_at));
+}
+
 static void
 client_arm_timer(struct client *c)
 {
 	const struct config	*conf = c->srv->conf;
 	double			 t;
 
-	if (c->in_request || c->in.len > 0 || c->nrequests == 0) {
+	if (ev_is_active(&c->wio)) {
+		/* The socket is full: the client must keep taking bytes. */
+		t = client_send_left(c);
+		if (t < 0.001)
+			t = 0.001;
+	} else if (c->in_request || c->in.len > 0 || c->nrequests == 0) {
 		/*
 		 * From the first byte, or for a new connection from accept:
 		 * slow drips and silent sockets do not extend it.
@@ -216,17 +233,25 @@ client_want_write(struct client *c)
 		ev_feed_event(c->srv->loop, &c->wio, EV_WRITE);
 }
 
-/* Write what is ready, in order; close when an answer said so. */
+/*
+ * Write what is ready, in order; close when an answer said so.  While the
+ * socket is full the timer counts limits.send_timeout_ms from the last
+ * byte the client took.
+ */
 static void
 client_flush(struct client *c)
 {
-	struct exchange	*x;
+	struct exchange	*x, *x0 = c->head;
+	size_t		 w0 = c->wpos;
 	int		 rc;
 
 	while ((x = c->head) != NULL && (x->done || x->streaming)) {
 		if ((rc = buf_send(&x->out, c->fd, &c->wpos)) == 1) {
 			forward_resume(x);
+			if (!ev_is_active(&c->wio) || x != x0 || c->wpos != w0)
+				c->sent_at = ev_now(c->srv->loop);
 			ev_io_start(c->srv->loop, &c->wio);
+			client_arm_timer(c);
 			return;
 		}
 		if (rc == -1) {
@@ -435,6 +460,19 @@ client_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 	(void)revents;
 	ev_timer_stop(loop, w);	/* once: client_arm_timer arms it to repeat */
+	if (!c->lingering && ev_is_active(&c->wio)) {
+		if (client_send_left(c) > 0.001) {
+			client_arm_timer(c);
+			return;
+		}
+		metrics_send_timeout(c->srv->metrics);
+		log_info("%s client took no byte of its answer for "
+		    "limits.send_timeout_ms (%u ms): closed",
+		    c->peer.is_unix ? "unix" : "tcp",
+		    c->srv->conf->send_timeout_ms);
+		client_free(c);
+		return;
+	}
 	if (!c->lingering && client_waiting(c))
 		return;
 	if (c->lingering || (!c->in_request && c->in.len == 0)) {

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <pwd.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -40,6 +41,7 @@ static int	config_listen_tcp(struct cfg *, yaml_node_t *, const char *);
 static int	config_gw_url(struct cfg *, yaml_node_t *, const char *);
 static int	config_gw_pin(struct cfg *, yaml_node_t *, const char *);
 static int	config_gw_ca_file(struct cfg *, yaml_node_t *, const char *);
+static int	config_journal_file(struct cfg *, yaml_node_t *, const char *);
 static int	config_log_level(struct cfg *, yaml_node_t *, const char *);
 static int	config_log_format(struct cfg *, yaml_node_t *, const char *);
 static int	config_tcp_max(struct cfg *, yaml_node_t *, const char *);
@@ -107,6 +109,8 @@ static const struct cfg_row config_limits_rows[] = {
 	    10000, NULL, NULL },
 	{ "idle_timeout_ms", CT_UINT, C(idle_timeout_ms), 1, 86400000, 60000,
 	    NULL, NULL },
+	{ "send_timeout_ms", CT_UINT, C(send_timeout_ms), 1, 86400000, 60000,
+	    NULL, NULL },
 	{ "drain_ms", CT_UINT, C(drain_ms), 0, 3600000, 10000, NULL, NULL },
 	/* Past a second of jitter the machine is broken, not the pacing. */
 	{ "rate_slack_ms", CT_UINT, C(rate_slack_ms), 0, 1000, 100, NULL,
@@ -124,7 +128,8 @@ static const struct cfg_row config_log_rows[] = {
 };
 
 static const struct cfg_row config_journal_rows[] = {
-	{ "file", CT_NSTR, C(journal_file), 0, 0, 0, NULL, NULL },
+	{ "file", CT_NSTR, C(journal_file), 0, 0, 0, NULL,
+	    config_journal_file },
 	{ "max_bytes", CT_SIZE, C(journal_max_bytes), 4096, 1ULL << 40,
 	    67108864, NULL, NULL },
 	{ "keep", CT_UINT, C(journal_keep), 0, 1000, 10, NULL, NULL },
@@ -365,6 +370,46 @@ config_gw_ca_file(struct cfg *c, yaml_node_t *n, const char *path)
 	return (0);
 }
 
+/* ---------------------------------------------------------------- journal */
+
+/*
+ * What start (journal_open) and rotation need, checked now, so that -t
+ * fails where start would: the folder exists and the running user may
+ * create and rename files in it; an existing file is writable.
+ */
+static int
+config_journal_file(struct cfg *c, yaml_node_t *n, const char *path)
+{
+	const char	*file = c->conf->journal_file, *slash;
+	char		 dir[PATH_MAX];
+	struct stat	 st;
+	int		 len;
+
+	if (file == NULL)
+		return (0);
+	if (*file == '\0')
+		return (cfg_errorf(c, n, path, "must not be empty"));
+	if ((slash = strrchr(file, '/')) == NULL)
+		len = snprintf(dir, sizeof(dir), ".");
+	else
+		len = snprintf(dir, sizeof(dir), "%.*s", slash == file ? 1 :
+		    (int)(slash - file), file);
+	if (len < 0 || (size_t)len >= sizeof(dir))
+		return (cfg_errorf(c, n, path, "path too long"));
+	if (stat(dir, &st) == -1)
+		return (cfg_errorf(c, n, path, "folder %s: %s", dir,
+		    strerror(errno)));
+	if (!S_ISDIR(st.st_mode))
+		return (cfg_errorf(c, n, path, "%s is not a folder", dir));
+	if (access(dir, W_OK | X_OK) == -1)
+		return (cfg_errorf(c, n, path, "folder %s: %s", dir,
+		    strerror(errno)));
+	if (stat(file, &st) == 0 && access(file, W_OK) == -1)
+		return (cfg_errorf(c, n, path, "%s: %s", file,
+		    strerror(errno)));
+	return (0);
+}
+
 /* ------------------------------------------------------------------- log */
 
 static int
@@ -423,20 +468,25 @@ config_root(struct cfg *c, yaml_node_t *root)
 
 /* --------------------------------------------------------- the file */
 
-/* Read the whole file (bounded); *text is wiped and freed by the caller. */
+/*
+ * Read the whole file (bounded); *text is wiped and freed by the caller.
+ * *mode is the file's, for config_warnings.
+ */
 static int
-config_read_file(const char *file, char **text, size_t *len, char *err,
-    size_t errlen)
+config_read_file(const char *file, char **text, size_t *len, mode_t *mode,
+    char *err, size_t errlen)
 {
-	char	*data = NULL, *p;
-	size_t	 cap = 0, n = 0;
-	ssize_t	 r;
-	int	 fd;
+	struct stat	 st;
+	char		*data = NULL, *p;
+	size_t		 cap = 0, n = 0;
+	ssize_t		 r;
+	int		 fd;
 
 	if ((fd = open(file, O_RDONLY | O_CLOEXEC)) == -1) {
 		snprintf(err, errlen, "%s: %s", file, strerror(errno));
 		return (-1);
 	}
+	*mode = fstat(fd, &st) == 0 ? st.st_mode & 07777 : 0;
 	for (;;) {
 		if (n == cap) {
 			if (cap >= CFG_MAX_FILE) {
@@ -490,7 +540,8 @@ config_parse_file(struct cfg *c)
 	size_t	 len = 0;
 	int	 rc;
 
-	if (config_read_file(c->file, &text, &len, c->err, c->errlen) == -1)
+	if (config_read_file(c->file, &text, &len, &c->conf->file_mode,
+	    c->err, c->errlen) == -1)
 		return (-1);
 	rc = cfg_parse(c, text, len, config_root);
 	explicit_bzero(text, len);
@@ -717,6 +768,14 @@ config_warnings(const struct config *conf)
 	if (conf->gw_insecure)
 		log_warn("gateway.tls.insecure is true: the Gateway's "
 		    "certificate is not verified");
+	/* Like ssh's unprotected key file, but a warning: it used to pass. */
+	if (conf->file != NULL && conf->ninline > 0 &&
+	    (conf->file_mode & 077) != 0)
+		log_warn("%s is readable by group or others (mode %04o) and "
+		    "holds the inline key \"%s\" (%zu in all): chmod 600 %s, "
+		    "or move the keys to key_file", conf->file,
+		    (unsigned)conf->file_mode, conf->inline_key,
+		    conf->ninline, conf->file);
 	if (conf->tcp_anonymous != 0) {
 		scopes[0] = '\0';
 		for (bit = 1; bit <= SCOPE_ADMIN; bit <<= 1) {

@@ -77,8 +77,8 @@ config_key_file_open(const char *path, char *why, size_t whylen)
 	return (-1);
 }
 
-static int
-config_key_file(const char *path, char **key, size_t *keylen, char *why,
+int
+config_lists_key_file(const char *path, char **key, size_t *keylen, char *why,
     size_t whylen)
 {
 	char		*data = NULL, reason[128];
@@ -201,7 +201,7 @@ config_key_secret(struct cfg *c, yaml_node_t **v, const char *path,
 		auth_sha256(s, *len, hash);
 		return (0);
 	}
-	if (config_key_file(s, secret, len, why, sizeof(why)) == -1)
+	if (config_lists_key_file(s, secret, len, why, sizeof(why)) == -1)
 		return (cfg_errorf(c, n, p, "%s", why));
 	auth_sha256(*secret, *len, hash);
 	return (0);
@@ -248,6 +248,10 @@ config_key(struct cfg *c, yaml_node_t *n, const char *path)
 			    "same key as key \"%s\"", conf->keys[i].name);
 			goto out;
 		}
+	/* config_warnings says so when file is readable by others. */
+	if (v[1] != NULL && conf->ninline++ == 0)
+		snprintf(conf->inline_key, sizeof(conf->inline_key), "%s",
+		    name);
 	if (config_lists_add_key(conf, name, v[1] != NULL ?
 	    (const char *)v[1]->data.scalar.value : secret, len,
 	    scopes) == -1) {

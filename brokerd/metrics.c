@@ -50,6 +50,7 @@ struct metrics {
 	uint64_t	 cache_hits;
 	uint64_t	 cache_misses;
 	uint64_t	 refused[3];	/* by metrics_refused limit */
+	uint64_t	 send_timeouts;	/* clients that took no byte */
 };
 
 struct metrics *
@@ -154,6 +155,12 @@ metrics_refused(struct metrics *m, int limit)
 {
 	if (limit >= 0 && limit < 3)
 		m->refused[limit]++;
+}
+
+void
+metrics_send_timeout(struct metrics *m)
+{
+	m->send_timeouts++;
 }
 
 void
@@ -326,7 +333,11 @@ metrics_render(const struct metrics *m, const struct metrics_gauges *g,
 	    "GETs answered from the cache or a shared request in flight.",
 	    m->cache_hits) == -1 ||
 	    metrics_u64(b, "brokerd_cache_misses_total", "counter",
-	    "Cacheable GETs that went to the Gateway.", m->cache_misses) == -1)
+	    "Cacheable GETs that went to the Gateway.", m->cache_misses) ==
+	    -1 ||
+	    metrics_u64(b, "brokerd_client_send_timeouts_total", "counter",
+	    "Clients closed for taking no byte of an answer in "
+	    "limits.send_timeout_ms.", m->send_timeouts) == -1)
 		return (-1);
 	if (metrics_family(b, "brokerd_connections_refused_total", "counter",
 	    "Connections answered 503: over a limit, or out of descriptors.") ==

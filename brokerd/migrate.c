@@ -288,20 +288,22 @@ migrate_read(const char *file, char **text, size_t *len)
 }
 
 /*
- * An existing key file is kept when it holds this key (running the
- * command twice is harmless) and refused otherwise: it may be in use.
+ * An existing key file is read the way brokerd will read it (mode 0600 or
+ * stricter, a regular file, a valid key), so that a file this command
+ * accepts is one brokerd accepts; then kept when it holds this key
+ * (running the command twice is harmless) and refused otherwise: it may
+ * be in use.  1 the same key, 0 another, -1 unusable (why says so).
  */
 static int
-migrate_same_key(const char *keyfile, const char *key)
+migrate_same_key(const char *keyfile, const char *key, char *why,
+    size_t whylen)
 {
 	char	*text = NULL;
 	size_t	 len, klen = strlen(key);
 	int	 same;
 
-	if (migrate_read(keyfile, &text, &len) == -1)
+	if (config_lists_key_file(keyfile, &text, &len, why, whylen) == -1)
 		return (-1);
-	if (len > 0 && text[len - 1] == '\n')
-		len--;
 	same = len == klen && memcmp(text, key, klen) == 0;
 	explicit_bzero(text, len);
 	free(text);
@@ -359,8 +361,9 @@ int
 migrate_cmd(int argc, char *argv[])
 {
 	struct migrate_env	 me;
+	struct stat		 st;
 	const char		*keyfile = MIGRATE_KEYFILE, *owner;
-	char			*text = NULL, err[256], yaml[8192];
+	char			*text = NULL, err[256], why[512], yaml[8192];
 	size_t			 len;
 	int			 same, rc = 1;
 
@@ -378,16 +381,24 @@ migrate_cmd(int argc, char *argv[])
 		fprintf(stderr, "brokerd: %s: %s\n", argv[1], err);
 		goto done;
 	}
-	if ((same = migrate_same_key(keyfile, me.key)) == 0) {
+	if (lstat(keyfile, &st) == 0)
+		same = migrate_same_key(keyfile, me.key, why, sizeof(why));
+	else if (errno == ENOENT)
+		same = 2;	/* none yet: written below */
+	else {
+		fprintf(stderr, "brokerd: %s: %s\n", keyfile, strerror(errno));
+		goto done;
+	}
+	if (same == -1) {
+		fprintf(stderr, "brokerd: %s; brokerd would refuse it\n", why);
+		goto done;
+	}
+	if (same == 0) {
 		fprintf(stderr, "brokerd: %s holds another key; remove it "
 		    "first or name another key file\n", keyfile);
 		goto done;
 	}
-	if (same == -1 && errno != ENOENT) {
-		fprintf(stderr, "brokerd: %s: %s\n", keyfile, strerror(errno));
-		goto done;
-	}
-	if (same == -1 && migrate_write_key(keyfile, me.key, &owner) == -1) {
+	if (same == 2 && migrate_write_key(keyfile, me.key, &owner) == -1) {
 		fprintf(stderr, "brokerd: %s: %s\n", keyfile, strerror(errno));
 		goto done;
 	}

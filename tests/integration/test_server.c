@@ -11,6 +11,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <grp.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -639,6 +640,52 @@ Test(lifecycle, sigterm_after_a_path_reload_removes_its_own_socket,
 	    "left behind");
 	cr_assert_eq(access(other, F_OK), 0, "the file at the reloaded path "
 	    "was removed");
+	brokerd_stop(&b);
+}
+
+/* Write extra, SIGHUP, wait for the n-th "configuration reloaded". */
+static void
+reload_with(struct brokerd *b, const char *extra, int n)
+{
+	int	 i;
+
+	cr_assert_eq(brokerd_write_conf(b, NULL, extra), 0);
+	brokerd_signal(b, SIGHUP);
+	for (i = 0; i < 100 &&
+	    brokerd_log_count(b, "configuration reloaded") < n; i++)
+		sleep_ms(50);
+	cr_assert_eq(brokerd_log_count(b, "configuration reloaded"), n);
+}
+
+/*
+ * A reload that changes listen.unix.mode or listen.unix.group is not
+ * applied to the live socket: it says so, as for the addresses.
+ */
+Test(lifecycle, reload_of_socket_mode_or_group_warns, .timeout = 30)
+{
+	struct brokerd	 b;
+	struct group	*gr;
+	struct stat	 st;
+	char		 extra[600];
+
+	cr_assert_eq(brokerd_start(&b, NULL, NULL), 0);
+	cr_assert_not_null(gr = getgrgid(getegid()));
+	snprintf(extra, sizeof(extra), "listen:\n  unix: { path: %s, "
+	    "mode: \"0600\", group: null }\n  tcp: 127.0.0.1:0\n", b.sock);
+	reload_with(&b, extra, 1);
+	cr_assert(brokerd_log_has(&b, "reload: listen.unix.mode changed "
+	    "(0660 to 0600); it takes effect at the next restart"));
+	cr_assert(!brokerd_log_has(&b, "listen addresses changed"));
+	cr_assert_eq(stat(b.sock, &st), 0);
+	cr_assert_eq(st.st_mode & 07777, 0660, "the live socket is %04o",
+	    st.st_mode & 07777);
+	snprintf(extra, sizeof(extra), "listen:\n  unix: { path: %s, "
+	    "mode: \"0600\", group: %s }\n  tcp: 127.0.0.1:0\n", b.sock,
+	    gr->gr_name);
+	reload_with(&b, extra, 2);
+	cr_assert(brokerd_log_has(&b, "reload: listen.unix.group changed; "
+	    "it takes effect at the next restart"));
+	cr_assert_eq(brokerd_log_count(&b, "listen.unix.mode changed"), 1);
 	brokerd_stop(&b);
 }
 

@@ -102,4 +102,27 @@ describe('brokerd migrate-env, from bridge.py to brokerd', { skip }, () => {
 		// and the migrated key opens the keyed routes
 		assert.deepEqual((await bridge.accounts()).accounts, ['DU123456']);
 	});
+
+	test('an existing key file is checked as brokerd checks it', () => {
+		const key = crypto.randomBytes(32).toString('hex');
+		const envFile = path.join(dir, '.env.again');
+		fs.writeFileSync(envFile, `IBKR_BRIDGE_KEY=${key}\n`, { mode: 0o600 });
+		const keyFile = path.join(dir, 'open-key');
+		fs.writeFileSync(keyFile, `${key}\n`);
+		fs.chmodSync(keyFile, 0o644);
+
+		// the same key, but group and others may read it: brokerd refuses it
+		let m = brokerd(['migrate-env', envFile, keyFile]);
+		assert.equal(m.status, 1, m.stderr);
+		assert.doesNotMatch(m.stderr, /already holds/);
+		assert.match(m.stderr, /readable by group or others \(mode 0644\): chmod 600 .*open-key/);
+		assert.ok(!m.stdout.includes(key) && !m.stderr.includes(key),
+		    'the key is never printed');
+		assert.equal(fs.statSync(keyFile).mode & 0o777, 0o644, 'left as it was');
+
+		fs.chmodSync(keyFile, 0o600);
+		m = brokerd(['migrate-env', envFile, keyFile]);
+		assert.equal(m.status, 0, m.stderr);
+		assert.match(m.stderr, /open-key already holds this key/);
+	});
 });
