@@ -302,8 +302,13 @@ brokerd_write_conf(struct brokerd *b, const struct gwsim *g, const char *extra)
 	snprintf(b->log, sizeof(b->log), "%s/brokerd.log", b->dir);
 	snprintf(b->status, sizeof(b->status), "%s/status", b->dir);
 	snprintf(b->halt, sizeof(b->halt), "%s/halt", b->dir);
+	/* 0600: it holds inline keys, which brokerd warns about otherwise. */
 	if ((f = fopen(b->conf, "w")) == NULL)
 		return (-1);
+	if (fchmod(fileno(f), 0600) == -1) {
+		fclose(f);
+		return (-1);
+	}
 	for (i = 0; default_sections[i] != NULL; i++) {
 		const char *s = default_sections[i];
 
