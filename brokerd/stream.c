@@ -80,10 +80,16 @@ stream_nconids(const struct stream *st)
 	return (st->nmds);
 }
 
+/* History streams left by their subscribers keep no socket open. */
 int
 stream_idle(const struct stream *st)
 {
-	return (st->nmds == 0 && st->ntopics == 0 && st->nsmh == 0);
+	size_t	 i;
+
+	for (i = 0; i < st->nsmh; i++)
+		if (st->smh[i].sub != NULL)
+			return (0);
+	return (st->nmds == 0 && st->ntopics == 0);
 }
 
 int
@@ -483,6 +489,9 @@ stream_replay(struct stream *st, uint64_t now_ms)
 		stream_md_send(st, st->mds[i], now_ms);
 	for (i = 0; i < st->ntopics; i++)
 		stream_up_push(st, st->topics[i]->sub_msg);
+	for (i = st->nsmh; i > 0; i--)
+		if (st->smh[i - 1].sub == NULL)	/* the old socket's */
+			stream_smh_remove(st, i - 1, 0);
 	for (i = 0; i < st->nsmh; i++) {
 		st->smh[i].id[0] = '\0';
 		stream_up_push(st, st->smh[i].msg);

@@ -184,12 +184,26 @@ size_t		 stream_renew(struct stream *, uint64_t now_ms,
 /* Bytes queued for the subscriber, encoded size. */
 size_t		 stream_sub_queued(const struct stream_sub *);
 /*
+ * One message encoded for its subscriber, in three pieces to write in
+ * order, so that the JSON is copied once, into the caller's buffer.  WS:
+ * the JSON of a text message alone (head and tail empty); SSE: "event:
+ * TOPIC\ndata: ", the JSON, "\n\n".
+ */
+struct stream_out {
+	const char	*head;
+	size_t		 hlen;
+	const char	*json;
+	size_t		 len;
+	const char	*tail;
+	size_t		 tlen;
+};
+
+/*
  * Hand the next batch of whole messages, up to max_bytes (at least one),
- * to emit in order, encoded for the subscriber (WS: the JSON of a text
- * message; SSE: the event's bytes).  Returns how many, or -1 when emit
+ * to emit in order, one call each.  Returns how many, or -1 when emit
  * failed (what was not emitted stays queued).
  */
-typedef int	(*stream_emit_fn)(void *arg, const char *, size_t);
+typedef int	(*stream_emit_fn)(void *arg, const struct stream_out *);
 int		 stream_sub_take(struct stream *, struct stream_sub *,
 		    size_t max_bytes, stream_emit_fn, void *arg);
 

@@ -116,7 +116,11 @@ stream_topic_quit(struct stream *st, struct stream_sub *s, const char *key)
 	return (0);
 }
 
-/* Key, subscribe and unsubscribe messages of a topic command. */
+/*
+ * Key, subscribe and unsubscribe messages of a topic command.  sor goes
+ * up without its filters: one sor serves every subscriber, and one's
+ * filters would hide orders from the others without a word.
+ */
 static int
 stream_topic_msgs(const struct stream_cmd *c, char key[STREAM_KEY_LEN],
     char *sub, size_t cap, char unsub[STREAM_KEY_LEN])
@@ -127,7 +131,8 @@ stream_topic_msgs(const struct stream_cmd *c, char key[STREAM_KEY_LEN],
 		{ "sld", "sld", "uld" }, { "sbd", "sbd", "ubd" }
 	};
 	const char	*const *n;
-	const char	*args = c->args != NULL ? c->args : "{}";
+	const char	*args = c->args != NULL && c->op != STREAM_OP_SOR ?
+			    c->args : "{}";
 	int		 r;
 
 	switch (c->op) {
@@ -158,16 +163,25 @@ stream_topic_msgs(const struct stream_cmd *c, char key[STREAM_KEY_LEN],
 
 /* ------------------------------------------------------------ history */
 
+/*
+ * A history stream the Gateway has not named yet cannot end: it stays,
+ * owned by nobody, until its server id comes (stream_gw.c ends it then).
+ */
 void
 stream_smh_remove(struct stream *st, size_t at, int up)
 {
 	char	 msg[STREAM_KEY_LEN];
 
-	if (up && st->smh[at].id[0] != '\0') {
+	free(st->smh[at].msg);
+	st->smh[at].msg = NULL;
+	if (up && st->smh[at].id[0] == '\0') {
+		st->smh[at].sub = NULL;
+		return;
+	}
+	if (up) {
 		snprintf(msg, sizeof(msg), "umh+%s", st->smh[at].id);
 		stream_up_push(st, msg);
 	}
-	free(st->smh[at].msg);
 	st->smh[at] = st->smh[--st->nsmh];
 }
 

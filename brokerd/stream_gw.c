@@ -44,7 +44,11 @@ stream_md_cut(struct stream_md *m, struct stream_mdsub *ms, json_t *msg,
 		nf++;
 	}
 	if (cached) {
-		snprintf(key, sizeof(key), "smd+%s", m->conid);
+		/* as the Gateway tags this conid's ticks (CONID@EXCH?) */
+		if (m->topic[0] != '\0')
+			snprintf(key, sizeof(key), "%s", m->topic);
+		else
+			snprintf(key, sizeof(key), "smd+%s", m->conid);
 		json_object_set_new(out, "topic", json_string(key));
 		json_object_set_new(out, "conid",
 		    json_integer(strtoll(m->conid, NULL, 10)));
@@ -82,21 +86,27 @@ stream_same_fields(const struct stream_mdsub *a, const struct stream_mdsub *b)
 /*
  * A tick to every subscriber of its conid.  Subscribers next to each
  * other that asked the same fields (the common case) share one cut and
- * one serialisation of it.
+ * one serialisation of it.  The topic of an smd that picked an exchange
+ * may carry it too (smd+CONID@EXCH): the conid is what comes before.
  */
 static int
-stream_gw_md(struct stream *st, const char *conid, json_t *msg)
+stream_gw_md(struct stream *st, const char *topic_conid, json_t *msg)
 {
-	char		 key[STREAM_KEY_LEN];
+	char		 key[STREAM_KEY_LEN], conid[STREAM_ID_LEN];
 	struct stream_md *m;
 	json_t		*v, *out = NULL;
 	const char	*k;
 	struct stream_text *text = NULL;
-	size_t		 i;
+	size_t		 i, n;
 	int		 r = 0, wanted = 0;
 
+	if ((n = strcspn(topic_conid, "@")) >= sizeof(conid))
+		return (0);
+	memcpy(conid, topic_conid, n);
+	conid[n] = '\0';
 	if ((m = stream_md_find(st, conid)) == NULL)
 		return (0);	/* a stream that ended here: not wanted */
+	snprintf(m->topic, sizeof(m->topic), "smd+%s", topic_conid);
 	json_object_foreach(msg, k, v)
 		if (!stream_meta(k))
 			json_object_set(m->last, k, v);
@@ -178,6 +188,11 @@ stream_gw_smh(struct stream *st, const char *conid, json_t *msg)
 			}
 	if (i == st->nsmh)
 		return (0);
+	if (st->smh[i].sub == NULL) {
+		/* its subscriber left before this id came: end it now */
+		stream_smh_remove(st, i, 1);
+		return (0);
+	}
 	return (stream_queue_push(st, st->smh[i].sub, "smh", "",
 	    STREAM_Q_KEEP, msg));
 }

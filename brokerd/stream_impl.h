@@ -71,6 +71,7 @@ struct stream_md {
 	size_t		 nu;
 	unsigned	 next_fid;
 	json_t		*last;		/* newest value per field */
+	char		 topic[STREAM_KEY_LEN];	/* the Gateway's, or "" */
 	uint64_t	 sent_ms;	/* last smd up (renewal) */
 };
 
@@ -85,7 +86,7 @@ struct stream_topic {
 
 /* One history subscription: not shared, its server id its owner's. */
 struct stream_smh {
-	struct stream_sub *sub;
+	struct stream_sub *sub;		/* NULL: left before the id came */
 	char		 conid[STREAM_ID_LEN];
 	char		 id[STREAM_ID_LEN];	/* "" until the Gateway says */
 	char		*msg;

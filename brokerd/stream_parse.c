@@ -123,7 +123,11 @@ fail:
 	return (r);
 }
 
-/* smd+CONID[@EXCH]+ARGS, umd+CONID[+{}], smh+CONID+ARGS, umh+ID. */
+/*
+ * smd+CONID[@EXCH]+ARGS, umd+CONID[@EXCH][+{}] (the exchange of its smd,
+ * as a client that keys subscriptions by CONID@EXCH sends it; a conid
+ * streams from one exchange here), smh+CONID+ARGS, umh+ID.
+ */
 static int
 stream_parse_conid(struct stream_cmd *c, const char **part,
     const size_t *plen, size_t n, const char **why)
@@ -136,7 +140,7 @@ stream_parse_conid(struct stream_cmd *c, const char **part,
 	if (c->op == STREAM_OP_UMH)
 		return (n == 2 && stream_id(part[1], plen[1], 0, c->id,
 		    sizeof(c->id)) == 0 ? 0 : (*why = "umh+ID", -1));
-	if (c->op == STREAM_OP_SMD &&
+	if ((c->op == STREAM_OP_SMD || c->op == STREAM_OP_UMD) &&
 	    (at = memchr(part[1], '@', plen[1])) != NULL) {
 		clen = at - part[1];
 		if (stream_id(at + 1, plen[1] - clen - 1, 0, c->exch,

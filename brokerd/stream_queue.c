@@ -32,19 +32,6 @@ stream_verdict(struct stream *st, struct stream_sub *s, const char *why)
 		st->cb.close(s->owner, s, 1008, why);
 }
 
-/* "event: TOPIC\ndata: JSON\n\n" into p, stream_encoded() bytes long. */
-static void
-stream_sse(char *p, const char *topic, const char *json, size_t len)
-{
-	size_t	 tl = strlen(topic);
-
-	memcpy(p, "event: ", 7);
-	memcpy(p + 7, topic, tl);
-	memcpy(p + 7 + tl, "\ndata: ", 7);
-	memcpy(p + 14 + tl, json, len);
-	memcpy(p + 14 + tl + len, "\n\n", 3);	/* and a NUL */
-}
-
 /*
  * The newest queued market data message per key, in O(1): a jansson
  * object (a hash table) from the key to the entry's address.  Past
@@ -131,13 +118,15 @@ stream_json_len(const json_t *v)
 /*
  * Newer values over the queued ones, field by field, without parsing or
  * dumping the message: it stays an object until it leaves, and its
- * length follows each field's (keys are plain: "84", "conid").
+ * length follows each field's (keys are plain: "84", "conid").  An
+ * object over an object merges a level down (spl's args: one per
+ * account), so that a message naming one account keeps the other's.
  */
 static int
 stream_queue_merge(struct stream *st, struct stream_sub *s,
     struct stream_entry *e, json_t *obj)
 {
-	json_t		*old, *v;
+	json_t		*old, *v, *put, *both = NULL;
 	const char	*k;
 	size_t		 len;
 
@@ -154,9 +143,23 @@ stream_queue_merge(struct stream *st, struct stream_sub *s,
 			len -= stream_json_len(old);
 		else
 			len += strlen(k) + 4;	/* "k":  and a comma */
-		len += stream_json_len(v);
-		if (json_object_set(e->obj, k, v) == -1)
+		put = v;
+		if (json_is_object(old) && json_is_object(v)) {
+			/* a copy: the old object may be another queue's too */
+			if ((both = json_copy(old)) == NULL ||
+			    json_object_update(both, v) == -1) {
+				json_decref(both);
+				return (-1);
+			}
+			put = both;
+		}
+		len += stream_json_len(put);
+		if (json_object_set(e->obj, k, put) == -1) {
+			json_decref(both);
 			return (-1);
+		}
+		json_decref(both);
+		both = NULL;
 	}
 	s->queued -= e->bytes;
 	e->len = len;
@@ -296,30 +299,33 @@ static int
 stream_emit_one(struct stream_sub *s, struct stream_entry *e,
     stream_emit_fn emit, void *arg)
 {
-	const char	*json = e->txt != NULL ? e->txt->s : NULL;
-	char		*dumped = NULL, *sse;
-	size_t		 len = e->len, n;
-	int		 r;
+	char			 head[STREAM_KEY_LEN + 16], *dumped = NULL;
+	struct stream_out	 o;
+	size_t			 tl;
+	int			 r;
 
+	memset(&o, 0, sizeof(o));
+	o.head = o.tail = "";
+	o.json = e->txt != NULL ? e->txt->s : NULL;
+	o.len = e->len;
 	if (e->obj != NULL) {
 		if ((dumped = json_dumps(e->obj, JSON_COMPACT)) == NULL)
 			return (-1);
-		json = dumped;
-		len = strlen(dumped);
+		o.json = dumped;
+		o.len = strlen(dumped);
 	}
-	if (s->enc == STREAM_ENC_WS) {
-		r = emit(arg, json, len);
-		free(dumped);
-		return (r);
+	if (s->enc == STREAM_ENC_SSE) {
+		/* "event: TOPIC\ndata: " (a topic is under STREAM_KEY_LEN) */
+		tl = strlen(e->topic);
+		memcpy(head, "event: ", 7);
+		memcpy(head + 7, e->topic, tl);
+		memcpy(head + 7 + tl, "\ndata: ", 7);
+		o.head = head;
+		o.hlen = tl + 14;
+		o.tail = "\n\n";
+		o.tlen = 2;
 	}
-	n = stream_encoded(s, e->topic, len);
-	if ((sse = malloc(n + 1)) == NULL) {
-		free(dumped);
-		return (-1);
-	}
-	stream_sse(sse, e->topic, json, len);
-	r = emit(arg, sse, n);
-	free(sse);
+	r = emit(arg, &o);
 	free(dumped);
 	return (r);
 }

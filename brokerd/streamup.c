@@ -255,7 +255,13 @@ streamup_flush(struct streamup *su)
 			    su->msg.len) == -1)
 				break;
 			su->holding = 1;
-			if (streamup_orders_submit(su) == 0)
+			/*
+			 * A call still out from before a drop answers for
+			 * this sor too; its request is on a connection and
+			 * must not be submitted again.
+			 */
+			if (su->oreq_inflight ||
+			    streamup_orders_submit(su) == 0)
 				break;
 			continue;	/* out of memory: send it now */
 		}

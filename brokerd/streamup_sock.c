@@ -341,7 +341,7 @@ streamup_request(struct streamup *su)
 	    buf_puts(&ck, id) == 0 && buf_puts(&ck, "\"}") == 0)) &&
 	    ws_client_key(su->key) == 0 &&
 	    ws_client_request(&su->hs, su->tls->host, su->tls->port,
-	    STREAMUP_PATH, su->key, ck.data) == 0)
+	    STREAMUP_PATH, su->key, ck.data, "brokerd/" BROKERD_VERSION) == 0)
 		r = 0;
 	buf_free(&ck);
 	return (r);

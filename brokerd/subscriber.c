@@ -30,6 +30,7 @@
 #define SUB_SSE_PING_S	15.	/* SSE comment line */
 #define SUB_CLOSE_S	3.	/* wait this long for the closing handshake */
 #define SUB_TRY_LATER	1013	/* RFC 6455 7.4.1: max_subscribers */
+#define SUB_HOLD_BYTES	(256 * 1024)	/* queued in wslay: stop reading */
 
 struct sub {
 	struct server	*srv;
@@ -111,6 +112,9 @@ sub_recv(void *ctx, void *p, size_t len)
 			buf_free(&s->pre);
 		return (n);
 	}
+	/* wslay reads until the socket is dry: stop it too (sub_hold) */
+	if (ws_queued_bytes(s->ws) > SUB_HOLD_BYTES)
+		return (WS_IO_AGAIN);
 	do
 		n = recv(s->fd, p, len, 0);
 	while (n == -1 && errno == EINTR);
@@ -160,19 +164,24 @@ sub_send_raw(struct sub *s)
 /* ------------------------------------------------------------ the hub */
 
 static int
-sub_emit_ws(void *arg, const char *p, size_t len)
+sub_emit_ws(void *arg, const struct stream_out *o)
 {
 	struct sub	*s = arg;
 
-	return (ws_send_text(s->ws, p, len));
+	return (ws_send_text(s->ws, o->json, o->len));
 }
 
+/* An SSE event: its pieces straight into out, the JSON copied once. */
 static int
-sub_emit_raw(void *arg, const char *p, size_t len)
+sub_emit_raw(void *arg, const struct stream_out *o)
 {
 	struct sub	*s = arg;
 
-	return (buf_append(&s->out, p, len));
+	if (buf_reserve(&s->out, o->hlen + o->len + o->tlen) == -1)
+		return (-1);
+	(void)buf_append(&s->out, o->head, o->hlen);
+	(void)buf_append(&s->out, o->json, o->len);
+	return (buf_append(&s->out, o->tail, o->tlen));
 }
 
 /*
@@ -214,9 +223,27 @@ sub_close_cb(void *owner, struct stream_sub *ss, uint16_t code,
 }
 
 /*
+ * An event stream has no close frame: its last event says why it ends
+ * ({"topic":"system","error":reason,"code":code}), so that a reader of
+ * orders knows it missed some and rereads them.
+ */
+static void
+sub_sse_bye(struct sub *s, uint16_t code, const char *reason)
+{
+	size_t	 start = s->out.len;
+
+	if (buf_puts(&s->out, "event: system\ndata: {\"topic\":\"system\","
+	    "\"error\":") == -1 ||
+	    buf_json_string(&s->out, reason, strlen(reason)) == -1 ||
+	    buf_printf(&s->out, ",\"code\":%u}\n\n", code) == -1)
+		buf_truncate(&s->out, start);
+}
+
+/*
  * Close: a WebSocket gets the code and reason after what wslay already
- * holds, then the peer's answer or SUB_CLOSE_S; an SSE stream simply ends.
- * The hub's part goes from the loop, never inside the hub's own call.
+ * holds, then the peer's answer or SUB_CLOSE_S; an SSE stream gets them
+ * as its last event (a refused one was told already), then ends.  The
+ * hub's part goes from the loop, never inside the hub's own call.
  */
 static void
 sub_close(struct sub *s, uint16_t code, const char *reason)
@@ -227,9 +254,27 @@ sub_close(struct sub *s, uint16_t code, const char *reason)
 	ev_timer_stop(s->srv->loop, &s->ping);
 	if (s->ws != NULL)
 		(void)ws_close(s->ws, code, reason);
+	else if (!s->refused)
+		sub_sse_bye(s, code, reason);
 	ev_timer_set(&s->linger, SUB_CLOSE_S, 0.);
 	ev_timer_start(s->srv->loop, &s->linger);
 	ev_feed_event(s->srv->loop, &s->wio, EV_WRITE);
+}
+
+/*
+ * A peer that sends pings and reads nothing would grow wslay's queue of
+ * pongs without bound: past SUB_HOLD_BYTES queued, it is not read until
+ * the queue drains (its pings then go unheard, and it is dropped).
+ */
+static void
+sub_hold(struct sub *s)
+{
+	if (s->ws == NULL || s->fd == -1)
+		return;
+	if (ws_queued_bytes(s->ws) > SUB_HOLD_BYTES)
+		ev_io_stop(s->srv->loop, &s->rio);
+	else if (!ev_is_active(&s->rio))
+		ev_io_start(s->srv->loop, &s->rio);
 }
 
 /* Write what is queued, refilling from the hub while the socket takes it. */
@@ -271,6 +316,7 @@ sub_pump(struct sub *s)
 				goto gone;
 			if (wr == -1 && rc == 1) {
 				ev_io_start(s->srv->loop, &s->wio);
+				sub_hold(s);
 				return;
 			}
 			if (wr == -1)
@@ -291,6 +337,7 @@ sub_pump(struct sub *s)
 		ev_io_start(s->srv->loop, &s->wio);
 	else
 		ev_io_stop(s->srv->loop, &s->wio);
+	sub_hold(s);
 	return;
  gone:
 	sub_free(s);

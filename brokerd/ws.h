@@ -120,7 +120,8 @@ int		 ws_upgrade_answer(struct buf *, const struct http_request *);
  * brokerd as the Gateway's client: a fresh random key (24 bytes of
  * base64 from 16 random bytes; from mbedTLS' CTR-DRBG-free entropy, i.e.
  * getrandom(2)), the request head (GET path, Host, Upgrade, Connection,
- * the key, version 13, User-Agent, Cookie when non-empty), and the check
+ * the key, version 13, the caller's User-Agent, Cookie when non-empty),
+ * and the check
  * of the answer: 101, Upgrade: websocket, Connection: upgrade, the right
  * Sec-WebSocket-Accept.  -1 when a field would bend the head or the
  * answer is wrong.
@@ -129,7 +130,7 @@ int		 ws_upgrade_answer(struct buf *, const struct http_request *);
 int		 ws_client_key(char out[WS_KEY_LEN + 1]);
 int		 ws_client_request(struct buf *, const char *host,
 		    const char *port, const char *path, const char *key,
-		    const char *cookie);
+		    const char *cookie, const char *user_agent);
 /*
  * Read the answer head from bytes: 0 with *used set past CRLFCRLF when it
  * is a good 101 for key, 1 when more bytes are needed, -1 when wrong.

@@ -143,7 +143,8 @@ ws_client_key(char out[WS_KEY_LEN + 1])
 
 int
 ws_client_request(struct buf *b, const char *host, const char *port,
-    const char *path, const char *key, const char *cookie)
+    const char *path, const char *key, const char *cookie,
+    const char *user_agent)
 {
 	const char	*lb, *rb;
 	size_t		 i, start = b->len;
@@ -152,7 +153,8 @@ ws_client_request(struct buf *b, const char *host, const char *port,
 		cookie = "";
 	if (path[0] != '/' || !http_field_ok(host, strlen(host)) ||
 	    !http_field_ok(port, strlen(port)) || !ws_key_ok(key) ||
-	    !http_field_ok(cookie, strlen(cookie)))
+	    !http_field_ok(cookie, strlen(cookie)) || *user_agent == '\0' ||
+	    !http_field_ok(user_agent, strlen(user_agent)))
 		return (-1);
 	for (i = 0; path[i] != '\0'; i++)
 		if (path[i] <= ' ' || path[i] == 0x7f)
@@ -160,10 +162,10 @@ ws_client_request(struct buf *b, const char *host, const char *port,
 	lb = strchr(host, ':') != NULL ? "[" : "";
 	rb = *lb != '\0' ? "]" : "";
 	if (buf_printf(b, "GET %s HTTP/1.1\r\nHost: %s%s%s:%s\r\n"
-	    "User-Agent: brokerd\r\nUpgrade: websocket\r\n"
+	    "User-Agent: %s\r\nUpgrade: websocket\r\n"
 	    "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
 	    "Sec-WebSocket-Version: 13\r\n", path, lb, host, rb, port,
-	    key) == -1 ||
+	    user_agent, key) == -1 ||
 	    (*cookie != '\0' && buf_printf(b, "Cookie: %s\r\n",
 	    cookie) == -1) ||
 	    buf_puts(b, "\r\n") == -1) {
@@ -209,7 +211,10 @@ ws_client_answer(const char *p, size_t len, const char *key, size_t *used)
 	if (*used < 12 || memcmp(p, "HTTP/1.1 101", 12) != 0 ||
 	    ws_accept_key(key, want) == -1)
 		return (-1);
-	line = (const char *)memchr(p, '\n', end - p) + 1;
+	/* no line after the status line: no accept key either */
+	if ((line = memchr(p, '\n', end - p)) == NULL)
+		return (-1);
+	line++;
 	while (line < end + 2) {
 		eol = memchr(line, '\r', end + 2 - line);
 		if (eol == NULL)

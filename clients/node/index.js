@@ -929,7 +929,10 @@ export class BridgeStream extends EventEmitter {
 			sock.destroy();
 			return;
 		}
-		this._fails = 0;
+		// The backoff restarts only once a connection has lasted (see
+		// _dropped): one closed at once (1013, too many subscribers)
+		// must not be retried every minDelayMs.
+		this._openedAt = Date.now();
 		this.emit("open");
 		for (const s of this._subs.values())
 			this._frame(OP_TEXT, Buffer.from(s.text));
@@ -1129,6 +1132,8 @@ export class BridgeStream extends EventEmitter {
 		}
 		if (wasOpen)
 			this._push({ topic: "system", client: "disconnected", code, reason });
+		if (wasOpen && Date.now() - this._openedAt >= this.maxDelayMs)
+			this._fails = 0;
 		const delay = Math.min(this.maxDelayMs, this.minDelayMs * 2 ** Math.min(this._fails, 30));
 		this._fails++;
 		this.state = "connecting";

@@ -69,11 +69,10 @@ on_close(void *owner, struct stream_sub *s, uint16_t code, const char *why)
 }
 
 static int
-drop(void *arg, const char *p, size_t len)
+drop(void *arg, const struct stream_out *o)
 {
 	(void)arg;
-	(void)p;
-	(void)len;
+	(void)o;
 	return (0);
 }
 

@@ -324,6 +324,28 @@ describe('local WebSocket and SSE subscribers', { skip }, () => {
 		ws.sock.destroy();
 	});
 
+	/*
+	 * A peer that sends pings and reads nothing: its pongs must not pile
+	 * up in brokerd (400,000 pings would be some 80 MB of them).
+	 */
+	test('pings from a peer that reads nothing do not grow brokerd',
+	    async () => {
+		const rss = () => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(
+		    `/proc/${bd.pid}/status`, 'utf8'))[1]) * 1024;
+		const ws = await open(bd, { tcp: false });
+		ws.sock.pause();
+		const before = rss();
+		const ping = frame(9, 'p'.repeat(125));
+		const batch = Buffer.concat(Array(1000).fill(ping));
+		for (let i = 0; i < 400; i++)
+			ws.sock.write(batch);
+		for (let i = 0; i < 50 && ws.sock.writableLength > 0; i++)
+			await sleep(100);
+		const grown = rss() - before;
+		ws.sock.destroy();
+		assert.ok(grown < 16 << 20, `brokerd grew ${grown} bytes`);
+	});
+
 	test('streams outlive idle_timeout_ms (300 ms)', async () => {
 		const ws = await open(bd);
 		const sse = await open(bd, { path: '/stream?sor=1',
@@ -399,8 +421,11 @@ describe('reload and stop close subscribers', { skip }, () => {
 		try {
 			const a = await open(bd, { key: gone });
 			const b = await open(bd, { key: stays, tcp: false });
+			const e = await open(bd, { key: gone,
+			    path: '/stream?sor=1', upgrade: false });
 			assert.equal(a.status, 101);
 			assert.equal(b.status, 101);
+			assert.equal(e.status, 200);
 			const text = fs.readFileSync(bd.configFile, 'utf8')
 			    .split('\n').filter((l) => !l.includes(gone))
 			    .join('\n');
@@ -410,6 +435,12 @@ describe('reload and stop close subscribers', { skip }, () => {
 			await bd.reload(/configuration reloaded/);
 			const c = await nextClose(a);
 			assert.equal(c.code, 1008);
+			/* an event stream has no close frame: a last event */
+			await e.closed();
+			const bye = 'event: system\ndata: {"topic":"system",' +
+			    '"error":"key removed or its scope withdrawn",' +
+			    '"code":1008}\n\n';
+			assert.ok(e.body().endsWith(bye), e.body());
 			b.sock.write(frame(1, 'tic'));
 			assert.equal((await nextReply(b)).topic, 'tic');
 			bd.signal('SIGTERM');

@@ -108,6 +108,34 @@ describe('upstream WebSocket', { skip }, () => {
 		    m.msg.startsWith('umd+')).length, 1);
 	});
 
+	/*
+	 * An smd that picks an exchange: the Gateway tags its ticks with the
+	 * same CONID@EXCH (the simulator does), and they still reach the
+	 * subscriber, a late one getting the cached values too.
+	 */
+	test('smd+CONID@EXCH: ticks tagged CONID@EXCH reach subscribers',
+	    async (t) => {
+		const { gw, bd } = await startStreaming(t);
+		const a = await subscriber(bd);
+		a.ws.send('smd+265598@SMART+{"fields":["31"]}');
+		await gwUp(gw);
+		await waitFor(() => a.msgs.filter((m) =>
+		    m.topic?.startsWith('smd+265598') &&
+		    m['31'] !== undefined).length >= 3, { timeoutMs: 8000 });
+		const b = await subscriber(bd);
+		b.ws.send('smd+265598@SMART+{"fields":["31"]}');
+		await waitFor(() => b.msgs.some((m) => m['31'] !== undefined),
+		    { timeoutMs: 8000 });
+		/* the cached values first, tagged as the live ticks are */
+		const first = b.msgs.find((m) => m['31'] !== undefined);
+		const live = a.msgs.find((m) => m['31'] !== undefined);
+		assert.equal(first.topic, live.topic);
+		const c = await gw.counters();
+		assert.equal(smdOut(c).length, 1);
+		a.ws.close();
+		b.ws.close();
+	});
+
 	test('drop -> reconnect -> replay; sor after orders?force=true',
 	    async (t) => {
 		const { gw, bd } = await startStreaming(t);

@@ -9,7 +9,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { brokerdBuilt, waitFor } from '../lib/harness.mjs';
+import { brokerdBuilt, waitFor, sleep } from '../lib/harness.mjs';
 import { WebSocket, subscriber, smdOut, startStreaming }
     from '../lib/ws.mjs';
 
@@ -96,6 +96,38 @@ describe('upstream WebSocket, more', { skip }, () => {
 		const n = a.msgs.length;
 		await waitFor(() => ticks(a, n), { timeoutMs: 5000 });
 		assert.equal((await gw.counters()).ws_open, 1);
+	});
+
+	/*
+	 * The call is slow (7 s) and the drop comes once IBKR's 1 per 5 s
+	 * for orders would let a second call go: the reopened socket's sor
+	 * must wait for the first answer, not resubmit the request that is
+	 * still on its connection.
+	 */
+	test('a drop while orders?force=true is in flight: the replayed ' +
+	    'sor waits for that call, not a second one', async (t) => {
+		const orders = (c) => c.by_route['GET /v1/api/iserver/account/' +
+		    'orders'] || 0;
+		const { gw, bd } = await startStreaming(t, {
+			behaviour: { delay_ms: 7000,
+			    paths: ['/iserver/account/orders'] } });
+		const a = await subscriber(bd);
+		a.ws.send('sor+{}');
+		await waitFor(async () => orders(await gw.counters()) === 1,
+		    { timeoutMs: 8000 });
+		await sleep(5300);
+		await gw.behaviour({ ws_drop: true });
+		await waitFor(async () => {
+			const c = await gw.counters();
+			return c.ws_connections === 2 &&
+			    c.sor_after_force.length === 1;
+		}, { timeoutMs: 8000 });
+		await sleep(500);
+		const c = await gw.counters();
+		assert.deepEqual(c.sor_after_force, [true]);
+		assert.equal(orders(c), 1);
+		assert.doesNotMatch(bd.log(), /orders\?force=true failed/);
+		a.ws.close();
 	});
 
 	test('a subscriber joining while waiting for a session is told',

@@ -73,11 +73,13 @@ ups(struct stream *st)
 }
 
 static int
-collect(void *arg, const char *p, size_t len)
+collect(void *arg, const struct stream_out *o)
 {
 	struct buf	*b = arg;
 
-	buf_append(b, p, len);
+	buf_append(b, o->head, o->hlen);
+	buf_append(b, o->json, o->len);
+	buf_append(b, o->tail, o->tlen);
 	return (buf_puts(b, "\n"));
 }
 
@@ -187,6 +189,25 @@ Test(stream, union_changed_not_grown_goes_up)
 	stream_free(st);
 }
 
+/*
+ * An smd that picked an exchange (CONID@EXCH) ends with the umd a client
+ * builds from the same conid: the Node client sends umd+CONID@EXCH+{}.
+ */
+Test(stream, umd_with_the_exchange_of_its_smd)
+{
+	struct stream	*st = hub(0, 0);
+	struct stream_sub *a = stream_sub_new(st, STREAM_ENC_WS, NULL);
+
+	say(st, a, "smd+265598@SMART+{\"fields\":[\"31\"]}", 0);
+	cr_assert_str_eq(ups(st),
+	    "smd+265598@SMART+{\"fields\":[\"31\"]}\n");
+	say(st, a, "umd+265598@SMART+{}", 0);
+	cr_assert_str_eq(ups(st), "umd+265598+{}\n");
+	cr_assert_str_eq(got(st, a), "");
+	cr_assert_eq(stream_nconids(st), 0);
+	stream_free(st);
+}
+
 Test(stream, late_subscriber_gets_cached_values_first)
 {
 	struct stream	*st = hub(0, 0);
@@ -237,6 +258,32 @@ Test(stream, conflation_never_older_after_newer)
 	cr_assert_eq(last, 500, "the newest 31 is not the last: %d", last);
 	cr_assert(strstr(g, "\"84\":\"498\""));
 	cr_assert_eq(closed, 0);
+	stream_free(st);
+}
+
+/*
+ * P&L past conflate_bytes: spl's args hold one object per account, and a
+ * message that names one account must not wipe the other's newest value.
+ */
+Test(stream, conflation_keeps_each_account_of_spl)
+{
+	struct stream	*st = hub(200, 1 << 20);
+	struct stream_sub *s = stream_sub_new(st, STREAM_ENC_WS, NULL);
+	char		 m[160], *g;
+	int		 i;
+
+	say(st, s, "spl+{}", 0);
+	ups(st);
+	for (i = 1; i <= 20; i++) {
+		snprintf(m, sizeof(m), "{\"topic\":\"spl\",\"args\":"
+		    "{\"DU%d.Core\":{\"dpl\":%d,\"upl\":%d}}}",
+		    i % 2 + 1, i, i);
+		gw(st, m);
+	}
+	cr_assert_gt(stream_counters(st)->conflated, 0);
+	g = got(st, s);
+	cr_assert(strstr(g, "\"DU1.Core\":{\"dpl\":20,\"upl\":20}"), "%s", g);
+	cr_assert(strstr(g, "\"DU2.Core\":{\"dpl\":19,\"upl\":19}"), "%s", g);
 	stream_free(st);
 }
 
@@ -304,6 +351,28 @@ Test(stream, orders_never_dropped_verdict_1008)
 	cr_assert_eq(closed_code, 1008);
 	cr_assert_eq(stream_counters(st)->conflated, 0);
 	cr_assert_eq(stream_counters(st)->dropped, 1);
+	stream_free(st);
+}
+
+/*
+ * One sor is shared: a subscriber's filters must not narrow it for the
+ * others, who would miss orders without a word.
+ */
+Test(stream, sor_filters_not_shared)
+{
+	struct stream	*st = hub(0, 0);
+	struct stream_sub *a = stream_sub_new(st, STREAM_ENC_WS, NULL);
+	struct stream_sub *b = stream_sub_new(st, STREAM_ENC_WS, NULL);
+
+	say(st, a, "sor+{\"filters\":[\"filled\"]}", 0);
+	say(st, b, "sor+{}", 0);
+	cr_assert_str_eq(ups(st), "sor+{}\n");
+	gw(st, "{\"topic\":\"sor\",\"args\":[{\"orderId\":1,"
+	    "\"status\":\"Cancelled\"}]}");
+	cr_assert(strstr(got(st, b), "Cancelled"));
+	stream_sub_free(st, b);
+	stream_sub_free(st, a);
+	cr_assert_str_eq(ups(st), "uor+{}\n");
 	stream_free(st);
 }
 
@@ -427,6 +496,35 @@ Test(stream, history_ids_per_subscriber)
 	cr_assert_str_eq(ups(st), "");
 	stream_sub_free(st, b);
 	cr_assert_str_eq(ups(st), "umh+88\n");
+	stream_free(st);
+}
+
+/*
+ * A subscriber that leaves before the Gateway named its history stream:
+ * the stream still ends upstream once its server id comes, and until
+ * then it counts among the five the Gateway allows.
+ */
+Test(stream, history_left_before_its_server_id)
+{
+	struct stream	*st = hub(0, 0);
+	struct stream_sub *a = stream_sub_new(st, STREAM_ENC_WS, NULL);
+	struct stream_sub *b = stream_sub_new(st, STREAM_ENC_WS, NULL);
+	int		 i;
+
+	say(st, a, "smh+1+{\"period\":\"1d\"}", 0);
+	for (i = 0; i < 4; i++)
+		say(st, b, "smh+2+{}", 0);
+	cr_assert_eq(count(ups(st), "smh+"), 5);
+	stream_sub_free(st, a);
+	cr_assert_str_eq(ups(st), "");
+	say(st, b, "smh+3+{}", 0);	/* the Gateway still has five */
+	cr_assert_str_eq(ups(st), "");
+	cr_assert(strstr(got(st, b), "too many history"));
+	gw(st, "{\"topic\":\"smh+1\",\"serverId\":\"55\",\"data\":[]}");
+	cr_assert_str_eq(ups(st), "umh+55\n");
+	cr_assert_str_eq(got(st, b), "");
+	say(st, b, "smh+3+{}", 0);
+	cr_assert_str_eq(ups(st), "smh+3+{}\n");
 	stream_free(st);
 }
 

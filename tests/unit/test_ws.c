@@ -282,6 +282,19 @@ Test(ws, upgrade_check_and_answer)
 	http_request_free(r);
 }
 
+/* A 101 whose status line is its only line: refused, not read past. */
+Test(ws, client_answer_without_header_lines)
+{
+	static const char a[] = "HTTP/1.1 101 Switching Protocols\r\n\r\n";
+	static const char b[] = "HTTP/1.1 101\r\n\r\n";
+	size_t	 used;
+
+	cr_assert_eq(ws_client_answer(a, sizeof(a) - 1,
+	    "dGhlIHNhbXBsZSBub25jZQ==", &used), -1);
+	cr_assert_eq(ws_client_answer(b, sizeof(b) - 1,
+	    "dGhlIHNhbXBsZSBub25jZQ==", &used), -1);
+}
+
 Test(ws, client_request_head)
 {
 	char		 key[WS_KEY_LEN + 1];
@@ -291,14 +304,18 @@ Test(ws, client_request_head)
 	cr_assert_eq(strlen(key), WS_KEY_LEN);
 	buf_init(&b);
 	cr_assert_eq(ws_client_request(&b, "127.0.0.1", "5000", "/v1/api/ws",
-	    key, "api={\"session\":\"abc\"}"), 0);
+	    key, "api={\"session\":\"abc\"}", "brokerd/0.1.0"), 0);
 	cr_assert(strncmp(b.data, "GET /v1/api/ws HTTP/1.1\r\n"
 	    "Host: 127.0.0.1:5000\r\n", 47) == 0);
 	cr_assert(strstr(b.data, "Cookie: api={\"session\":\"abc\"}\r\n"));
 	cr_assert(strstr(b.data, "Sec-WebSocket-Version: 13\r\n"));
+	cr_assert(strstr(b.data, "\r\nUser-Agent: brokerd/0.1.0\r\n"));
 	buf_reset(&b);
 	cr_assert_eq(ws_client_request(&b, "::1", "5000", "/v1/api/ws", key,
-	    "a=b\r\nX: y"), -1);
+	    "a=b\r\nX: y", "brokerd"), -1);
+	cr_assert_eq(b.len, 0);
+	cr_assert_eq(ws_client_request(&b, "::1", "5000", "/v1/api/ws", key,
+	    "", "brokerd\r\nX: y"), -1);
 	cr_assert_eq(b.len, 0);
 	buf_free(&b);
 }

@@ -218,6 +218,24 @@ test("a close 1008 with its reason is surfaced; with reconnect off the iterator 
 	assert.equal(fake.conns.length, 1);
 });
 
+// brokerd past stream.max_subscribers upgrades, then closes 1013 at once:
+// the backoff must grow across such short-lived opens, not restart at
+// minDelayMs on each (20, 40, 80, 160 ms...: a handful, not dozens)
+test("opens closed at once back off, doubling, as failed connects do", async () => {
+	fresh();
+	fake.onConn = (c) => c.raw(closeFrame(1013, "too many subscribers"));
+	const s = bridge.stream({ minDelayMs: 20, maxDelayMs: 5000 });
+	await new Promise((r) => setTimeout(r, 700));
+	const n = fake.conns.length;
+	await s.close();
+	// an upgrade already on its way lands after close(): let it, before
+	// the next test counts upgrades
+	await new Promise((r) => setTimeout(r, 200));
+	fake.onConn = null;
+	assert.ok(n >= 2, `${n} connections`);
+	assert.ok(n <= 7, `${n} connections in 700 ms: no backoff`);
+});
+
 test("a refused upgrade (wrong key) ends the stream with BridgeError 401, no retry", async () => {
 	fresh();
 	const b = new Bridge({ socketPath: fake.socketPath, key: "wrong-key-0000000000000000", timeoutMs: 2000 });
