@@ -6,7 +6,8 @@
  * dot or empty segment, no backslash or ';', no escaped unreserved byte,
  * slash or '%'), so it cannot reach another route's endpoint; and the
  * Gateway target written for it starts with the route's `to` and holds
- * no byte that could bend the request line (space, control, 8-bit).
+ * no byte that could bend the request line (space, control, DEL).  The
+ * reader passes 8-bit bytes in a query through, as http-parser does.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -94,7 +95,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				abort();
 			for (i = 0; i < out.len; i++)
 				if ((unsigned char)out.data[i] <= ' ' ||
-				    (unsigned char)out.data[i] >= 0x7f)
+				    (unsigned char)out.data[i] == 0x7f)
 					abort();
 		}
 		buf_free(&out);

@@ -67,8 +67,12 @@ check_rate(const char *s)
 	}
 	if (r.window_ms == 0 || r.window_ms % 1000 != 0)
 		abort();
-	snprintf(out, sizeof(out), "%u/%llus", r.n,
-	    (unsigned long long)(r.window_ms / 1000));
+	if (r.window_ms % 60000 == 0)
+		snprintf(out, sizeof(out), "%u/%llumin", r.n,
+		    (unsigned long long)(r.window_ms / 60000));
+	else
+		snprintf(out, sizeof(out), "%u/%llus", r.n,
+		    (unsigned long long)(r.window_ms / 1000));
 	if (value_rate_parse(out, &again) == -1 || again.n != r.n ||
 	    again.window_ms != r.window_ms)
 		abort();
