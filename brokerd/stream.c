@@ -149,8 +149,8 @@ stream_up_pending(const struct stream *st)
 	return (st->nup);
 }
 
-static void
-stream_up_clear(struct stream *st)
+void
+stream_up_forget(struct stream *st)
 {
 	while (st->nup > 0)
 		free(st->up[--st->nup]);
@@ -484,7 +484,7 @@ stream_replay(struct stream *st, uint64_t now_ms)
 {
 	size_t	 i;
 
-	stream_up_clear(st);
+	stream_up_forget(st);
 	for (i = 0; i < st->nmds; i++)
 		stream_md_send(st, st->mds[i], now_ms);
 	for (i = 0; i < st->ntopics; i++)

@@ -163,6 +163,12 @@ int		 stream_gateway_message(struct stream *, const char *, size_t,
 int		 stream_up_take(struct stream *, struct buf *msg,
 		    int *orders_first);
 size_t		 stream_up_pending(const struct stream *);
+/*
+ * No Gateway socket is open: drop what waits for one, which would pile
+ * up while subscribers come and go (a new socket's stream_replay queues
+ * what is active then).
+ */
+void		 stream_up_forget(struct stream *);
 /* 1 when no subscription is active (close the upstream after a while). */
 int		 stream_idle(const struct stream *);
 /*

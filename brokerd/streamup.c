@@ -289,10 +289,12 @@ streamup_wake(struct streamup *su)
 
 	if (su->stopped || hub == NULL)
 		return;
+	if (su->state != SU_CONNECTED)
+		stream_up_forget(hub);	/* no socket: its replay will do */
 	switch (su->state) {
 	case SU_CLOSED:
 	case SU_WAITING:
-		if (stream_idle(hub) && stream_up_pending(hub) == 0)
+		if (stream_idle(hub))
 			return;
 		if (!streamup_authenticated(su)) {
 			if (su->state != SU_WAITING) {
@@ -308,7 +310,7 @@ streamup_wake(struct streamup *su)
 		streamup_flush(su);
 		return;
 	default:
-		return;		/* the replay will carry it */
+		return;
 	}
 }
 

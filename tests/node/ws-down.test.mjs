@@ -410,6 +410,48 @@ describe('local WebSocket and SSE subscribers', { skip }, () => {
 	});
 });
 
+describe('no Gateway socket open', { skip }, () => {
+	/*
+	 * With no session there is no Gateway socket: what subscribers join
+	 * and leave must not pile up for it (a new socket replays what is
+	 * active).  1,500 event streams of 124 accounts' topics each, opened
+	 * and closed, would queue some 370,000 messages.
+	 */
+	test('subscriptions coming and going queue nothing for the Gateway',
+	    async () => {
+		/* under ASan, freed memory waits in quarantine: none here */
+		const bd = await startBrokerd({ env: {
+		    ASAN_OPTIONS: 'quarantine_size_mb=0' } });
+		try {
+			const rss = () => Number(/VmRSS:\s+(\d+)/.exec(
+			    fs.readFileSync(`/proc/${bd.pid}/status`, 'utf8'))[1]) *
+			    1024;
+			/* accounts of its own: no topic shared with another */
+			let n = 0;
+			const one = async () => {
+				const q = ['sor=1', 'str=1', 'spl=1'];
+				for (let i = 0; i < 62; i++, n++)
+					q.push(`ssd=A${n}`, `sld=A${n}`);
+				const e = await open(bd, { path: '/stream?' +
+				    q.join('&'), upgrade: false, key: bd.key });
+				assert.equal(e.status, 200, e.head);
+				e.sock.destroy();
+				await e.closed();
+			};
+			await one();
+			await sleep(200);
+			const before = rss();
+			for (let i = 0; i < 150; i++)
+				await Promise.all(Array.from({ length: 10 }, one));
+			await sleep(200);
+			const grown = rss() - before;
+			assert.ok(grown < 8 << 20, `brokerd grew ${grown} bytes`);
+		} finally {
+			await bd.stop();
+		}
+	});
+});
+
 describe('reload and stop close subscribers', { skip }, () => {
 	test('SIGHUP removing a key closes its subscribers 1008; SIGTERM 1001',
 	    async () => {
