@@ -142,7 +142,8 @@ Test(migrate, yaml_lines_load)
 	struct migrate_env	 me;
 	struct config		*conf;
 	char			 dir[] = "/tmp/test_migrate.XXXXXX";
-	char			 env[256], err[512], out[1024], kf[128], yf[128];
+	char			 env[256], err[512], out[1024];
+	char			 kf[128], yf[128];
 	FILE			*f;
 	size_t			 i;
 
