@@ -56,9 +56,19 @@ build/integration/%: tests/integration/%.c tests/integration/harness.c tests/int
 	@mkdir -p $(@D)
 	$(CC) $(WARN) $(CPPFLAGS) -Itests/integration $(CFLAGS) -o $@ $< tests/integration/harness.c build/libbrokerd.a $(LIBS) -lcriterion -lcurl
 
-build/fuzz/%: tests/fuzz/%.c $(LIBSRCS) $(HDRS)
+# The daemon's objects are built once for all targets (fuzzer-no-link:
+# coverage hooks, no main); each target links its own.
+FOBJS	:= $(LIBSRCS:brokerd/%.c=build/fuzzobj/%.o)
+FSAN	 = -g -O1 -fsanitize=address,undefined
+.SECONDARY: $(FOBJS)
+
+build/fuzzobj/%.o: brokerd/%.c $(HDRS)
 	@mkdir -p $(@D)
-	clang $(CPPFLAGS) -g -O1 -fsanitize=fuzzer,address,undefined -o $@ $< $(LIBSRCS) $(LIBS)
+	clang $(CPPFLAGS) $(FSAN) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+build/fuzz/%: tests/fuzz/%.c $(FOBJS)
+	@mkdir -p $(@D)
+	clang $(CPPFLAGS) $(FSAN) -fsanitize=fuzzer -o $@ $< $(FOBJS) $(LIBS)
 
 unit: $(UNITS:tests/unit/%.c=build/unit/%)
 asan: build/brokerd-asan $(UNITS:tests/unit/%.c=build/unit-asan/%)
@@ -86,8 +96,11 @@ soak: deps
 	@sh tests/soak/run.sh
 
 fuzz: deps-fuzz $(FUZZ:tests/fuzz/%.c=build/fuzz/%)
-	@for f in $(FUZZ:tests/fuzz/%.c=build/fuzz/%); do echo "== $$f"; mkdir -p build/corpus/$${f##*/}; \
-	    $$f -max_total_time=$${FUZZ_SECONDS:-20} build/corpus/$${f##*/} tests/fuzz/corpus/$${f##*/} 2>&1 | tail -2 || exit 1; done
+	@for f in $(FUZZ:tests/fuzz/%.c=build/fuzz/%); do n=$${f##*/}; echo "== $$f"; \
+	    mkdir -p build/corpus/$$n; rc=0; \
+	    $$f -max_total_time=$${FUZZ_SECONDS:-20} -artifact_prefix=build/fuzz/$$n- build/corpus/$$n tests/fuzz/corpus/$$n \
+	    >build/fuzz/$$n.log 2>&1 || rc=$$?; tail -2 build/fuzz/$$n.log; \
+	    if [ $$rc -ne 0 ]; then echo "$$f failed ($$rc): build/fuzz/$$n.log"; exit 1; fi; done
 
 deps:
 	@sh scripts/deps.sh

@@ -230,25 +230,64 @@ migrate_env_free(struct migrate_env *me)
 	memset(me, 0, sizeof(*me));
 }
 
+/*
+ * A YAML scalar as brokerd.yaml must read it back: plain when it is only
+ * path and address bytes and starts with none of YAML's indicators, else
+ * double-quoted ("[::1]:8000" plain is a flow sequence; ", " or "}" in a
+ * key file path would end the flow mapping it sits in).
+ */
+static int
+migrate_scalar(struct buf *b, const char *s)
+{
+	const unsigned char *p;
+	int		 plain;
+
+	plain = s[0] != '\0' && strchr("[{-:", s[0]) == NULL &&
+	    strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "0123456789/._-:") == strlen(s);
+	if (plain)
+		return (buf_puts(b, s));
+	if (buf_puts(b, "\"") == -1)
+		return (-1);
+	for (p = (const unsigned char *)s; *p != '\0'; p++) {
+		if (*p == '"' || *p == '\\') {
+			if (buf_printf(b, "\\%c", *p) == -1)
+				return (-1);
+		} else if (*p < 0x20 || *p == 0x7f) {
+			if (buf_printf(b, "\\x%02x", *p) == -1)
+				return (-1);
+		} else if (buf_append(b, p, 1) == -1)
+			return (-1);
+	}
+	return (buf_puts(b, "\""));
+}
+
 /* The YAML lines for brokerd.yaml; the key itself never appears. */
 int
 migrate_yaml(const struct migrate_env *me, const char *keyfile, char *out,
     size_t outlen)
 {
-	int	 n;
+	struct buf	 b;
+	int		 rc = -1;
 
+	buf_init(&b);
+	if (me->tcp != NULL && (buf_puts(&b, "listen:\n  tcp: ") == -1 ||
+	    migrate_scalar(&b, me->tcp) == -1 || buf_puts(&b, "\n") == -1))
+		goto done;
+	if (me->gw_url != NULL && (buf_puts(&b, "gateway:\n  url: ") == -1 ||
+	    migrate_scalar(&b, me->gw_url) == -1 || buf_puts(&b, "\n") == -1))
+		goto done;
 	/* all scopes: brokerd gives IBKR_BRIDGE_KEY the same */
-	n = snprintf(out, outlen, "%s%s%s%s%s%s"
-	    "keys:\n  - { name: bridge, key_file: %s, "
-	    "scopes: [read, trade, admin] }\n",
-	    me->tcp != NULL ? "listen:\n  tcp: " : "",
-	    me->tcp != NULL ? me->tcp : "", me->tcp != NULL ? "\n" : "",
-	    me->gw_url != NULL ? "gateway:\n  url: " : "",
-	    me->gw_url != NULL ? me->gw_url : "",
-	    me->gw_url != NULL ? "\n" : "", keyfile);
-	if (n < 0 || (size_t)n >= outlen)
-		return (-1);
-	return (0);
+	if (buf_puts(&b, "keys:\n  - { name: bridge, key_file: ") == -1 ||
+	    migrate_scalar(&b, keyfile) == -1 ||
+	    buf_puts(&b, ", scopes: [read, trade, admin] }\n") == -1 ||
+	    b.len >= outlen)
+		goto done;
+	memcpy(out, b.data, b.len + 1);
+	rc = 0;
+ done:
+	buf_free(&b);
+	return (rc);
 }
 
 static int

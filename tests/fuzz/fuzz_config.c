@@ -1,7 +1,8 @@
 /*
  * config_load on arbitrary bytes written to a file: YAML syntax, types,
  * aliases, odd keys.  Whatever it accepts or refuses must leave no leak,
- * no crash, and an error message that names the file.
+ * no crash, and an error message that names the file and is one line of
+ * text (it goes to the log: no control byte from the file in it).
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -27,6 +28,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct config	*conf;
 	char		 err[1024];
+	size_t		 i;
 
 	if (fd == -1) {
 		unsetenv("IBKR_BRIDGE_KEY");
@@ -44,6 +46,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (conf == NULL) {
 		if (strncmp(err, path, strlen(path)) != 0)
 			abort();
+		for (i = 0; err[i] != '\0'; i++)
+			if ((unsigned char)err[i] < 0x20 ||
+			    (unsigned char)err[i] == 0x7f)
+				abort();
 	} else {
 		if (conf->nroutes > 0 && conf->routes == NULL)
 			abort();

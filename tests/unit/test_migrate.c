@@ -3,8 +3,13 @@
  * reads it, checked as brokerd checks the same variables, and the
  * brokerd.yaml lines it becomes (naming the key file, never the key).
  */
+#include <sys/stat.h>
+
 #include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "brokerd.h"
 
@@ -121,4 +126,52 @@ Test(migrate, yaml_lines)
 	cr_assert_str_eq(out, "keys:\n  - { name: bridge, key_file: /k, "
 	    "scopes: [read, trade, admin] }\n");
 	migrate_env_free(&me);
+}
+
+/*
+ * The printed lines must be ones brokerd loads: "[::1]:8000" written plain
+ * is a YAML flow sequence, and a key file path with ", " or "}" would end
+ * the flow mapping it sits in (found by tests/fuzz/fuzz_migrate.c).
+ */
+Test(migrate, yaml_lines_load)
+{
+	static const char *const urls[] = { "http://[::1]:8000/",
+	    "http://[::ffff:127.0.0.1]:80", "http://localhost" };
+	static const char *const want[] = { "[::1]:8000",
+	    "[::ffff:127.0.0.1]:80", "localhost:80" };
+	struct migrate_env	 me;
+	struct config		*conf;
+	char			 dir[] = "/tmp/test_migrate.XXXXXX";
+	char			 env[256], err[512], out[1024];
+	char			 kf[128], yf[128];
+	FILE			*f;
+	size_t			 i;
+
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(kf, sizeof(kf), "%s/a, b} #c\"\\", dir);
+	snprintf(yf, sizeof(yf), "%s/brokerd.yaml", dir);
+	cr_assert_not_null(f = fopen(kf, "w"));
+	fputs(KEY "\n", f);
+	fclose(f);
+	cr_assert_eq(chmod(kf, 0600), 0);
+	for (i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
+		snprintf(env, sizeof(env), "IBKR_BRIDGE_KEY=%s\n"
+		    "IBKR_BRIDGE_URL=%s\n"
+		    "IBKR_GATEWAY_URL=https://[::1]:5000\n", KEY, urls[i]);
+		cr_assert_eq(parse(env, &me, err, sizeof(err)), 0, "%s", err);
+		cr_assert_eq(migrate_yaml(&me, kf, out, sizeof(out)), 0);
+		cr_assert_not_null(f = fopen(yf, "w"));
+		fputs(out, f);
+		fclose(f);
+		conf = config_load(yf, err, sizeof(err));
+		cr_assert_not_null(conf, "%s:\n%s", err, out);
+		cr_assert_str_eq(conf->tcp, want[i]);
+		cr_assert_str_eq(conf->gw_url, "https://[::1]:5000");
+		cr_assert_not_null(auth_key_find(conf, KEY, strlen(KEY)));
+		config_free(conf);
+		migrate_env_free(&me);
+	}
+	unlink(yf);
+	unlink(kf);
+	rmdir(dir);
 }
