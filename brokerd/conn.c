@@ -59,16 +59,25 @@ method_idempotent(const char *m)
 
 /* --------------------------------------------------------- connections */
 
-/* The first byte of a request left: its pacing slot counts from now. */
+/*
+ * The first byte of a request left: its pacing slot counts from now.
+ * Until then the slot was held unstamped, so a queued request may be
+ * able to go sooner than the queue's timer thought: offer it again.
+ */
 static void
 conn_sent(void *arg)
 {
 	struct conn	*c = arg;
+	struct pace	*p;
 
 	if (c->state == CONN_BUSY && !c->wrote) {
 		c->wrote = 1;
-		if (c->req != NULL && c->req->granted)
-			pace_sent(c->req->pace, &c->req->ticket, now_ms());
+		if (c->req != NULL && c->req->granted) {
+			p = c->req->pace;
+			pace_sent(p, &c->req->ticket, now_ms());
+			if (pace_waiting(p))
+				upstream_kick(c->up);
+		}
 	}
 }
 

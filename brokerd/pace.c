@@ -77,6 +77,12 @@ window_len(const struct pace_window *w)
 	return (w->rate.window_ms + w->slack_ms);
 }
 
+/*
+ * The stamp of a grant whose request has not left yet (on_send tickets):
+ * newer than any time, so it holds its slot until pace_sent stamps it.
+ */
+#define PACE_UNSENT	UINT64_MAX
+
 /* The i-th oldest grant time still kept (0 <= i < count). */
 static uint64_t
 window_stamp(const struct pace_window *w, unsigned i)
@@ -103,6 +109,8 @@ window_wait_limit(const struct pace_window *w, uint64_t now_ms,
 	if (w->count < limit)
 		return (0);
 	t = window_stamp(w, w->count - limit);
+	if (t == PACE_UNSENT)
+		return (window_len(w));	/* polled again when one leaves */
 	free_ms = t + window_len(w);
 	return (free_ms > now_ms ? free_ms - now_ms : 0);
 }
@@ -447,17 +455,19 @@ static void
 pace_grant(struct pace *p, struct pace_ticket *k, uint64_t now_ms)
 {
 	struct pace_target	*t;
+	uint64_t		 stamp;
 
 	if (k->queued) {
 		pace_unlink(p, k);
 		p->waited++;
 	}
-	pace_window_take(&p->global, now_ms);
+	stamp = k->on_send ? PACE_UNSENT : now_ms;
+	pace_window_take(&p->global, stamp);
 	if ((t = pace_target_find(p, k->policy)) != NULL) {
-		pace_window_take(&t->win, now_ms);
+		pace_window_take(&t->win, stamp);
 		t->busy++;
 	}
-	k->granted_ms = now_ms;
+	k->granted_ms = stamp;
 	p->granted++;
 }
 
@@ -476,7 +486,19 @@ window_restamp(struct pace_window *w, uint64_t old, uint64_t now)
 {
 	unsigned	 i, j;
 
-	if (w->rate.n == 0 || now <= old)
+	if (w->rate.n == 0)
+		return;
+	if (old == PACE_UNSENT) {
+		/* Unsent stamps are the newest; the oldest of them is
+		 * after every stamp <= now, so the order holds. */
+		for (i = 0; i < w->count; i++)
+			if (window_stamp(w, i) == PACE_UNSENT) {
+				window_set(w, i, now);
+				return;
+			}
+		return;		/* a reload to a smaller rate dropped it */
+	}
+	if (now <= old)
 		return;
 	for (i = w->count; i-- > 0;)
 		if (window_stamp(w, i) == old)
@@ -503,6 +525,7 @@ pace_sent(struct pace *p, struct pace_ticket *k, uint64_t now_ms)
 	if ((t = pace_target_find(p, k->policy)) != NULL)
 		window_restamp(&t->win, k->granted_ms, now_ms);
 	k->granted_ms = now_ms;
+	k->sent = 1;
 }
 
 /*
@@ -618,12 +641,20 @@ pace_enqueue(struct pace *p, struct pace_ticket *k, uint64_t now_ms,
 }
 
 void
-pace_release(struct pace *p, struct pace_ticket *k)
+pace_release(struct pace *p, struct pace_ticket *k, uint64_t now_ms)
 {
 	struct pace_target	*t;
 
+	if (k->on_send && !k->sent)
+		pace_sent(p, k, now_ms);
 	if ((t = pace_target_find(p, k->policy)) != NULL && t->busy > 0)
 		t->busy--;
+}
+
+int
+pace_waiting(const struct pace *p)
+{
+	return (p->nqueued > 0);
 }
 
 void

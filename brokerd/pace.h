@@ -48,6 +48,8 @@ struct pace_ticket {
 	int		 watcher;	/* the session watcher's own call */
 	uint64_t	 deadline_ms;	/* 429 after this */
 	uint64_t	 granted_ms;	/* its stamp in the windows */
+	int		 on_send;	/* stamped by pace_sent, not the grant */
+	int		 sent;		/* pace_sent has stamped it */
 	struct pace_ticket *next;	/* FIFO */
 	struct pace_ticket *prev;
 	int		 queued;
@@ -81,10 +83,20 @@ int		 pace_update(struct pace *, const struct pace_limits *);
  */
 int		 pace_acquire(struct pace *, struct pace_ticket *,
 		    uint64_t now_ms, uint64_t *retry_after_ms);
-/* Its first byte went out now: the windows count it from here. */
+/*
+ * Its first byte went out now: the windows count it from here.  A ticket
+ * with on_send holds its slots unstamped (they never age) from the grant
+ * until then, however long a new connection takes to get there.
+ */
 void		 pace_sent(struct pace *, struct pace_ticket *, uint64_t now_ms);
-/* A granted request finished: release its concurrency slot. */
-void		 pace_release(struct pace *, struct pace_ticket *);
+/*
+ * A granted request finished: release its concurrency slot; an on_send
+ * ticket never sent counts as sent now.
+ */
+void		 pace_release(struct pace *, struct pace_ticket *,
+		    uint64_t now_ms);
+/* Something is queued: a slot that comes free should be offered. */
+int		 pace_waiting(const struct pace *);
 /* Take a queued ticket out (client went away). */
 void		 pace_cancel(struct pace *, struct pace_ticket *);
 /* Queue without trying (no free connection yet); -1 as pace_acquire. */

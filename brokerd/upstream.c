@@ -235,7 +235,7 @@ req_release(struct upstream *up, struct upstream_req *req)
 
 	if (req->pace != NULL) {
 		if (req->granted)
-			pace_release(req->pace, &req->ticket);
+			pace_release(req->pace, &req->ticket, now_ms());
 		if ((s = slot_of(up, req->pace)) != NULL && s->users > 0)
 			s->users--;
 	}
@@ -549,6 +549,7 @@ upstream_submit(struct upstream *up, struct upstream_req *req)
 	req->ticket.owner = req;
 	req->ticket.policy = req->policy;
 	req->ticket.watcher = req->watcher;
+	req->ticket.on_send = 1;	/* conn_sent stamps it */
 	req->pace = s->pace;
 	s->users++;
 

@@ -183,11 +183,11 @@ Test(pace, slack_applies_to_global_and_every_target)
 	cr_assert_not_null(p = pace_new(rate_of(2, 1000), 20000, 100));
 	ticket_init(&k[0], &a, 0);
 	cr_assert_eq(pace_acquire(p, &k[0], 0, &ra), 0);
-	pace_release(p, &k[0]);
+	pace_release(p, &k[0], 0);
 	pace_set_slack(p, 100);
 	ticket_init(&k[1], &b, 0);
 	cr_assert_eq(pace_acquire(p, &k[1], 1100, &ra), 0);
-	pace_release(p, &k[1]);
+	pace_release(p, &k[1], 0);
 	/* b (made after): 2000 + 100; a (made before): 5000 + 100 */
 	ticket_init(&k[3], &b, 0);
 	cr_assert_eq(pace_acquire(p, &k[3], 3100, &ra), 1);
@@ -437,15 +437,15 @@ Test(pace, concurrency_five)
 	}
 	cr_assert_null(pace_poll(p, 100, 1, &exp, &next));
 	cr_assert_eq(next, 1900, "only the deadline can change it");
-	pace_release(p, &k[2]);
+	pace_release(p, &k[2], 0);
 	g = pace_poll(p, 100, 1, &exp, &next);
 	cr_assert_eq(g, &k[5]);
 	cr_assert_null(pace_poll(p, 100, 1, &exp, &next));
-	pace_release(p, &k[0]);
+	pace_release(p, &k[0], 0);
 	cr_assert_eq(pace_poll(p, 200, 1, &exp, &next), &k[6]);
 	for (i = 0; i < 7; i++)
 		if (i != 0 && i != 2)
-			pace_release(p, &k[i]);
+			pace_release(p, &k[i], 0);
 	/* all released: five go again at once */
 	for (i = 0; i < 5; i++) {
 		ticket_init(&k[i], &hist, 0);
@@ -680,7 +680,7 @@ record_grant(struct pace *p, struct record *rec, const struct route *rt,
 	if (k->policy != NULL) {
 		t = (size_t)(k->policy - rt);
 		rec->per[t][rec->nper[t]++] = now;
-		pace_release(p, k);
+		pace_release(p, k, 0);
 	}
 }
 
@@ -827,6 +827,69 @@ Test(pace, windows_count_from_the_send)
 	cr_assert_null(pace_poll(p, 8039, 1, &exp, &next));
 	cr_assert_eq(pace_poll(p, 8040, 1, &exp, &next), &o[1]);
 	pace_sent(p, &a[0], 9000);
+	pace_free(p);
+}
+
+/*
+ * A request granted but not yet sent (its new TLS connection to the
+ * Gateway takes 1.5 s) holds its slot until it leaves: stamped at the
+ * grant, it aged out of the window and the ring gave its place away, so
+ * eleven reached the Gateway within one second.  Released unsent, it
+ * counts from the release.
+ */
+Test(pace, an_unsent_grant_holds_its_slot)
+{
+	struct pace		*p;
+	struct pace_ticket	 a[9], b[9], w, c;
+	struct pace_stats	 st;
+	uint64_t		 ra, next, t[32];
+	size_t			 n = 0;
+	unsigned		 i, got = 0;
+	int			 exp;
+
+	cr_assert_not_null(p = pace_new(rate_of(10, 1000), 5000, 100));
+	for (i = 0; i < 9; i++) {
+		ticket_init(&a[i], NULL, 0);
+		a[i].on_send = 1;
+		cr_assert_eq(pace_acquire(p, &a[i], 0, &ra), 0);
+		if (i > 0) {
+			pace_sent(p, &a[i], 0);
+			t[n++] = 0;
+		}
+	}
+	for (i = 0; i < 9; i++) {
+		ticket_init(&b[i], NULL, 0);
+		b[i].on_send = 1;
+		if (pace_acquire(p, &b[i], 1100, &ra) == 0) {
+			pace_sent(p, &b[i], 1100);
+			t[n++] = 1100;
+			got++;
+		}
+	}
+	cr_assert_eq(got, 8, "%u client grants at 1100 while one of 0 has "
+	    "not left", got);
+	ticket_init(&w, NULL, 1);
+	w.on_send = 1;
+	cr_assert_eq(pace_acquire(p, &w, 1100, &ra), 0, "the watcher's slot");
+	pace_sent(p, &w, 1100);
+	t[n++] = 1100;
+	pace_sent(p, &a[0], 1500);
+	t[n++] = 1500;
+	pace_release(p, &a[0], 1600);
+	cr_assert_null(pace_poll(p, 2099, 1, &exp, &next));
+	cr_assert_eq(pace_poll(p, 2100, 1, &exp, &next), &b[8]);
+	pace_sent(p, &b[8], 2100);
+	t[n++] = 2100;
+	check_windows(t, n, 10, 1000);
+
+	ticket_init(&c, NULL, 0);
+	c.on_send = 1;
+	cr_assert_eq(pace_acquire(p, &c, 10000, &ra), 0);
+	pace_release(p, &c, 10300);
+	pace_stats(p, 11200, &st);
+	cr_assert_eq(st.global_used, 1, "released unsent: counts from 10300");
+	pace_stats(p, 11400, &st);
+	cr_assert_eq(st.global_used, 0, "released unsent: held for ever");
 	pace_free(p);
 }
 
