@@ -54,6 +54,8 @@ struct stream_counters {
 	uint64_t	 conflated;	/* messages merged into a queued one */
 	uint64_t	 dropped;	/* subscribers closed for slowness */
 	uint64_t	 refused;	/* subscriber messages answered error */
+	uint64_t	 bad_topics;	/* Gateway messages dropped: control
+					   bytes in their topic */
 };
 
 struct stream	*stream_new(const struct stream_limits *,
@@ -144,6 +146,7 @@ struct stream_gw_info {
 	int		 sts;		/* topic "sts" with an args object */
 	int		 authenticated;	/* sts: 1, 0, or -1 when not said */
 	int		 waiting;	/* "waiting for session": send it */
+	int		 bad_topic;	/* dropped: a control byte in its topic */
 };
 
 /*

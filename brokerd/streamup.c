@@ -134,6 +134,11 @@ streamup_msg_cb(void *arg, int op, const char *p, size_t len, uint16_t code)
 	if (stream_gateway_message(su->srv->stream, p, len, now_ms(),
 	    &info) == -1)
 		return;
+	if (info.bad_topic &&
+	    stream_counters(su->srv->stream)->bad_topics == 1)
+		log_warn("gateway stream: a message whose topic holds a "
+		    "control byte was dropped (counted from now on in "
+		    "/metrics, not logged again)");
 	if (info.waiting)
 		(void)streamup_sock_session(su);
 	if (info.system) {

@@ -572,3 +572,44 @@ Test(stream, sse_query)
 	cr_assert_eq(stream_parse_query("evil=1", &c, &n, &why), -1);
 	cr_assert_eq(stream_parse_query("", &c, &n, &why), -1);
 }
+
+/*
+ * A topic becomes the SSE "event:" line: one holding a newline would
+ * forge events for every SSE subscriber.  Such a message is dropped and
+ * counted, for everyone (a WebSocket subscriber too).
+ */
+Test(stream, control_byte_in_topic_dropped)
+{
+	struct stream	*st = hub(0, 0);
+	struct stream_sub *w = stream_sub_new(st, STREAM_ENC_WS, NULL);
+	struct stream_sub *e = stream_sub_new(st, STREAM_ENC_SSE, NULL);
+	struct stream_gw_info gi;
+	const char	*bad[] = {
+		"{\"topic\":\"sor+\\nevent: str\\ndata: {}\\n\\nx\",\"a\":1}",
+		"{\"topic\":\"sor+\\r\",\"a\":1}",
+		"{\"topic\":\"system\\u0001\",\"a\":1}",
+		"{\"topic\":\"smd+1@X\\n\",\"31\":\"1\"}",
+	};
+	size_t		 i;
+	int		 flagged = 0;
+
+	say(st, w, "sor+{}", 0);
+	say(st, e, "sor+{}", 0);
+	say(st, e, "smd+1+{\"fields\":[\"31\"]}", 0);
+	(void)ups(st);
+	(void)got(st, e);
+	(void)got(st, w);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		cr_assert_eq(stream_gateway_message(st, bad[i],
+		    strlen(bad[i]), 0, &gi), 0);
+		flagged += gi.bad_topic;
+	}
+	cr_assert_str_eq(got(st, e), "");
+	cr_assert_str_eq(got(st, w), "");
+	cr_assert_eq(flagged, 4);
+	cr_assert_eq(stream_counters(st)->bad_topics, 4);
+	gw(st, "{\"topic\":\"sor+{}\",\"a\":1}");
+	cr_assert_str_eq(got(st, e), "event: sor+{}\ndata: "
+	    "{\"topic\":\"sor+{}\",\"a\":1}\n\n\n");
+	stream_free(st);
+}
