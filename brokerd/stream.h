@@ -169,7 +169,8 @@ size_t		 stream_up_pending(const struct stream *);
 /*
  * No Gateway socket is open: drop what waits for one, which would pile
  * up while subscribers come and go (a new socket's stream_replay queues
- * what is active then).
+ * what is active then), and the history streams left by their
+ * subscribers before the Gateway named them (no id will come now).
  */
 void		 stream_up_forget(struct stream *);
 /* 1 when no subscription is active (close the upstream after a while). */

@@ -81,6 +81,7 @@ streamup_drop(struct streamup *su, const char *why, int wait)
 	if (su->state == SU_CONNECTED || su->state == SU_CONNECTING)
 		log_info("gateway stream: closed (%s)", why);
 	streamup_sock_close(su);
+	stream_up_forget(hub);
 	if (su->stopped || stream_idle(hub)) {
 		streamup_set_state(su, SU_CLOSED);
 		return;
@@ -384,6 +385,7 @@ streamup_idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	}
 	log_info("gateway stream: closed (no subscribers)");
 	streamup_sock_close(su);
+	stream_up_forget(su->srv->stream);
 	streamup_set_state(su, SU_CLOSED);
 }
 

@@ -613,3 +613,36 @@ Test(stream, control_byte_in_topic_dropped)
 	    "{\"topic\":\"sor+{}\",\"a\":1}\n\n\n");
 	stream_free(st);
 }
+
+/*
+ * The Gateway socket closed (idle close, drop): a history stream left
+ * before its server id came ends with it, and no longer holds one of the
+ * five places nor shows among the active ones.
+ */
+Test(stream, history_orphan_freed_when_the_socket_closes)
+{
+	struct stream	*st = hub(0, 0);
+	struct stream_sub *a = stream_sub_new(st, STREAM_ENC_WS, NULL);
+	struct stream_sub *b;
+	struct buf	 act;
+	int		 i;
+
+	for (i = 0; i < 5; i++)
+		say(st, a, "smh+1+{}", 0);
+	stream_sub_free(st, a);
+	cr_assert(stream_idle(st));
+	buf_init(&act);
+	cr_assert_eq(stream_active_json(st, &act), 0);
+	cr_assert(strstr(act.data, "smh+1") != NULL);
+	stream_up_forget(st);	/* what streamup does at the idle close */
+	buf_reset(&act);
+	cr_assert_eq(stream_active_json(st, &act), 0);
+	cr_assert_str_eq(act.data, "[]");
+	buf_free(&act);
+	b = stream_sub_new(st, STREAM_ENC_WS, NULL);
+	for (i = 0; i < 5; i++)
+		say(st, b, "smh+2+{}", 0);
+	cr_assert_eq(count(ups(st), "smh+2+"), 5);
+	cr_assert_str_eq(got(st, b), "");
+	stream_free(st);
+}
