@@ -144,6 +144,9 @@ static const struct cfg_row config_stream_rows[] = {
 	/* IBKR's market data lines: 100 unless the account bought more */
 	{ "max_conids", CT_UINT, C(stream_max_conids), 1, 10000, 100, NULL,
 	    NULL },
+	/* ssd, sld, sbd: one per account each; bounds brokerd's memory */
+	{ "max_account_topics", CT_UINT, C(stream_max_account_topics), 1,
+	    100000, 1000, NULL, NULL },
 	{ "conflate_bytes", CT_SIZE, C(stream_conflate_bytes), 1024,
 	    1ULL << 30, 262144, NULL, NULL },
 	{ "max_buffer_bytes", CT_SIZE, C(stream_max_buffer_bytes), 4096,

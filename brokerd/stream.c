@@ -16,6 +16,7 @@ stream_limits_default(struct stream_limits *l)
 {
 	l->max_subscribers = 256;
 	l->max_conids = 100;
+	l->max_account_topics = 1000;
 	l->max_smh = 5;
 	l->conflate_bytes = 256 * 1024;
 	l->max_buffer_bytes = 4 * 1024 * 1024;

@@ -27,6 +27,7 @@ enum stream_enc {
 struct stream_limits {
 	size_t		 max_subscribers;	/* 256 */
 	size_t		 max_conids;		/* 100: market data lines */
+	size_t		 max_account_topics;	/* 1000: ssd, sld, sbd */
 	size_t		 max_smh;		/* 5: IBKR's history limit */
 	size_t		 conflate_bytes;	/* 256 KiB */
 	size_t		 max_buffer_bytes;	/* 4 MiB */

@@ -383,6 +383,20 @@ Test(config, every_key_block_style)
 	config_free(c);
 }
 
+Test(config, stream_max_account_topics)
+{
+	struct config	*c;
+
+	c = load_text("stream:\n  max_account_topics: 7\n");
+	cr_assert_not_null(c, "%s", err);
+	cr_assert_eq(c->stream_max_account_topics, 7);
+	config_free(c);
+	c = load_text("");
+	cr_assert_not_null(c, "%s", err);
+	cr_assert_eq(c->stream_max_account_topics, 1000);
+	config_free(c);
+}
+
 /* Conflation starts below the buffer's limit, in whatever order given. */
 Test(config, stream_conflate_below_max_buffer)
 {
@@ -497,6 +511,7 @@ static const struct bad_case bad_cases[] = {
 	{ "stream:\n  conflate_bytes: 4194304\n", 2, 19, "stream.conflate_bytes: 4194304 is not less than stream.max_buffer_bytes (4194304)" },
 	{ "stream:\n  max_buffer_bytes: 8192\n  conflate_bytes: 8192\n", 3, 19, "stream.conflate_bytes: 8192 is not less than" },
 	{ "stream:\n  max_buffer_bytes: 131072\n", 2, 21, "stream.max_buffer_bytes: 131072 is not more than stream.conflate_bytes (262144)" },
+	{ "stream:\n  max_account_topics: 0\n", 2, 23, "stream.max_account_topics: 0 is out of range" },
 	{ "journal: { keep: x }\n", 1, 18, "journal.keep" },
 	{ "trading: { halt_file: [a] }\n", 1, 23, "trading.halt_file" },
 	{ "trading: { stop_file: /x }\n", 1, 12, "trading.stop_file: unknown key" },

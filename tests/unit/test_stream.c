@@ -646,3 +646,47 @@ Test(stream, history_orphan_freed_when_the_socket_closes)
 	cr_assert_str_eq(got(st, b), "");
 	stream_free(st);
 }
+
+/*
+ * Per-account topics are bounded for the whole hub: past
+ * max_account_topics a new one is answered with a system error and goes
+ * nowhere; joining one already active, or a topic without an account,
+ * still works, and a place freed is taken again.
+ */
+Test(stream, account_topics_bounded)
+{
+	struct stream_limits	 l;
+	struct stream		*st;
+	struct stream_sub	*a, *b;
+	char			 m[64];
+	int			 i;
+
+	stream_limits_default(&l);
+	l.max_account_topics = 3;
+	l.max_cmds_per_s = 0;
+	st = stream_new(&l, NULL);
+	a = stream_sub_new(st, STREAM_ENC_WS, NULL);
+	b = stream_sub_new(st, STREAM_ENC_WS, NULL);
+	say(st, a, "ssd+DU1+{}", 0);
+	say(st, a, "sld+DU1+{}", 0);
+	say(st, a, "sbd+DU1+265598+SMART", 0);
+	cr_assert_eq(count(ups(st), "+DU1"), 3);
+	for (i = 2; i < 1000; i++) {
+		snprintf(m, sizeof(m), "ssd+DU%d+{}", i);
+		say(st, a, m, 0);
+	}
+	cr_assert_str_eq(ups(st), "");
+	cr_assert_eq(count(got(st, a), "too many account topics"), 998);
+	say(st, b, "ssd+DU1+{}", 0);	/* active: shared */
+	say(st, b, "sor+{}", 0);
+	cr_assert_str_eq(got(st, b), "");
+	cr_assert_str_eq(ups(st), "sor+{}\n");
+	say(st, a, "usd+DU1", 0);
+	cr_assert_str_eq(ups(st), "");	/* b still has it */
+	say(st, b, "usd+DU1", 0);
+	cr_assert_str_eq(ups(st), "usd+DU1\n");
+	say(st, b, "ssd+DU7+{}", 0);
+	cr_assert_str_eq(ups(st), "ssd+DU7+{}\n");
+	cr_assert_str_eq(got(st, b), "");
+	stream_free(st);
+}
