@@ -158,6 +158,7 @@ struct config {
 	/* stream (SPEC section 7) */
 	unsigned	 stream_max_subscribers;
 	unsigned	 stream_max_conids;
+	unsigned	 stream_max_account_topics;
 	size_t		 stream_conflate_bytes;
 	size_t		 stream_max_buffer_bytes;
 	size_t		 stream_max_message_bytes;	/* a client's message */

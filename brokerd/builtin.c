@@ -86,11 +86,13 @@ builtin_stream_json(struct server *srv, struct buf *b)
 
 	buf_printf(b, "\"stream\":{\"subscribers\":%zu,\"conids\":%zu,"
 	    "\"messages_in\":%llu,\"messages_out\":%llu,\"conflated\":%llu,"
-	    "\"dropped\":%llu,\"refused\":%llu,\"upstream\":",
+	    "\"dropped\":%llu,\"refused\":%llu,\"bad_topics\":%llu,"
+	    "\"upstream\":",
 	    stream_nsubs(srv->stream), stream_nconids(srv->stream),
 	    (unsigned long long)sc->msgs_in, (unsigned long long)sc->msgs_out,
 	    (unsigned long long)sc->conflated, (unsigned long long)sc->dropped,
-	    (unsigned long long)sc->refused);
+	    (unsigned long long)sc->refused,
+	    (unsigned long long)sc->bad_topics);
 	if (streamup_status_json(srv->streamup, b) == -1)
 		buf_puts(b, "null");
 	buf_puts(b, ",\"active\":");
@@ -124,6 +126,8 @@ builtin_stream_metrics(struct server *srv, struct buf *b)
 	    "brokerd_stream_dropped_total %llu\n"
 	    "# TYPE brokerd_stream_refused_total counter\n"
 	    "brokerd_stream_refused_total %llu\n"
+	    "# TYPE brokerd_stream_bad_topics_total counter\n"
+	    "brokerd_stream_bad_topics_total %llu\n"
 	    "# TYPE brokerd_stream_reconnects_total counter\n"
 	    "brokerd_stream_reconnects_total %llu\n",
 	    stream_nsubs(srv->stream), stream_nconids(srv->stream),
@@ -131,6 +135,7 @@ builtin_stream_metrics(struct server *srv, struct buf *b)
 	    (unsigned long long)sc->msgs_in, (unsigned long long)sc->msgs_out,
 	    (unsigned long long)sc->conflated, (unsigned long long)sc->dropped,
 	    (unsigned long long)sc->refused,
+	    (unsigned long long)sc->bad_topics,
 	    (unsigned long long)uc.reconnects);
 }
 

@@ -45,6 +45,7 @@ static int	config_journal_file(struct cfg *, yaml_node_t *, const char *);
 static int	config_log_level(struct cfg *, yaml_node_t *, const char *);
 static int	config_log_format(struct cfg *, yaml_node_t *, const char *);
 static int	config_tcp_max(struct cfg *, yaml_node_t *, const char *);
+static int	config_stream(struct cfg *, yaml_node_t *, const char *);
 
 static const struct cfg_row config_unix_rows[] = {
 	{ "path", CT_STR, C(unix_path), 0, 0, 0, "/run/brokerd/brokerd.sock",
@@ -148,6 +149,9 @@ static const struct cfg_row config_stream_rows[] = {
 	/* IBKR's market data lines: 100 unless the account bought more */
 	{ "max_conids", CT_UINT, C(stream_max_conids), 1, 10000, 100, NULL,
 	    NULL },
+	/* ssd, sld, sbd: one per account each; bounds brokerd's memory */
+	{ "max_account_topics", CT_UINT, C(stream_max_account_topics), 1,
+	    100000, 1000, NULL, NULL },
 	{ "conflate_bytes", CT_SIZE, C(stream_conflate_bytes), 1024,
 	    1ULL << 30, 262144, NULL, NULL },
 	{ "max_buffer_bytes", CT_SIZE, C(stream_max_buffer_bytes), 4096,
@@ -456,9 +460,60 @@ static const struct cfg_row config_root_rows[] = {
 	{ "log", CT_FN, 0, 0, 0, 0, NULL, config_sub },
 	{ "journal", CT_FN, 0, 0, 0, 0, NULL, config_sub },
 	{ "trading", CT_FN, 0, 0, 0, 0, NULL, config_sub },
-	{ "stream", CT_FN, 0, 0, 0, 0, NULL, config_sub },
+	{ "stream", CT_FN, 0, 0, 0, 0, NULL, config_stream },
 	{ NULL }
 };
+
+/* The value of key in the mapping n, or NULL. */
+static yaml_node_t *
+config_value_of(struct cfg *c, yaml_node_t *n, const char *key)
+{
+	yaml_node_pair_t *pair;
+	yaml_node_t	*k;
+
+	if (n == NULL || n->type != YAML_MAPPING_NODE)
+		return (NULL);
+	for (pair = n->data.mapping.pairs.start;
+	    pair < n->data.mapping.pairs.top; pair++)
+		if ((k = cfg_node(c, pair->key)) != NULL &&
+		    k->type == YAML_SCALAR_NODE &&
+		    strcmp((const char *)k->data.scalar.value, key) == 0)
+			return (cfg_node(c, pair->value));
+	return (NULL);
+}
+
+/*
+ * Conflation must start before the buffer is full: with conflate_bytes
+ * at or past max_buffer_bytes a subscriber of market data alone would be
+ * closed 1008 where it should have been conflated.  Checked once the
+ * whole section is read, whichever of the two was written.
+ */
+static int
+config_stream(struct cfg *c, yaml_node_t *n, const char *path)
+{
+	const struct config *conf = c->conf;
+	yaml_node_t	*at;
+	char		 p[CFG_PATH];
+
+	if (config_sub(c, n, path) == -1)
+		return (-1);
+	if (conf->stream_conflate_bytes < conf->stream_max_buffer_bytes)
+		return (0);
+	if ((at = config_value_of(c, n, "conflate_bytes")) != NULL) {
+		cfg_path(p, path, "conflate_bytes");
+		return (cfg_errorf(c, at, p, "%zu is not less than "
+		    "stream.max_buffer_bytes (%zu): market data would be "
+		    "closed 1008 instead of conflated",
+		    conf->stream_conflate_bytes,
+		    conf->stream_max_buffer_bytes));
+	}
+	at = config_value_of(c, n, "max_buffer_bytes");
+	cfg_path(p, path, "max_buffer_bytes");
+	return (cfg_errorf(c, at != NULL ? at : n, p, "%zu is not more than "
+	    "stream.conflate_bytes (%zu): market data would be closed 1008 "
+	    "instead of conflated", conf->stream_max_buffer_bytes,
+	    conf->stream_conflate_bytes));
+}
 
 static int
 config_root(struct cfg *c, yaml_node_t *root)

@@ -79,6 +79,7 @@ main_stream_limits(const struct config *conf, struct stream_limits *l)
 	stream_limits_default(l);
 	l->max_subscribers = conf->stream_max_subscribers;
 	l->max_conids = conf->stream_max_conids;
+	l->max_account_topics = conf->stream_max_account_topics;
 	l->conflate_bytes = conf->stream_conflate_bytes;
 	l->max_buffer_bytes = conf->stream_max_buffer_bytes;
 }

@@ -16,6 +16,7 @@ stream_limits_default(struct stream_limits *l)
 {
 	l->max_subscribers = 256;
 	l->max_conids = 100;
+	l->max_account_topics = 1000;
 	l->max_smh = 5;
 	l->conflate_bytes = 256 * 1024;
 	l->max_buffer_bytes = 4 * 1024 * 1024;
@@ -152,8 +153,19 @@ stream_up_pending(const struct stream *st)
 void
 stream_up_forget(struct stream *st)
 {
+	size_t	 i;
+
 	while (st->nup > 0)
 		free(st->up[--st->nup]);
+	/*
+	 * History streams whose subscriber left before the Gateway named
+	 * them waited for that id to end them; no socket, no id: they end
+	 * here, or they would hold a place of the five until the next
+	 * socket's replay.
+	 */
+	for (i = st->nsmh; i > 0; i--)
+		if (st->smh[i - 1].sub == NULL)
+			stream_smh_remove(st, i - 1, 0);
 }
 
 /* --------------------------------------------------------- subscribers */
@@ -484,14 +496,11 @@ stream_replay(struct stream *st, uint64_t now_ms)
 {
 	size_t	 i;
 
-	stream_up_forget(st);
+	stream_up_forget(st);	/* the old socket's history streams too */
 	for (i = 0; i < st->nmds; i++)
 		stream_md_send(st, st->mds[i], now_ms);
 	for (i = 0; i < st->ntopics; i++)
 		stream_up_push(st, st->topics[i]->sub_msg);
-	for (i = st->nsmh; i > 0; i--)
-		if (st->smh[i - 1].sub == NULL)	/* the old socket's */
-			stream_smh_remove(st, i - 1, 0);
 	for (i = 0; i < st->nsmh; i++) {
 		st->smh[i].id[0] = '\0';
 		stream_up_push(st, st->smh[i].msg);

@@ -27,6 +27,7 @@ enum stream_enc {
 struct stream_limits {
 	size_t		 max_subscribers;	/* 256 */
 	size_t		 max_conids;		/* 100: market data lines */
+	size_t		 max_account_topics;	/* 1000: ssd, sld, sbd */
 	size_t		 max_smh;		/* 5: IBKR's history limit */
 	size_t		 conflate_bytes;	/* 256 KiB */
 	size_t		 max_buffer_bytes;	/* 4 MiB */
@@ -54,6 +55,8 @@ struct stream_counters {
 	uint64_t	 conflated;	/* messages merged into a queued one */
 	uint64_t	 dropped;	/* subscribers closed for slowness */
 	uint64_t	 refused;	/* subscriber messages answered error */
+	uint64_t	 bad_topics;	/* Gateway messages dropped: control
+					   bytes in their topic */
 };
 
 struct stream	*stream_new(const struct stream_limits *,
@@ -144,6 +147,7 @@ struct stream_gw_info {
 	int		 sts;		/* topic "sts" with an args object */
 	int		 authenticated;	/* sts: 1, 0, or -1 when not said */
 	int		 waiting;	/* "waiting for session": send it */
+	int		 bad_topic;	/* dropped: a control byte in its topic */
 };
 
 /*
@@ -166,7 +170,8 @@ size_t		 stream_up_pending(const struct stream *);
 /*
  * No Gateway socket is open: drop what waits for one, which would pile
  * up while subscribers come and go (a new socket's stream_replay queues
- * what is active then).
+ * what is active then), and the history streams left by their
+ * subscribers before the Gateway named them (no id will come now).
  */
 void		 stream_up_forget(struct stream *);
 /* 1 when no subscription is active (close the upstream after a while). */

@@ -26,6 +26,23 @@ stream_topic_find(const struct stream *st, const char *key, size_t *at)
 	return (NULL);
 }
 
+/*
+ * Per-account topics (ssd, sld, sbd: "KIND+ACCT") active.  IBKR limits
+ * market data lines, not these, but each holds memory here and is
+ * looked at for every Gateway message: a subscriber naming thousands of
+ * accounts must meet a bound.
+ */
+static size_t
+stream_account_topics(const struct stream *st)
+{
+	size_t	 i, n = 0;
+
+	for (i = 0; i < st->ntopics; i++)
+		if (strchr(st->topics[i]->key, '+') != NULL)
+			n++;
+	return (n);
+}
+
 static void
 stream_topic_free(struct stream_topic *t)
 {
@@ -286,8 +303,13 @@ stream_sub_command(struct stream *st, struct stream_sub *s,
 	if (stream_topic_msgs(c, key, sub, sizeof(sub), unsub) == -1)
 		return (stream_sub_error(st, s, "arguments too long"));
 	switch (c->op) {
-	case STREAM_OP_SOR: case STREAM_OP_STR: case STREAM_OP_SPL:
 	case STREAM_OP_SSD: case STREAM_OP_SLD: case STREAM_OP_SBD:
+		if (stream_topic_find(st, key, NULL) == NULL &&
+		    stream_account_topics(st) >= st->lim.max_account_topics)
+			return (stream_sub_error(st, s, "too many account "
+			    "topics (stream.max_account_topics)"));
+		/* FALLTHROUGH */
+	case STREAM_OP_SOR: case STREAM_OP_STR: case STREAM_OP_SPL:
 		return (stream_topic_join(st, s, key, sub, unsub));
 	default:
 		return (stream_topic_quit(st, s, key));

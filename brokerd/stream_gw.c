@@ -229,6 +229,22 @@ stream_gw_info(const char *topic, json_t *msg, struct stream_gw_info *gi)
 	}
 }
 
+/*
+ * A topic becomes an SSE "event:" line and a key of the queues: a CR or
+ * LF in it would end that line and let the Gateway's text forge events
+ * for every SSE subscriber, so a topic with any control byte is refused.
+ */
+static int
+stream_topic_clean(const char *topic)
+{
+	const unsigned char	*u;
+
+	for (u = (const unsigned char *)topic; *u != '\0'; u++)
+		if (*u < 0x20 || *u == 0x7f)
+			return (0);
+	return (1);
+}
+
 int
 stream_gateway_message(struct stream *st, const char *p, size_t len,
     uint64_t now_ms, struct stream_gw_info *gi)
@@ -248,6 +264,12 @@ stream_gateway_message(struct stream *st, const char *p, size_t len,
 	st->n.msgs_in++;
 	t = json_object_get(msg, "topic");
 	topic = json_is_string(t) ? json_string_value(t) : "";
+	if (!stream_topic_clean(topic)) {
+		st->n.bad_topics++;
+		gi->bad_topic = 1;
+		json_decref(msg);
+		return (0);
+	}
 	m = json_string_value(json_object_get(msg, "message"));
 	gi->waiting = m != NULL && strcmp(m, "waiting for session") == 0;
 	stream_gw_info(topic, msg, gi);

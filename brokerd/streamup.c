@@ -81,6 +81,7 @@ streamup_drop(struct streamup *su, const char *why, int wait)
 	if (su->state == SU_CONNECTED || su->state == SU_CONNECTING)
 		log_info("gateway stream: closed (%s)", why);
 	streamup_sock_close(su);
+	stream_up_forget(hub);
 	if (su->stopped || stream_idle(hub)) {
 		streamup_set_state(su, SU_CLOSED);
 		return;
@@ -134,6 +135,11 @@ streamup_msg_cb(void *arg, int op, const char *p, size_t len, uint16_t code)
 	if (stream_gateway_message(su->srv->stream, p, len, now_ms(),
 	    &info) == -1)
 		return;
+	if (info.bad_topic &&
+	    stream_counters(su->srv->stream)->bad_topics == 1)
+		log_warn("gateway stream: a message whose topic holds a "
+		    "control byte was dropped (counted from now on in "
+		    "/metrics, not logged again)");
 	if (info.waiting)
 		(void)streamup_sock_session(su);
 	if (info.system) {
@@ -379,6 +385,7 @@ streamup_idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	}
 	log_info("gateway stream: closed (no subscribers)");
 	streamup_sock_close(su);
+	stream_up_forget(su->srv->stream);
 	streamup_set_state(su, SU_CLOSED);
 }
 

@@ -251,7 +251,10 @@ export declare class BridgeStream {
 	    [args?: StreamUnsubscribeArgs[T]] : [args: StreamUnsubscribeArgs[T]]): void;
 	/** A raw message (`tic`, `ech+hb`); not replayed after a reconnect. */
 	send(text: string): void;
-	/** Close handshake with code (default 1000); no reconnection follows. */
+	/**
+	 * Close handshake with code (default 1000), or abort an upgrade on its
+	 * way; no reconnection follows.
+	 */
 	close(code?: number, reason?: string): Promise<void>;
 	[Symbol.asyncIterator](): AsyncIterator<StreamMessage | StreamDisconnected | string, undefined>;
 	on(event: "open", listener: () => void): this;

@@ -712,6 +712,7 @@ export class BridgeStream extends EventEmitter {
 		this._waiters = [];
 		this._error = null;
 		this._sock = null;
+		this._req = null;
 		this._timer = null;
 		this._fails = 0;
 		this._closing = null;
@@ -778,7 +779,8 @@ export class BridgeStream extends EventEmitter {
 
 	/**
 	 * Close with `code` (default 1000) and wait for brokerd's close frame
-	 * (at most 2 s). No reconnection follows; the iterator ends.
+	 * (at most 2 s); an upgrade still on its way is aborted. No
+	 * reconnection follows; the iterator ends.
 	 * @param {number} [code]
 	 * @param {string} [reason]
 	 * @returns {Promise<void>}
@@ -791,6 +793,9 @@ export class BridgeStream extends EventEmitter {
 		this._closing = new Promise((resolve) => {
 			const sock = this._sock;
 			if (!sock || this.state !== "open") {
+				// An upgrade on its way is aborted: nothing may reach
+				// brokerd after close().
+				this._abortUpgrade();
 				if (sock)
 					sock.destroy();
 				this._finish(null);
@@ -867,6 +872,17 @@ export class BridgeStream extends EventEmitter {
 		}
 	}
 
+	_abortUpgrade() {
+		const req = this._req;
+
+		this._req = null;
+		if (req) {
+			req.removeAllListeners("upgrade");
+			req.removeAllListeners("response");
+			req.destroy();
+		}
+	}
+
 	_connect() {
 		const b = this._bridge;
 		const key = randomBytes(16).toString("base64");
@@ -877,15 +893,20 @@ export class BridgeStream extends EventEmitter {
 		const path = b._base + this.path;
 		this.state = "connecting";
 		const req = b._mod.request(b._target({ method: "GET", path, headers, agent: false }));
+		this._req = req;
 		const connectTimer = setTimeout(() => req.destroy(new Error("no answer to the upgrade")),
 		    Math.max(b.timeoutMs, 1000));
 		req.on("error", (err) => {
 			clearTimeout(connectTimer);
+			if (this._req === req)
+				this._req = null;
 			this._dropped(1006, "", new BridgeError(`GET ${path}: brokerd unreachable (${err.code ?? err.message})`,
 			    { code: "unreachable", cause: err }));
 		});
 		req.on("response", (res) => {
 			clearTimeout(connectTimer);
+			if (this._req === req)
+				this._req = null;
 			const chunks = [];
 			res.on("data", (c) => chunks.push(c));
 			res.on("end", () => {
@@ -904,6 +925,8 @@ export class BridgeStream extends EventEmitter {
 		});
 		req.on("upgrade", (res, sock, head) => {
 			clearTimeout(connectTimer);
+			if (this._req === req)
+				this._req = null;
 			const want = createHash("sha1").update(key + WS_GUID).digest("base64");
 			if (res.headers["sec-websocket-accept"] !== want) {
 				sock.destroy();
@@ -923,12 +946,12 @@ export class BridgeStream extends EventEmitter {
 		this._fragOp = 0;
 		this._gotClose = false;
 		this._seen = true;
-		sock.setNoDelay(true);
-		this.state = "open";
 		if (this._closing) {
 			sock.destroy();
 			return;
 		}
+		sock.setNoDelay(true);
+		this.state = "open";
 		// The backoff restarts only once a connection has lasted (see
 		// _dropped): one closed at once (1013, too many subscribers)
 		// must not be retried every minDelayMs.

@@ -61,6 +61,30 @@ describe('upstream WebSocket, more', { skip }, () => {
 		assert.equal(c.ws_open, 1);
 	});
 
+	/*
+	 * History streams left before the Gateway named them (their answer
+	 * held by ws_stall) end with the idle close: they no longer show
+	 * among the active ones, nor hold places of the five.
+	 */
+	test('idle close frees history streams left before their server id',
+	    async (t) => {
+		const { gw, bd } = await startStreaming(t, {
+			env: { BROKERD_STREAM_IDLE_MS: '500' } });
+		const a = await flowing(gw, bd);
+		await gw.behaviour({ ws_stall: 30000 });
+		a.ws.send('smh+265598+{"period":"1d","bar":"1h"}');
+		a.ws.send('smh+8314+{"period":"1d","bar":"1h"}');
+		await waitFor(async () => (await gw.counters()).ws_subscriptions
+		    .filter((m) => m.msg.startsWith('smh+')).length === 2,
+		    { timeoutMs: 5000 });
+		a.ws.close();
+		await waitFor(async () => (await gw.counters()).ws_open === 0,
+		    { timeoutMs: 5000 });
+		const st = (await bd.request({ path: '/gateway/status' })).json();
+		assert.equal(st.stream.upstream.state, 'closed');
+		assert.deepEqual(st.stream.active, []);
+	});
+
 	test('sts authentication lost: waiting for session, back on the ' +
 	    'watcher\'s word, replayed', async (t) => {
 		const { gw, bd } = await startStreaming(t);

@@ -383,6 +383,36 @@ Test(config, every_key_block_style)
 	config_free(c);
 }
 
+Test(config, stream_max_account_topics)
+{
+	struct config	*c;
+
+	c = load_text("stream:\n  max_account_topics: 7\n");
+	cr_assert_not_null(c, "%s", err);
+	cr_assert_eq(c->stream_max_account_topics, 7);
+	config_free(c);
+	c = load_text("");
+	cr_assert_not_null(c, "%s", err);
+	cr_assert_eq(c->stream_max_account_topics, 1000);
+	config_free(c);
+}
+
+/* Conflation starts below the buffer's limit, in whatever order given. */
+Test(config, stream_conflate_below_max_buffer)
+{
+	struct config	*c;
+
+	c = load_text("stream:\n  conflate_bytes: 8388608\n"
+	    "  max_buffer_bytes: 16777216\n");
+	cr_assert_not_null(c, "%s", err);
+	cr_assert_eq(c->stream_conflate_bytes, 8388608);
+	config_free(c);
+	c = load_text("stream:\n  max_buffer_bytes: 4097\n"
+	    "  conflate_bytes: 4096\n");
+	cr_assert_not_null(c, "%s", err);
+	config_free(c);
+}
+
 /* TCP gets three quarters of max_connections unless told; never more. */
 Test(config, max_tcp_connections)
 {
@@ -478,6 +508,10 @@ static const struct bad_case bad_cases[] = {
 	{ "limits:\n  max_connections: 10\n  max_tcp_connections: 11\n", 3, 24, "limits.max_tcp_connections: 11 is more than limits.max_connections (10)" },
 	{ "limits:\n  max_tcp_connections: 1025\n", 2, 24, "limits.max_tcp_connections: 1025 is more than" },
 	{ "limits:\n  max_tcp_connections: 0\n", 2, 24, "limits.max_tcp_connections: 0 is out of range" },
+	{ "stream:\n  conflate_bytes: 4194304\n", 2, 19, "stream.conflate_bytes: 4194304 is not less than stream.max_buffer_bytes (4194304)" },
+	{ "stream:\n  max_buffer_bytes: 8192\n  conflate_bytes: 8192\n", 3, 19, "stream.conflate_bytes: 8192 is not less than" },
+	{ "stream:\n  max_buffer_bytes: 131072\n", 2, 21, "stream.max_buffer_bytes: 131072 is not more than stream.conflate_bytes (262144)" },
+	{ "stream:\n  max_account_topics: 0\n", 2, 23, "stream.max_account_topics: 0 is out of range" },
 	{ "journal: { keep: x }\n", 1, 18, "journal.keep" },
 	{ "trading: { halt_file: [a] }\n", 1, 23, "trading.halt_file" },
 	{ "trading: { stop_file: /x }\n", 1, 12, "trading.stop_file: unknown key" },

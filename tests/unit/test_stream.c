@@ -572,3 +572,121 @@ Test(stream, sse_query)
 	cr_assert_eq(stream_parse_query("evil=1", &c, &n, &why), -1);
 	cr_assert_eq(stream_parse_query("", &c, &n, &why), -1);
 }
+
+/*
+ * A topic becomes the SSE "event:" line: one holding a newline would
+ * forge events for every SSE subscriber.  Such a message is dropped and
+ * counted, for everyone (a WebSocket subscriber too).
+ */
+Test(stream, control_byte_in_topic_dropped)
+{
+	struct stream	*st = hub(0, 0);
+	struct stream_sub *w = stream_sub_new(st, STREAM_ENC_WS, NULL);
+	struct stream_sub *e = stream_sub_new(st, STREAM_ENC_SSE, NULL);
+	struct stream_gw_info gi;
+	const char	*bad[] = {
+		"{\"topic\":\"sor+\\nevent: str\\ndata: {}\\n\\nx\",\"a\":1}",
+		"{\"topic\":\"sor+\\r\",\"a\":1}",
+		"{\"topic\":\"system\\u0001\",\"a\":1}",
+		"{\"topic\":\"smd+1@X\\n\",\"31\":\"1\"}",
+	};
+	size_t		 i;
+	int		 flagged = 0;
+
+	say(st, w, "sor+{}", 0);
+	say(st, e, "sor+{}", 0);
+	say(st, e, "smd+1+{\"fields\":[\"31\"]}", 0);
+	(void)ups(st);
+	(void)got(st, e);
+	(void)got(st, w);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		cr_assert_eq(stream_gateway_message(st, bad[i],
+		    strlen(bad[i]), 0, &gi), 0);
+		flagged += gi.bad_topic;
+	}
+	cr_assert_str_eq(got(st, e), "");
+	cr_assert_str_eq(got(st, w), "");
+	cr_assert_eq(flagged, 4);
+	cr_assert_eq(stream_counters(st)->bad_topics, 4);
+	gw(st, "{\"topic\":\"sor+{}\",\"a\":1}");
+	cr_assert_str_eq(got(st, e), "event: sor+{}\ndata: "
+	    "{\"topic\":\"sor+{}\",\"a\":1}\n\n\n");
+	stream_free(st);
+}
+
+/*
+ * The Gateway socket closed (idle close, drop): a history stream left
+ * before its server id came ends with it, and no longer holds one of the
+ * five places nor shows among the active ones.
+ */
+Test(stream, history_orphan_freed_when_the_socket_closes)
+{
+	struct stream	*st = hub(0, 0);
+	struct stream_sub *a = stream_sub_new(st, STREAM_ENC_WS, NULL);
+	struct stream_sub *b;
+	struct buf	 act;
+	int		 i;
+
+	for (i = 0; i < 5; i++)
+		say(st, a, "smh+1+{}", 0);
+	stream_sub_free(st, a);
+	cr_assert(stream_idle(st));
+	buf_init(&act);
+	cr_assert_eq(stream_active_json(st, &act), 0);
+	cr_assert(strstr(act.data, "smh+1") != NULL);
+	stream_up_forget(st);	/* what streamup does at the idle close */
+	buf_reset(&act);
+	cr_assert_eq(stream_active_json(st, &act), 0);
+	cr_assert_str_eq(act.data, "[]");
+	buf_free(&act);
+	b = stream_sub_new(st, STREAM_ENC_WS, NULL);
+	for (i = 0; i < 5; i++)
+		say(st, b, "smh+2+{}", 0);
+	cr_assert_eq(count(ups(st), "smh+2+"), 5);
+	cr_assert_str_eq(got(st, b), "");
+	stream_free(st);
+}
+
+/*
+ * Per-account topics are bounded for the whole hub: past
+ * max_account_topics a new one is answered with a system error and goes
+ * nowhere; joining one already active, or a topic without an account,
+ * still works, and a place freed is taken again.
+ */
+Test(stream, account_topics_bounded)
+{
+	struct stream_limits	 l;
+	struct stream		*st;
+	struct stream_sub	*a, *b;
+	char			 m[64];
+	int			 i;
+
+	stream_limits_default(&l);
+	l.max_account_topics = 3;
+	l.max_cmds_per_s = 0;
+	st = stream_new(&l, NULL);
+	a = stream_sub_new(st, STREAM_ENC_WS, NULL);
+	b = stream_sub_new(st, STREAM_ENC_WS, NULL);
+	say(st, a, "ssd+DU1+{}", 0);
+	say(st, a, "sld+DU1+{}", 0);
+	say(st, a, "sbd+DU1+265598+SMART", 0);
+	cr_assert_eq(count(ups(st), "+DU1"), 3);
+	for (i = 2; i < 1000; i++) {
+		snprintf(m, sizeof(m), "ssd+DU%d+{}", i);
+		say(st, a, m, 0);
+	}
+	cr_assert_str_eq(ups(st), "");
+	cr_assert_eq(count(got(st, a), "too many account topics"), 998);
+	say(st, b, "ssd+DU1+{}", 0);	/* active: shared */
+	say(st, b, "sor+{}", 0);
+	cr_assert_str_eq(got(st, b), "");
+	cr_assert_str_eq(ups(st), "sor+{}\n");
+	say(st, a, "usd+DU1", 0);
+	cr_assert_str_eq(ups(st), "");	/* b still has it */
+	say(st, b, "usd+DU1", 0);
+	cr_assert_str_eq(ups(st), "usd+DU1\n");
+	say(st, b, "ssd+DU7+{}", 0);
+	cr_assert_str_eq(ups(st), "ssd+DU7+{}\n");
+	cr_assert_str_eq(got(st, b), "");
+	stream_free(st);
+}

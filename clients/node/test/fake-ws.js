@@ -54,9 +54,14 @@ export async function startWsFake(opts = {}) {
 		onConn: null,
 		// status to refuse the next upgrades with, e.g. 401
 		refuse: 0,
+		// true: leave the next upgrades unanswered, their sockets here
+		hold: false,
+		held: [],
 		async stop() {
 			for (const c of fake.conns)
 				c.sock.destroy();
+			for (const h of fake.held)
+				h.destroy();
 			server.closeAllConnections?.();
 			await new Promise((r) => server.close(r));
 			fs.rmSync(dir, { recursive: true, force: true });
@@ -68,6 +73,10 @@ export async function startWsFake(opts = {}) {
 	});
 	server.on("upgrade", (req, sock) => {
 		fake.upgrades.push({ url: req.url, headers: req.headers });
+		if (fake.hold) {
+			fake.held.push(sock);
+			return;
+		}
 		const refuse = req.headers["x-bridge-key"] !== KEY ? 401 : fake.refuse;
 		if (refuse) {
 			const body = JSON.stringify({ error: refuse === 401 ? "unauthorized" : "forbidden",

@@ -228,12 +228,59 @@ test("opens closed at once back off, doubling, as failed connects do", async () 
 	await new Promise((r) => setTimeout(r, 700));
 	const n = fake.conns.length;
 	await s.close();
-	// an upgrade already on its way lands after close(): let it, before
-	// the next test counts upgrades
+	// close() aborts an upgrade on its way; a socket the fake accepted
+	// just before may still be closing: let it, before the next test
+	// counts connections
 	await new Promise((r) => setTimeout(r, 200));
 	fake.onConn = null;
 	assert.ok(n >= 2, `${n} connections`);
 	assert.ok(n <= 7, `${n} connections in 700 ms: no backoff`);
+});
+
+// close() right after stream(): the upgrade is aborted before it leaves,
+// and nothing reaches brokerd later
+test("close() at once: no connection reaches brokerd", async () => {
+	fresh();
+	const s = bridge.stream({ minDelayMs: 10 });
+	s.subscribe("sor");
+	await s.close();
+	assert.equal(s.state, "closed");
+	await new Promise((r) => setTimeout(r, 300));
+	assert.equal(fake.upgrades.length, 0, "an upgrade reached brokerd after close()");
+	assert.equal(fake.conns.length, 0);
+	assert.equal(s.state, "closed");
+});
+
+// close() while brokerd has not answered the upgrade yet: the request is
+// aborted (its socket closed), not left to land or time out
+test("close() during the upgrade aborts it", async () => {
+	fresh();
+	fake.hold = true;
+	const b = new Bridge({ socketPath: fake.socketPath, key: KEY, timeoutMs: 60000 });
+	const s = b.stream({ minDelayMs: 10 });
+	try {
+		while (fake.held.length === 0)
+			await new Promise((r) => setTimeout(r, 10));
+		const held = fake.held[0];
+		// the client's end of it closing: "end" here (half-open)
+		const gone = new Promise((r) => {
+			held.once("end", r);
+			held.once("close", r);
+			held.resume();
+		});
+		await s.close();
+		assert.equal(s.state, "closed");
+		await Promise.race([gone, new Promise((_, rej) => setTimeout(() =>
+		    rej(new Error("the upgrade's socket is still open after close()")), 5000))]);
+		await new Promise((r) => setTimeout(r, 100));
+		assert.equal(fake.held.length, 1, "another upgrade after close()");
+		assert.equal(s.state, "closed");
+	} finally {
+		fake.hold = false;
+		for (const h of fake.held.splice(0))
+			h.destroy();
+		b.close();
+	}
 });
 
 test("a refused upgrade (wrong key) ends the stream with BridgeError 401, no retry", async () => {
