@@ -208,6 +208,9 @@ ws_client_answer(const char *p, size_t len, const char *key, size_t *used)
 	if ((end = memmem(p, len, "\r\n\r\n", 4)) == NULL)
 		return (len > 8192 ? -1 : 1);
 	*used = end - p + 4;
+	/* A NUL would end a value early: "<key>\0junk" read as "<key>". */
+	if (*used > 8192 || memchr(p, '\0', *used) != NULL)
+		return (-1);
 	if (*used < 12 || memcmp(p, "HTTP/1.1 101", 12) != 0 ||
 	    ws_accept_key(key, want) == -1)
 		return (-1);

@@ -295,6 +295,33 @@ Test(ws, client_answer_without_header_lines)
 	    "dGhlIHNhbXBsZSBub25jZQ==", &used), -1);
 }
 
+/*
+ * A NUL ends the value C reads, not the field: "<right key>\0junk" must
+ * not pass for the right key; nor a head past 8 KiB that came whole.
+ */
+Test(ws, client_answer_nul_and_size)
+{
+	static const char ok[] = "HTTP/1.1 101 Switching Protocols\r\n"
+	    "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+	    "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+	static const char nul[] = "HTTP/1.1 101 Switching Protocols\r\n"
+	    "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+	    "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\0junk\r\n\r\n";
+	const char	*key = "dGhlIHNhbXBsZSBub25jZQ==";
+	struct buf	 b;
+	size_t		 used;
+
+	cr_assert_eq(ws_client_answer(ok, sizeof(ok) - 1, key, &used), 0);
+	cr_assert_eq(ws_client_answer(nul, sizeof(nul) - 1, key, &used), -1);
+	buf_init(&b);
+	cr_assert_eq(buf_append(&b, ok, sizeof(ok) - 3), 0);
+	while (b.len < 9000)
+		cr_assert_eq(buf_append(&b, "X-Pad: 0123456789\r\n", 19), 0);
+	cr_assert_eq(buf_append(&b, "\r\n", 2), 0);
+	cr_assert_eq(ws_client_answer(b.data, b.len, key, &used), -1);
+	buf_free(&b);
+}
+
 Test(ws, client_request_head)
 {
 	char		 key[WS_KEY_LEN + 1];
