@@ -58,18 +58,19 @@ gw(struct stream *st, const char *m)
 static char *
 ups(struct stream *st)
 {
-	static char	 all[8192];
+	static struct buf all;
 	struct buf	 b;
 	int		 of;
 
-	all[0] = '\0';
+	buf_reset(&all);
+	buf_puts(&all, "");
 	buf_init(&b);
 	while (stream_up_take(st, &b, &of) == 1) {
-		strncat(all, b.data, sizeof(all) - strlen(all) - 2);
-		strcat(all, "\n");
+		buf_append(&all, b.data, b.len);
+		buf_puts(&all, "\n");
 	}
 	buf_free(&b);
-	return (all);
+	return (all.data);
 }
 
 static int
