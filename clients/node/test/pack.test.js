@@ -22,7 +22,8 @@ test("npm pack produces a tarball that installs and imports", (t) => {
 	t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
 	const out = JSON.parse(npm(["pack", "--json", "--pack-destination", dir], root));
 	const files = out[0].files.map((f) => f.path).sort();
-	assert.deepEqual(files, ["README.md", "index.d.ts", "index.js", "package.json"]);
+	assert.deepEqual(files, ["README.md", "common.js", "index.d.ts", "index.js", "package.json",
+	    "stream.js"]);
 	const tgz = path.join(dir, out[0].filename);
 	assert.ok(fs.existsSync(tgz));
 
@@ -31,15 +32,17 @@ test("npm pack produces a tarball that installs and imports", (t) => {
 	fs.writeFileSync(path.join(app, "package.json"), JSON.stringify({ name: "app", private: true, type: "module" }));
 	npm(["install", "--offline", "--ignore-scripts", "--no-audit", "--no-fund", tgz], app);
 	fs.writeFileSync(path.join(app, "main.js"), `
-import Bridge, { Bridge as B, BridgeError, makeCOID } from "brokerd-client";
+import Bridge, { Bridge as B, BridgeError, BridgeStream, DEFAULT_SOCKET, makeCOID } from "brokerd-client";
 const b = new B({ socketPath: "/nonexistent/brokerd.sock" });
 let code = null;
 try { await b.health({ timeoutMs: 1000 }); } catch (e) { code = e instanceof BridgeError ? e.code : String(e); }
 b.close();
-console.log(JSON.stringify({ same: Bridge === B, code, cOID: makeCOID().length }));
+console.log(JSON.stringify({ same: Bridge === B, code, cOID: makeCOID().length,
+    stream: typeof BridgeStream, socket: DEFAULT_SOCKET }));
 `);
 	const r = JSON.parse(execFileSync(process.execPath, ["main.js"], { cwd: app, encoding: "utf8", timeout: 10000 }));
-	assert.deepEqual(r, { same: true, code: "unreachable", cOID: 35 });
+	assert.deepEqual(r, { same: true, code: "unreachable", cOID: 35, stream: "function",
+	    socket: "/run/brokerd/brokerd.sock" });
 	const pkg = JSON.parse(fs.readFileSync(path.join(app, "node_modules", "brokerd-client", "package.json"), "utf8"));
 	assert.equal(pkg.types, "./index.d.ts");
 	assert.ok(fs.existsSync(path.join(app, "node_modules", "brokerd-client", "index.d.ts")));
