@@ -1,6 +1,7 @@
 /*
  * Integration test harness; see harness.h.
  */
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -93,6 +94,19 @@ tmpdir_new(char *out, size_t len, const char *what)
 
 /* ---------------------------------------------------------------- gwsim */
 
+/*
+ * A child the test started dies with the test: a failed assertion ends
+ * the test's process before its brokerd_stop or gwsim_stop, and the
+ * daemon or simulator would live on, orphaned.
+ */
+void
+child_tie(pid_t parent)
+{
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != parent)
+		_exit(125);
+}
+
 int
 gwsim_start(struct gwsim *g, const char *mode)
 {
@@ -103,6 +117,7 @@ gwsim_start(struct gwsim *g, const char *mode)
 	json_error_t je;
 	struct pollfd pfd;
 	double	 deadline;
+	pid_t	 self = getpid();
 
 	memset(g, 0, sizeof(*g));
 	if (pipe(out) == -1)
@@ -111,6 +126,8 @@ gwsim_start(struct gwsim *g, const char *mode)
 		return (-1);
 	if (g->pid == 0) {
 		int devnull = open("/dev/null", O_RDWR);
+
+		child_tie(self);
 
 		dup2(out[1], 1);
 		if (devnull != -1 && getenv("GWSIM_VERBOSE") == NULL)
@@ -349,10 +366,12 @@ brokerd_spawn(struct brokerd *b, char *const env[])
 	char	*log, *p;
 	int	 fd, st;
 	size_t	 i;
+	pid_t	 self = getpid();
 
 	if ((b->pid = fork()) == -1)
 		return (-1);
 	if (b->pid == 0) {
+		child_tie(self);
 		if ((fd = open(b->log, O_WRONLY | O_CREAT | O_APPEND, 0644)) ==
 		    -1)
 			_exit(126);
@@ -403,14 +422,17 @@ brokerd_spawn(struct brokerd *b, char *const env[])
 int
 brokerd_spawn_activated(struct brokerd *b, int fd)
 {
-	pid_t	 pid;
+	pid_t	 pid, self = getpid();
 	int	 i, st;
 
 	if ((pid = fork()) == -1)
 		return (-1);
 	if (pid == 0) {
 		char	 pidenv[64];
-		int	 log = open(b->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+		int	 log;
+
+		child_tie(self);
+		log = open(b->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
 
 		dup2(log, 1);
 		dup2(log, 2);

@@ -45,6 +45,8 @@ struct resp {
 	long	 connects;	/* new connections curl made */
 };
 
+/* In a forked child: die with the test's process PARENT (its pid). */
+void	 child_tie(pid_t parent);
 /* mode: "self", "expired" or "ca"; 0 or -1. */
 int	 gwsim_start(struct gwsim *, const char *mode);
 void	 gwsim_stop(struct gwsim *);

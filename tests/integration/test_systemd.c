@@ -161,6 +161,7 @@ Test(systemd, unit_without_chown_starts_with_its_own_group, .timeout = 30)
 	char		 extra[700], *log;
 	double		 deadline;
 	int		 fd, status, ready = 0;
+	pid_t		 self;
 
 	cr_assert_not_null(gr = getgrgid(getegid()));
 	memset(&b, 0, sizeof(b));
@@ -168,8 +169,10 @@ Test(systemd, unit_without_chown_starts_with_its_own_group, .timeout = 30)
 	snprintf(extra, sizeof(extra), "listen:\n  unix: { path: %s, mode: "
 	    "\"0660\", group: %s }\n", b.sock, gr->gr_name);
 	cr_assert_eq(brokerd_write_conf(&b, NULL, extra), 0);
+	self = getpid();
 	cr_assert_neq(b.pid = fork(), -1);
 	if (b.pid == 0) {
+		child_tie(self);
 		if ((fd = open(b.log, O_WRONLY | O_CREAT | O_APPEND,
 		    0644)) == -1)
 			_exit(126);
