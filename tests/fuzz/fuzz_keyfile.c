@@ -15,44 +15,18 @@
 #include <unistd.h>
 
 #include "brokerd.h"
-
-static char	 dir[] = "/tmp/fuzz_keyfile.XXXXXX";
-static char	 keyfile[64], conffile[64];
-
-static void
-cleanup(void)
-{
-	unlink(keyfile);
-	unlink(conffile);
-	rmdir(dir);
-}
-
-static void
-put(const char *path, const void *s, size_t len)
-{
-	int	 fd;
-
-	if ((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600)) == -1 ||
-	    (len > 0 && write(fd, s, len) != (ssize_t)len) || close(fd) == -1)
-		abort();
-}
+#include "fuzz_files.h"
 
 static void
 setup(void)
 {
 	char	 yaml[256];
 
-	unsetenv("IBKR_BRIDGE_KEY");
-	unsetenv("IBKR_BRIDGE_URL");
-	unsetenv("IBKR_GATEWAY_URL");
-	if (mkdtemp(dir) == NULL)
-		abort();
-	snprintf(keyfile, sizeof(keyfile), "%s/key", dir);
-	snprintf(conffile, sizeof(conffile), "%s/brokerd.yaml", dir);
+	if (!fuzz_files_init("fuzz_keyfile"))
+		return;
 	snprintf(yaml, sizeof(yaml), "keys:\n  - { name: k, key_file: %s, "
-	    "scopes: [read] }\n", keyfile);
-	put(conffile, yaml, strlen(yaml));
-	atexit(cleanup);
+	    "scopes: [read] }\n", fuzz_keyfile);
+	fuzz_put(fuzz_conffile, yaml, strlen(yaml));
 }
 
 int
@@ -62,17 +36,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char		 err[1024], *more;
 	size_t		 len = size;
 
-	if (keyfile[0] == '\0')
-		setup();
-	put(keyfile, data, size);
+	setup();
+	fuzz_put(fuzz_keyfile, data, size);
 	err[0] = '\0';
-	conf = config_load(conffile, err, sizeof(err));
+	conf = config_load(fuzz_conffile, err, sizeof(err));
 	if (len > 0 && data[len - 1] == '\n')
 		len--;
 	if (len > 0 && data[len - 1] == '\r')
 		len--;
 	if (conf == NULL) {
-		if (strncmp(err, conffile, strlen(conffile)) != 0 ||
+		if (strncmp(err, fuzz_conffile, strlen(fuzz_conffile)) != 0 ||
 		    (len >= 8 && memmem(err, strlen(err), data, len) != NULL))
 			abort();
 		return (0);

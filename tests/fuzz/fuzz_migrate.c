@@ -17,27 +17,7 @@
 #include <unistd.h>
 
 #include "brokerd.h"
-
-static char	 dir[] = "/tmp/fuzz_migrate.XXXXXX";
-static char	 keyfile[64], conffile[64];
-
-static void
-cleanup(void)
-{
-	unlink(keyfile);
-	unlink(conffile);
-	rmdir(dir);
-}
-
-static void
-put(const char *path, const char *s, size_t len)
-{
-	int	 fd;
-
-	if ((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600)) == -1 ||
-	    write(fd, s, len) != (ssize_t)len || close(fd) == -1)
-		abort();
-}
+#include "fuzz_files.h"
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -46,25 +26,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct config	*conf;
 	char		 err[512], yaml[8192];
 
-	if (keyfile[0] == '\0') {
-		unsetenv("IBKR_BRIDGE_KEY");
-		unsetenv("IBKR_BRIDGE_URL");
-		unsetenv("IBKR_GATEWAY_URL");
-		if (mkdtemp(dir) == NULL)
-			abort();
-		snprintf(keyfile, sizeof(keyfile), "%s/key", dir);
-		snprintf(conffile, sizeof(conffile), "%s/brokerd.yaml", dir);
-		atexit(cleanup);
-	}
+	fuzz_files_init("fuzz_migrate");
 	if (migrate_parse((const char *)data, size, &me, err,
 	    sizeof(err)) == -1)
 		return (0);
-	if (me.key == NULL || migrate_yaml(&me, keyfile, yaml,
+	if (me.key == NULL || migrate_yaml(&me, fuzz_keyfile, yaml,
 	    sizeof(yaml)) == -1 || strstr(yaml, me.key) != NULL)
 		abort();
-	put(keyfile, me.key, strlen(me.key));
-	put(conffile, yaml, strlen(yaml));
-	if ((conf = config_load(conffile, err, sizeof(err))) == NULL) {
+	fuzz_put(fuzz_keyfile, me.key, strlen(me.key));
+	fuzz_put(fuzz_conffile, yaml, strlen(yaml));
+	if ((conf = config_load(fuzz_conffile, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "migrate-env printed:\n%s\nconfig_load: %s\n",
 		    yaml, err);
 		abort();

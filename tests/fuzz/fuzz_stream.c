@@ -15,30 +15,11 @@
 
 #include "stream.h"
 #include "ws.h"
-
-struct feed {
-	const uint8_t	*p;
-	size_t		 len;
-};
+#include "fuzz_feed.h"
 
 static struct stream	*st;
 static struct stream_sub *subs[4];
 static int		 closed[4];
-
-static ssize_t
-feed_recv(void *ctx, void *b, size_t len)
-{
-	struct feed	*f = ctx;
-
-	if (f->len == 0)
-		return (0);
-	if (len > f->len)
-		len = f->len;
-	memcpy(b, f->p, len);
-	f->p += len;
-	f->len -= len;
-	return ((ssize_t)len);
-}
 
 static ssize_t
 feed_send(void *ctx, const void *b, size_t len, int more)
@@ -105,8 +86,8 @@ line(const uint8_t *p, size_t len)
 {
 	struct stream_gw_info gi;
 	struct stream_cmd *c;
-	struct ws_transport t = { feed_recv, feed_send, NULL };
-	struct feed	 f = { p + 1, len - 1 };
+	struct ws_transport t = { fuzz_feed_recv, feed_send, NULL };
+	struct fuzz_feed f = { p + 1, len - 1, 0 };
 	struct ws	*ws;
 	const char	*why;
 	char		*q;

@@ -15,32 +15,14 @@
 
 #include "brokerd.h"
 #include "ws.h"
+#include "fuzz_feed.h"
 
 #define MAX_MSG	4096
 
 struct feed {
-	const uint8_t	*p;
-	size_t		 len;
-	size_t		 step;
+	struct fuzz_feed in;		/* first: fuzz_feed_recv's ctx */
 	struct buf	 out;
 };
-
-static ssize_t
-feed_recv(void *ctx, void *b, size_t len)
-{
-	struct feed	*f = ctx;
-
-	if (f->len == 0)
-		return (0);
-	if (len > f->len)
-		len = f->len;
-	if (len > f->step)
-		len = f->step;
-	memcpy(b, f->p, len);
-	f->p += len;
-	f->len -= len;
-	return ((ssize_t)len);
-}
 
 static ssize_t
 feed_send(void *ctx, const void *b, size_t len, int more)
@@ -147,21 +129,21 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct feed	 f;
-	struct ws_transport t = { feed_recv, feed_send, NULL };
+	struct ws_transport t = { fuzz_feed_recv, feed_send, NULL };
 	struct ws	*ws;
 	int		 client, i;
 
 	if (size < 2)
 		return (0);
 	client = data[0] & 1;
-	f.p = data + 2;
-	f.len = size - 2;
-	f.step = data[1] == 0 ? 65536 : data[1];
+	f.in.p = data + 2;
+	f.in.len = size - 2;
+	f.in.step = data[1];		/* 0: as much as asked */
 	buf_init(&f.out);
 	t.ctx = &f;
 	if ((ws = ws_new(client, MAX_MSG, &t, on_msg, NULL)) == NULL)
 		goto out;
-	for (i = 0; i < 10000 && ws_read(ws) == 0 && f.len > 0; i++)
+	for (i = 0; i < 10000 && ws_read(ws) == 0 && f.in.len > 0; i++)
 		while (ws_want_write(ws) && ws_write(ws) == 0 &&
 		    ws_want_write(ws))
 			;
