@@ -482,8 +482,22 @@ stream_md_quit(struct stream *st, struct stream_sub *s,
 size_t
 stream_renew(struct stream *st, uint64_t now_ms, uint64_t max_age_ms)
 {
-	size_t	 i, n = 0;
+	struct stream_smh	*h;
+	size_t			 i, n = 0;
 
+	/*
+	 * A history stream left before the Gateway named it, and still not
+	 * named a renewal later: the Gateway will not; its place is freed.
+	 */
+	for (i = st->nsmh; i > 0; i--) {
+		h = &st->smh[i - 1];
+		if (h->sub != NULL || h->id[0] != '\0')
+			continue;
+		if (h->stale)
+			stream_smh_remove(st, i - 1, 0);
+		else
+			h->stale = 1;
+	}
 	for (i = 0; i < st->nmds; i++)
 		if (now_ms - st->mds[i]->sent_ms >= max_age_ms &&
 		    stream_md_send(st, st->mds[i], now_ms) == 0)

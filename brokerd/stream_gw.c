@@ -160,6 +160,34 @@ stream_gw_topic(struct stream *st, const char *topic, json_t *msg)
 	return (r);
 }
 
+/*
+ * A history message without a server id belongs to the oldest request for
+ * the conid not yet named; an error ends that request: its owner is told
+ * and its place among the five is free again (one left by its subscriber
+ * would otherwise hold it while the socket lives).
+ */
+static int
+stream_gw_smh_unnamed(struct stream *st, const char *conid, json_t *msg)
+{
+	size_t	 i;
+	int	 r = 0;
+
+	for (i = 0; i < st->nsmh; i++)
+		if (st->smh[i].id[0] == '\0' &&
+		    strcmp(st->smh[i].conid, conid) == 0)
+			break;
+	if (i == st->nsmh)
+		return (0);
+	if (st->smh[i].sub != NULL)
+		r = stream_queue_push(st, st->smh[i].sub, "smh", "",
+		    STREAM_Q_KEEP, msg);
+	if (json_object_get(msg, "error") != NULL) {
+		st->smh[i].sub = NULL;
+		stream_smh_remove(st, i, 0);
+	}
+	return (r);
+}
+
 /* History data goes to the subscriber whose request got this server id. */
 static int
 stream_gw_smh(struct stream *st, const char *conid, json_t *msg)
@@ -174,7 +202,7 @@ stream_gw_smh(struct stream *st, const char *conid, json_t *msg)
 		snprintf(id, sizeof(id), "%lld",
 		    (long long)json_integer_value(v));
 	else
-		return (0);
+		return (stream_gw_smh_unnamed(st, conid, msg));
 	for (i = 0; i < st->nsmh; i++)
 		if (strcmp(st->smh[i].id, id) == 0)
 			break;

@@ -90,6 +90,7 @@ struct stream_smh {
 	char		 conid[STREAM_ID_LEN];
 	char		 id[STREAM_ID_LEN];	/* "" until the Gateway says */
 	char		*msg;
+	int		 stale;		/* left, unnamed at a renewal */
 };
 
 struct stream {

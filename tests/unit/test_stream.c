@@ -649,6 +649,47 @@ Test(stream, history_orphan_freed_when_the_socket_closes)
 }
 
 /*
+ * A history request the Gateway answers with an error (no server id) is
+ * over: its owner gets the error and its place among the five is free;
+ * one whose subscriber left and that the Gateway never names is given up
+ * at the second renewal.  Either held a place while the socket lived.
+ */
+Test(stream, history_unnamed_error_or_silence_frees_its_place)
+{
+	struct stream	*st = hub(0, 0);
+	struct stream_sub *a = stream_sub_new(st, STREAM_ENC_WS, NULL);
+	struct stream_sub *b = stream_sub_new(st, STREAM_ENC_WS, NULL);
+	int		 i;
+
+	for (i = 0; i < 5; i++)
+		say(st, a, "smh+9+{}", 0);
+	stream_sub_free(st, a);
+	cr_assert_eq(count(ups(st), "smh+9+"), 5);
+	for (i = 0; i < 4; i++)
+		gw(st, "{\"topic\":\"smh+9\",\"error\":\"no such conid\"}");
+	say(st, b, "smh+2+{}", 0);
+	cr_assert_str_eq(ups(st), "smh+2+{}\n", "the errors freed four places");
+	gw(st, "{\"topic\":\"smh+2\",\"error\":\"bad period\"}");
+	cr_assert(strstr(got(st, b), "bad period"), "its owner is told");
+	for (i = 3; i <= 6; i++) {
+		char	 m[32];
+
+		snprintf(m, sizeof(m), "smh+%d+{}", i);
+		say(st, b, m, 0);
+	}
+	cr_assert_eq(count(ups(st), "smh+"), 4, "four beside the last smh+9");
+	say(st, b, "smh+7+{}", 0);
+	cr_assert_str_eq(ups(st), "", "the last smh+9 still holds a place");
+	stream_renew(st, 60000, UINT64_MAX);
+	say(st, b, "smh+7+{}", 0);
+	cr_assert_str_eq(ups(st), "", "given up at the second renewal only");
+	stream_renew(st, 120000, UINT64_MAX);
+	say(st, b, "smh+7+{}", 0);
+	cr_assert_str_eq(ups(st), "smh+7+{}\n");
+	stream_free(st);
+}
+
+/*
  * Per-account topics are bounded for the whole hub: past
  * max_account_topics a new one is answered with a system error and goes
  * nowhere; joining one already active, or a topic without an account,
