@@ -219,10 +219,34 @@ window_carry(const struct pace_window *w, struct rate r, unsigned *count)
 	return (st);
 }
 
+static unsigned
+stamps_unsent(const uint64_t *st, unsigned count)
+{
+	unsigned	 i, n = 0;
+
+	for (i = 0; i < count; i++)
+		if (st[i] == PACE_UNSENT)
+			n++;
+	return (n);
+}
+
+/*
+ * A smaller rate keeps the newest stamps; requests not yet sent are the
+ * newest, but more of them than the new rate leaves some out: counted,
+ * so that releasing one of those unsent does not stamp another's slot.
+ */
 static void
 window_swap(struct pace_window *w, struct rate r, uint64_t *st,
     unsigned count)
 {
+	unsigned	 i, before = 0, after;
+
+	for (i = 0; i < w->count; i++)
+		if (window_stamp(w, i) == PACE_UNSENT)
+			before++;
+	after = stamps_unsent(st, count);
+	if (before > after)
+		w->unsent_lost += before - after;
 	free(w->stamps);
 	if (r.window_ms == 0)
 		r.n = 0;
@@ -496,7 +520,9 @@ window_restamp(struct pace_window *w, uint64_t old, uint64_t now)
 				window_set(w, i, now);
 				return;
 			}
-		return;		/* a reload to a smaller rate dropped it */
+		if (w->unsent_lost > 0)	/* a smaller rate dropped it */
+			w->unsent_lost--;
+		return;
 	}
 	if (now <= old)
 		return;
@@ -640,13 +666,31 @@ pace_enqueue(struct pace *p, struct pace_ticket *k, uint64_t now_ms,
 	return (pace_link(p, k, now_ms, retry_after_ms));
 }
 
+/*
+ * A request released unsent counts as sent now, unless a reload dropped
+ * unsent stamps: its own may be one of them, and another's must not be
+ * stamped for it (that one's slot would free before it left).
+ */
+static void
+window_unsent_release(struct pace_window *w, uint64_t now)
+{
+	if (w->rate.n > 0 && w->unsent_lost > 0)
+		w->unsent_lost--;
+	else
+		window_restamp(w, PACE_UNSENT, now);
+}
+
 void
 pace_release(struct pace *p, struct pace_ticket *k, uint64_t now_ms)
 {
 	struct pace_target	*t;
 
-	if (k->on_send && !k->sent)
-		pace_sent(p, k, now_ms);
+	if (k->on_send && !k->sent) {
+		window_unsent_release(&p->global, now_ms);
+		if ((t = pace_target_find(p, k->policy)) != NULL)
+			window_unsent_release(&t->win, now_ms);
+		k->sent = 1;
+	}
 	if ((t = pace_target_find(p, k->policy)) != NULL && t->busy > 0)
 		t->busy--;
 }

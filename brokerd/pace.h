@@ -29,6 +29,7 @@ struct pace_window {
 	uint64_t	*stamps;	/* ring of the last n grant times */
 	unsigned	 head;
 	unsigned	 count;
+	unsigned	 unsent_lost;	/* unsent stamps a reload dropped */
 };
 
 int		 pace_window_init(struct pace_window *, struct rate);

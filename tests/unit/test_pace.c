@@ -894,6 +894,49 @@ Test(pace, an_unsent_grant_holds_its_slot)
 }
 
 /*
+ * A reload to a smaller rate keeps the newest stamps; five requests not
+ * yet sent do not fit three: two are dropped.  Releasing unsent ones must
+ * then not stamp the slots of those still waiting to leave (a slot
+ * stamped at another's release frees before its own request left).
+ */
+Test(pace, reload_smaller_rate_keeps_the_unsent_slots)
+{
+	struct pace		*p;
+	struct pace_ticket	 a[5];
+	struct pace_limits	 l;
+	struct pace_stats	 st;
+	uint64_t		 ra;
+	unsigned		 i;
+
+	cr_assert_not_null(p = pace_new(rate_of(10, 1000), 5000, 100));
+	for (i = 0; i < 5; i++) {
+		ticket_init(&a[i], NULL, 0);
+		a[i].on_send = 1;
+		cr_assert_eq(pace_acquire(p, &a[i], 0, &ra), 0);
+	}
+	memset(&l, 0, sizeof(l));
+	l.global = rate_of(3, 1000);
+	l.queue_ms = 5000;
+	l.max_queue = 100;
+	cr_assert_eq(pace_update(p, &l), 0);
+	pace_release(p, &a[0], 100);		/* never sent */
+	pace_release(p, &a[1], 100);
+	pace_sent(p, &a[2], 500);
+	pace_stats(p, 1400, &st);
+	cr_assert_eq(st.global_used, 3, "a[3] and a[4] have not left: %u",
+	    st.global_used);
+	pace_sent(p, &a[3], 1500);
+	pace_sent(p, &a[4], 1600);
+	pace_stats(p, 1550, &st);
+	cr_assert_eq(st.global_used, 2, "500 aged; 1500 and 1600 count");
+	pace_stats(p, 2550, &st);
+	cr_assert_eq(st.global_used, 1, "a[4] sent at 1600");
+	for (i = 0; i < 5; i++)
+		pace_release(p, &a[i], 3000);
+	pace_free(p);
+}
+
+/*
  * A reload updates the same pace object: what was sent still counts
  * under the new limits (a fresh object let 2N through in one window),
  * a route's new rate applies to its Gateway path, queued tickets stay.
