@@ -234,32 +234,17 @@ migrate_env_free(struct migrate_env *me)
  * A YAML scalar as brokerd.yaml must read it back: plain when it is only
  * path and address bytes and starts with none of YAML's indicators, else
  * double-quoted ("[::1]:8000" plain is a flow sequence; ", " or "}" in a
- * key file path would end the flow mapping it sits in).
+ * key file path would end the flow mapping it sits in).  A JSON string
+ * is a double-quoted YAML scalar, its escapes YAML's.
  */
 static int
 migrate_scalar(struct buf *b, const char *s)
 {
-	const unsigned char *p;
-	int		 plain;
-
-	plain = s[0] != '\0' && strchr("[{-:", s[0]) == NULL &&
+	if (s[0] != '\0' && strchr("[{-:", s[0]) == NULL &&
 	    strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-	    "0123456789/._-:") == strlen(s);
-	if (plain)
+	    "0123456789/._-:") == strlen(s))
 		return (buf_puts(b, s));
-	if (buf_puts(b, "\"") == -1)
-		return (-1);
-	for (p = (const unsigned char *)s; *p != '\0'; p++) {
-		if (*p == '"' || *p == '\\') {
-			if (buf_printf(b, "\\%c", *p) == -1)
-				return (-1);
-		} else if (*p < 0x20 || *p == 0x7f) {
-			if (buf_printf(b, "\\x%02x", *p) == -1)
-				return (-1);
-		} else if (buf_append(b, p, 1) == -1)
-			return (-1);
-	}
-	return (buf_puts(b, "\""));
+	return (buf_json_string(b, s, strlen(s)));
 }
 
 /* The YAML lines for brokerd.yaml; the key itself never appears. */
