@@ -464,42 +464,41 @@ static const struct cfg_row config_root_rows[] = {
 	{ NULL }
 };
 
-/* The value of key in the mapping n, or NULL. */
-static yaml_node_t *
-config_value_of(struct cfg *c, yaml_node_t *n, const char *key)
+/* The row of the table named name (it is there). */
+static size_t
+config_row_of(const struct cfg_row *rows, const char *name)
 {
-	yaml_node_pair_t *pair;
-	yaml_node_t	*k;
+	size_t	 i;
 
-	if (n == NULL || n->type != YAML_MAPPING_NODE)
-		return (NULL);
-	for (pair = n->data.mapping.pairs.start;
-	    pair < n->data.mapping.pairs.top; pair++)
-		if ((k = cfg_node(c, pair->key)) != NULL &&
-		    k->type == YAML_SCALAR_NODE &&
-		    strcmp((const char *)k->data.scalar.value, key) == 0)
-			return (cfg_node(c, pair->value));
-	return (NULL);
+	for (i = 0; strcmp(rows[i].name, name) != 0; i++)
+		;
+	return (i);
 }
 
 /*
  * Conflation must start before the buffer is full: with conflate_bytes
  * at or past max_buffer_bytes a subscriber of market data alone would be
  * closed 1008 where it should have been conflated.  Checked once the
- * whole section is read, whichever of the two was written.
+ * whole section is read, at whichever of the two was written.
  */
 static int
 config_stream(struct cfg *c, yaml_node_t *n, const char *path)
 {
 	const struct config *conf = c->conf;
-	yaml_node_t	*at;
+	const char	*names[CFG_MAX_ROWS + 1];
+	yaml_node_t	*v[CFG_MAX_ROWS], *at;
 	char		 p[CFG_PATH];
+	size_t		 cb, mb;
 
-	if (config_sub(c, n, path) == -1)
+	cfg_names(config_stream_rows, names);
+	if (cfg_collect(c, n, path, names, v) == -1 ||
+	    cfg_apply(c, config_stream_rows, v, path, c->conf) == -1)
 		return (-1);
 	if (conf->stream_conflate_bytes < conf->stream_max_buffer_bytes)
 		return (0);
-	if ((at = config_value_of(c, n, "conflate_bytes")) != NULL) {
+	cb = config_row_of(config_stream_rows, "conflate_bytes");
+	mb = config_row_of(config_stream_rows, "max_buffer_bytes");
+	if ((at = v[cb]) != NULL) {
 		cfg_path(p, path, "conflate_bytes");
 		return (cfg_errorf(c, at, p, "%zu is not less than "
 		    "stream.max_buffer_bytes (%zu): market data would be "
@@ -507,11 +506,10 @@ config_stream(struct cfg *c, yaml_node_t *n, const char *path)
 		    conf->stream_conflate_bytes,
 		    conf->stream_max_buffer_bytes));
 	}
-	at = config_value_of(c, n, "max_buffer_bytes");
 	cfg_path(p, path, "max_buffer_bytes");
-	return (cfg_errorf(c, at != NULL ? at : n, p, "%zu is not more than "
-	    "stream.conflate_bytes (%zu): market data would be closed 1008 "
-	    "instead of conflated", conf->stream_max_buffer_bytes,
+	return (cfg_errorf(c, v[mb] != NULL ? v[mb] : n, p, "%zu is not more "
+	    "than stream.conflate_bytes (%zu): market data would be closed "
+	    "1008 instead of conflated", conf->stream_max_buffer_bytes,
 	    conf->stream_conflate_bytes));
 }
 
