@@ -403,6 +403,9 @@ cpu_run() {
 	say "$(printf '%-8s %-5s %8s CPU us/request' "$1" "$3" "$per")"
 }
 rss() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+# of it, the process's own memory (heap, stacks, buffers); the rest is
+# mapped files: libraries' pages, shared with every process that maps them
+rss_anon() { awk '/^RssAnon:/ { print $2 }' "/proc/$1/status"; }
 
 if [ "$MODE" = profile ]; then
 	CASES=${SPEED_CASES:-small}
@@ -503,6 +506,8 @@ while [ "$i" -le "$ROUNDS" ]; do
 done
 fig rss/brokerd "$(rss "$BD_PID")"
 fig rss/nginx "$(rss "$NX_PID")"
+fig rss_anon/brokerd "$(rss_anon "$BD_PID")"
+fig rss_anon/nginx "$(rss_anon "$NX_PID")"
 UP_TOTAL=$(up_count)
 
 # summary TRANSPORT CASE: median and quartiles of brokerd/nginx req/s over
@@ -601,7 +606,9 @@ report() {
 		done
 	done
 	echo
-	echo "RSS after the rounds: brokerd $(get rss/brokerd) KiB, nginx $(get rss/nginx) KiB." \
+	echo "RSS after the rounds: brokerd $(get rss/brokerd) KiB, nginx $(get rss/nginx) KiB;" \
+	    "of it anonymous (heap, buffers; the rest is mapped library files):" \
+	    "brokerd $(get rss_anon/brokerd) KiB, nginx $(get rss_anon/nginx) KiB." \
 	    "Upstream requests in the whole run: $UP_TOTAL."
 	echo "Whole run: $(($(date +%s) - START)) s. Profiles (callgrind_annotate top 15," \
 	    "strace per call) are kept in $(echo "$OUT" | sed "s|^$ROOT/||")."

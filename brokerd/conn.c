@@ -157,11 +157,10 @@ conn_close(struct conn *c)
 	struct upstream	*up = c->up;
 
 	ev_timer_stop(up->loop, &c->timer);
-	if (c->ssl_init) {
-		if (c->hs_done)
-			(void)mbedtls_ssl_close_notify(&c->ssl);
+	if (c->hs_done)
+		tlsio_close_notify(&c->tio);
+	if (c->ssl_init)
 		mbedtls_ssl_free(&c->ssl);
-	}
 	tlsio_close(&c->tio);
 	if (c->ai != NULL)
 		freeaddrinfo(c->ai);
@@ -387,8 +386,7 @@ conn_alive(struct conn *c, const struct upstream_req *req)
 	char	 b;
 	ssize_t	 n;
 
-	if (tlsio_pending(&c->tio) > 0 ||
-	    mbedtls_ssl_get_bytes_avail(&c->ssl) > 0)
+	if (tlsio_pending(&c->tio) > 0)
 		return (0);
 	if (method_idempotent(req->method))
 		return (1);
@@ -429,7 +427,7 @@ conn_handshake(struct conn *c)
 	const mbedtls_x509_crt	*peer;
 	int			 ret;
 
-	ret = mbedtls_ssl_handshake(&c->ssl);
+	ret = tlsio_handshake(&c->tio, &c->ssl);
 	if (tlsio_want(&c->tio, ret))
 		return;
 	if (ret != 0) {
@@ -454,6 +452,9 @@ conn_handshake(struct conn *c)
 	log_debug("gateway %s: TLS %s handshake done (%s)", c->tls->hostport,
 	    c->chk.verified ? "full" : "resumed",
 	    mbedtls_ssl_get_ciphersuite(&c->ssl));
+	/* the records are tlsio's now: mbedTLS's 33 KiB of buffers go */
+	mbedtls_ssl_free(&c->ssl);
+	c->ssl_init = 0;
 	if (c->req == NULL) {
 		conn_park(c);
 		upstream_dispatch(up);
@@ -595,7 +596,7 @@ conn_write(struct conn *c)
 
 	c->write_started = 1;
 	while (c->out_off < c->out.len) {
-		ret = mbedtls_ssl_write(&c->ssl,
+		ret = tlsio_write(&c->tio,
 		    (const unsigned char *)c->out.data + c->out_off,
 		    c->out.len - c->out_off);
 		if (ret > 0) {
@@ -723,7 +724,7 @@ conn_read(struct conn *c)
 			tlsio_watch(&c->tio, 0);
 			return;
 		}
-		ret = mbedtls_ssl_read(&c->ssl, b, sizeof(b));
+		ret = tlsio_read(&c->tio, b, sizeof(b));
 		if (ret > 0) {
 			r = http_resp_reader_feed(&c->rd, (const char *)b,
 			    (size_t)ret, &used);
@@ -738,7 +739,6 @@ conn_read(struct conn *c)
 				return;
 			if (r == HTTP_FEED_DONE) {
 				if (used < (size_t)ret ||
-				    mbedtls_ssl_get_bytes_avail(&c->ssl) > 0 ||
 				    tlsio_pending(&c->tio) > 0)
 					c->no_reuse = 1;
 				conn_complete(c);
@@ -773,7 +773,7 @@ conn_idle_event(struct conn *c)
 	unsigned char	 b;
 	int		 ret;
 
-	ret = mbedtls_ssl_read(&c->ssl, &b, 1);
+	ret = tlsio_read(&c->tio, &b, 1);
 	if (ret == MBEDTLS_ERR_SSL_WANT_READ ||
 	    ret == MBEDTLS_ERR_SSL_WANT_WRITE)
 		return;

@@ -53,7 +53,7 @@ streamup_ws_recv(void *ctx, void *p, size_t len)
 		}
 		return (WS_IO_AGAIN);
 	}
-	r = mbedtls_ssl_read(&su->ssl, p, len);
+	r = tlsio_read(&su->tio, p, len);
 	if (r > 0)
 		return (r);
 	if (r == MBEDTLS_ERR_SSL_WANT_READ || r == MBEDTLS_ERR_SSL_WANT_WRITE)
@@ -70,7 +70,7 @@ streamup_ws_send(void *ctx, const void *p, size_t len, int more)
 	int		 r;
 
 	(void)more;
-	r = mbedtls_ssl_write(&su->ssl, p, len);
+	r = tlsio_write(&su->tio, p, len);
 	if (r > 0)
 		return (r);
 	if (r == MBEDTLS_ERR_SSL_WANT_READ || r == MBEDTLS_ERR_SSL_WANT_WRITE)
@@ -91,9 +91,9 @@ streamup_sock_close(struct streamup *su)
 		ws_free(su->ws);
 		su->ws = NULL;
 	}
+	if (su->phase >= SP_UPGRADE)
+		tlsio_close_notify(&su->tio);
 	if (su->ssl_init) {
-		if (su->phase >= SP_UPGRADE)
-			(void)mbedtls_ssl_close_notify(&su->ssl);
 		mbedtls_ssl_free(&su->ssl);
 		su->ssl_init = 0;
 	}
@@ -185,13 +185,16 @@ streamup_step_tls(struct streamup *su)
 {
 	int	 r;
 
-	r = mbedtls_ssl_handshake(&su->ssl);
+	r = tlsio_handshake(&su->tio, &su->ssl);
 	if (tlsio_want(&su->tio, r))
 		return (-1);
 	if (r != 0 || !tls_trusted(su->tls, &su->ssl)) {
 		streamup_drop(su, "TLS handshake failed", 0);
 		return (-1);
 	}
+	/* the records are tlsio's now: mbedTLS's 33 KiB of buffers go */
+	mbedtls_ssl_free(&su->ssl);
+	su->ssl_init = 0;
 	su->phase = SP_UPGRADE;
 	return (0);
 }
@@ -203,7 +206,7 @@ streamup_upgrade_send(struct streamup *su)
 	int	 r;
 
 	while (su->hs_off < su->hs.len) {
-		r = mbedtls_ssl_write(&su->ssl, (unsigned char *)
+		r = tlsio_write(&su->tio, (unsigned char *)
 		    su->hs.data + su->hs_off, su->hs.len - su->hs_off);
 		if (tlsio_want(&su->tio, r))
 			return (-1);
@@ -227,7 +230,7 @@ streamup_upgrade_answer(struct streamup *su)
 	int		 r;
 
 	for (;;) {
-		r = mbedtls_ssl_read(&su->ssl, tmp, sizeof(tmp));
+		r = tlsio_read(&su->tio, tmp, sizeof(tmp));
 		if (r == MBEDTLS_ERR_SSL_WANT_READ ||
 		    r == MBEDTLS_ERR_SSL_WANT_WRITE) {
 			tlsio_watch(&su->tio, EV_READ);

@@ -1,25 +1,35 @@
 /*
- * A non-blocking socket under mbedTLS, shared by the Gateway pool's
- * connections (conn.c) and the Gateway WebSocket (streamup_sock.c): the
- * bio callbacks, a read-ahead under mbedTLS's reads, and the watcher set
- * to what mbedTLS waits on.  The TLS settings and their checks are
- * tls.c's; what is read and written, and when, is the owner's.
+ * A non-blocking TLS socket, shared by the Gateway pool's connections
+ * (conn.c) and the Gateway WebSocket (streamup_sock.c): the bio callbacks
+ * and a read-ahead under mbedTLS's reads during the handshake; then the
+ * application records, framed here and sealed and opened by tlsrec.c
+ * with the keys mbedTLS exported; the watcher set to what either waits
+ * on.  The TLS settings and their checks are tls.c's; what is read and
+ * written, and when, is the owner's.
  */
 #include <sys/types.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 
 #include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <ev.h>
 #include <mbedtls/net_sockets.h>
+#include <mbedtls/platform_util.h>
 #include <mbedtls/ssl.h>
+#include <mbedtls/ssl_ciphersuites.h>
 
 #include "tlsio.h"
 
-#define TLSIO_READ_AHEAD	32768	/* two full TLS records */
+#define TLSIO_READ_AHEAD	32768	/* a whole record of any length */
+#define TLSIO_WR_KEEP		4096	/* a send buffer kept between records */
+
+/* The socket whose handshake is running: where exported keys go. */
+static struct tlsio	*tlsio_capturing;
 
 void
 tlsio_init(struct tlsio *t, struct ev_loop *loop,
@@ -117,7 +127,7 @@ tlsio_recv(void *arg, unsigned char *p, size_t len)
 size_t
 tlsio_pending(const struct tlsio *t)
 {
-	return (t->ra_len - t->ra_off);
+	return (t->ra_len - t->ra_off + t->plain_len);
 }
 
 void
@@ -173,5 +183,291 @@ tlsio_close(struct tlsio *t)
 		t->fd = -1;
 	}
 	t->ra_off = t->ra_len;
+	t->plain_len = 0;
 	tlsio_release(t);
+	if (t->rec_on)
+		tlsrec_free(&t->rec);
+	t->rec_on = t->rec_eof = 0;
+	free(t->wr);
+	t->wr = NULL;
+	t->wr_cap = t->wr_off = t->wr_len = t->wr_plain = 0;
+	mbedtls_platform_zeroize(t->kb, sizeof(t->kb));
+	t->kb_keylen = 0;
+}
+
+/*
+ * mbedTLS hands every configuration's key block here as it derives it
+ * (full and resumed handshakes); only the socket whose handshake runs
+ * takes it.  Others (gateway-fingerprint) have none running.
+ */
+int
+tlsio_export_keys(void *arg, const unsigned char *ms, const unsigned char *kb,
+    size_t maclen, size_t keylen, size_t ivlen, const unsigned char cr[32],
+    const unsigned char sr[32], mbedtls_tls_prf_types prf)
+{
+	struct tlsio	*t = tlsio_capturing;
+
+	(void)arg;
+	(void)ms;
+	(void)cr;
+	(void)sr;
+	(void)prf;
+	if (t == NULL)
+		return (0);
+	t->kb_keylen = 0;
+	if (2 * (maclen + keylen + ivlen) > sizeof(t->kb))
+		return (0);	/* no AEAD suite of tlsrec.c's */
+	memcpy(t->kb, kb, 2 * (maclen + keylen + ivlen));
+	t->kb_maclen = maclen;
+	t->kb_keylen = keylen;
+	t->kb_ivlen = ivlen;
+	return (0);
+}
+
+static uint64_t
+tlsio_get64(const unsigned char *p)
+{
+	uint64_t	 v = 0;
+	int		 i;
+
+	for (i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return (v);
+}
+
+/*
+ * The records are ours from here: the suite is one tlsrec.c seals, the
+ * keys came, and mbedTLS holds no record it read and did not give out
+ * (what it did not ask for is still in the read-ahead).  Its record
+ * numbers go on where its Finished left them.
+ */
+static int
+tlsio_takeover(struct tlsio *t, mbedtls_ssl_context *ssl)
+{
+	const mbedtls_ssl_ciphersuite_t	*cs;
+	enum tlsrec_aead		 aead;
+	int				 ret;
+
+	cs = mbedtls_ssl_ciphersuite_from_string(
+	    mbedtls_ssl_get_ciphersuite(ssl));
+	if (cs == NULL)
+		return (MBEDTLS_ERR_SSL_FEATURE_UNAVAILABLE);
+	switch (cs->cipher) {
+	case MBEDTLS_CIPHER_AES_128_GCM:
+		aead = TLSREC_AES_128_GCM;
+		break;
+	case MBEDTLS_CIPHER_AES_256_GCM:
+		aead = TLSREC_AES_256_GCM;
+		break;
+	case MBEDTLS_CIPHER_CHACHA20_POLY1305:
+		aead = TLSREC_CHACHA20_POLY1305;
+		break;
+	default:
+		return (MBEDTLS_ERR_SSL_FEATURE_UNAVAILABLE);
+	}
+	ret = MBEDTLS_ERR_SSL_FEATURE_UNAVAILABLE;
+	if (t->kb_keylen > 0 && ssl->minor_ver == MBEDTLS_SSL_MINOR_VERSION_3 &&
+	    mbedtls_ssl_check_pending(ssl) == 0 &&
+	    mbedtls_ssl_get_bytes_avail(ssl) == 0 &&
+	    tlsrec_init(&t->rec, aead, t->kb, t->kb_maclen, t->kb_keylen,
+	    t->kb_ivlen, 1, tlsio_get64(ssl->cur_out_ctr),
+	    tlsio_get64(ssl->in_ctr)) == 0) {
+		t->rec_on = 1;
+		ret = 0;
+	}
+	mbedtls_platform_zeroize(t->kb, sizeof(t->kb));
+	t->kb_keylen = 0;
+	return (ret);
+}
+
+int
+tlsio_handshake(struct tlsio *t, mbedtls_ssl_context *ssl)
+{
+	int	 ret;
+
+	tlsio_capturing = t;
+	ret = mbedtls_ssl_handshake(ssl);
+	tlsio_capturing = NULL;
+	if (ret == 0)
+		ret = tlsio_takeover(t, ssl);
+	return (ret);
+}
+
+/*
+ * need bytes from ra_off on, in the read-ahead: 0, or WANT_READ, EOF or
+ * a failure.  Earlier bytes move to the front only when the record
+ * would not fit behind them; an opened record is read out before.
+ */
+static int
+tlsio_fill(struct tlsio *t, size_t need)
+{
+	size_t	 have;
+	int	 ret;
+
+	if (t->ra == NULL && (t->ra = mmap(NULL, TLSIO_READ_AHEAD,
+	    PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)) ==
+	    MAP_FAILED) {
+		t->ra = NULL;
+		return (MBEDTLS_ERR_SSL_ALLOC_FAILED);
+	}
+	while ((have = t->ra_len - t->ra_off) < need) {
+		if (have == 0)
+			t->ra_off = t->ra_len = 0;
+		else if (t->ra_off + need > TLSIO_READ_AHEAD) {
+			memmove(t->ra, t->ra + t->ra_off, have);
+			t->ra_off = 0;
+			t->ra_len = have;
+		}
+		ret = tlsio_sys_recv(t, t->ra + t->ra_len,
+		    TLSIO_READ_AHEAD - t->ra_len);
+		if (ret == 0)
+			return (MBEDTLS_ERR_SSL_CONN_EOF);
+		if (ret < 0)
+			return (ret);
+		t->ra_len += (size_t)ret;
+	}
+	return (0);
+}
+
+/*
+ * Open the next record: application data waits in t->plain; a warning
+ * alert or a HelloRequest (which a client may ignore, RFC 5246 7.4.1.1:
+ * brokerd does not renegotiate) is passed over.
+ */
+static int
+tlsio_next(struct tlsio *t)
+{
+	enum tlsrec_type	 type;
+	unsigned char		*p;
+	size_t			 n;
+	long			 len;
+	int			 ret;
+
+	if ((ret = tlsio_fill(t, TLSREC_HEAD)) != 0)
+		return (ret);
+	if ((len = tlsrec_length(&t->rec, t->ra + t->ra_off)) == -1)
+		return (MBEDTLS_ERR_SSL_INVALID_RECORD);
+	if ((ret = tlsio_fill(t, (size_t)len)) != 0)
+		return (ret);
+	if (tlsrec_open(&t->rec, t->ra + t->ra_off, (size_t)len, &type, &p,
+	    &n) == -1)
+		return (MBEDTLS_ERR_SSL_INVALID_MAC);
+	t->ra_off += (size_t)len;
+	switch (type) {
+	case TLSREC_APPLICATION_DATA:
+		t->plain = p;
+		t->plain_len = n;
+		return (0);
+	case TLSREC_ALERT:
+		if (n != 2)
+			return (MBEDTLS_ERR_SSL_INVALID_RECORD);
+		if (p[1] == MBEDTLS_SSL_ALERT_MSG_CLOSE_NOTIFY) {
+			t->rec_eof = 1;
+			return (MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY);
+		}
+		if (p[0] != MBEDTLS_SSL_ALERT_LEVEL_WARNING)
+			return (MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE);
+		return (0);
+	case TLSREC_HANDSHAKE:
+		if (n == 4 && p[0] == MBEDTLS_SSL_HS_HELLO_REQUEST &&
+		    p[1] == 0 && p[2] == 0 && p[3] == 0)
+			return (0);
+		return (MBEDTLS_ERR_SSL_UNEXPECTED_MESSAGE);
+	default:
+		return (MBEDTLS_ERR_SSL_UNEXPECTED_MESSAGE);
+	}
+}
+
+int
+tlsio_read(struct tlsio *t, unsigned char *p, size_t len)
+{
+	size_t	 n;
+	int	 ret;
+
+	if (!t->rec_on)
+		return (MBEDTLS_ERR_SSL_BAD_INPUT_DATA);
+	while (t->plain_len == 0) {
+		if (t->rec_eof)
+			return (MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY);
+		if ((ret = tlsio_next(t)) != 0)
+			return (ret);
+	}
+	n = t->plain_len < len ? t->plain_len : len;
+	memcpy(p, t->plain, n);
+	t->plain += n;
+	t->plain_len -= n;
+	return ((int)n);
+}
+
+/* The record in t->wr, as far as the socket takes it: 0 when all left. */
+static int
+tlsio_flush(struct tlsio *t)
+{
+	int	 ret;
+
+	while (t->wr_off < t->wr_len) {
+		if ((ret = tlsio_send(t, t->wr + t->wr_off,
+		    t->wr_len - t->wr_off)) < 0)
+			return (ret);
+		t->wr_off += (size_t)ret;
+	}
+	return (0);
+}
+
+/*
+ * One record at a time, as mbedtls_ssl_write: on WANT_WRITE the record is
+ * sealed and part sent; the next call sends the rest and answers for it.
+ */
+int
+tlsio_write(struct tlsio *t, const unsigned char *p, size_t len)
+{
+	unsigned char	*w;
+	size_t		 n, need;
+	int		 ret;
+
+	if (!t->rec_on)
+		return (MBEDTLS_ERR_SSL_BAD_INPUT_DATA);
+	if (t->wr_off == t->wr_len) {
+		if (len == 0)
+			return (0);
+		n = len < TLSREC_MAX_PLAIN ? len : TLSREC_MAX_PLAIN;
+		need = tlsrec_sealed_len(&t->rec, n);
+		if (need > t->wr_cap) {
+			if ((w = realloc(t->wr, need)) == NULL)
+				return (MBEDTLS_ERR_SSL_ALLOC_FAILED);
+			t->wr = w;
+			t->wr_cap = need;
+		}
+		if (tlsrec_seal(&t->rec, TLSREC_APPLICATION_DATA, p, n,
+		    t->wr) == -1)
+			return (MBEDTLS_ERR_SSL_INTERNAL_ERROR);
+		t->wr_off = 0;
+		t->wr_len = need;
+		t->wr_plain = n;
+	}
+	if ((ret = tlsio_flush(t)) != 0)
+		return (ret);
+	if (t->wr_cap > TLSIO_WR_KEEP) {
+		free(t->wr);
+		t->wr = NULL;
+		t->wr_cap = t->wr_off = t->wr_len = 0;
+	}
+	return ((int)t->wr_plain);
+}
+
+void
+tlsio_close_notify(struct tlsio *t)
+{
+	static const unsigned char	 alert[2] = {
+		MBEDTLS_SSL_ALERT_LEVEL_WARNING,
+		MBEDTLS_SSL_ALERT_MSG_CLOSE_NOTIFY
+	};
+	unsigned char			 rec[64];
+
+	if (!t->rec_on || t->fd == -1 || t->wr_off < t->wr_len ||
+	    tlsrec_seal(&t->rec, TLSREC_ALERT, alert, sizeof(alert),
+	    rec) == -1)
+		return;
+	(void)send(t->fd, rec, tlsrec_sealed_len(&t->rec, sizeof(alert)),
+	    MSG_NOSIGNAL | MSG_DONTWAIT);
 }

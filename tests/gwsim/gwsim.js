@@ -30,15 +30,27 @@ function usage(msg) {
 		process.stderr.write(`gwsim: ${msg}\n`);
 	process.stderr.write('usage: gwsim.js [--cert-mode self|expired|ca] ' +
 	    '[--port N] [--control-port N] [--dir DIR] [--san LIST] ' +
-	    '[--cert-dir DIR] [--no-tickets] ' +
+	    '[--cert-dir DIR] [--no-tickets] [--ciphers LIST] ' +
 	    '[--exit-on-stdin-eof] [--verbose]\n');
 	process.exit(msg ? 2 : 0);
+}
+
+/*
+ * end_connections: end every TLS connection as an idle timeout does, a
+ * close_notify alert then FIN (tls.TLSSocket.end), and forget the action.
+ */
+function endConnections() {
+	if (!behaviour.end_connections)
+		return;
+	behaviour.end_connections = false;
+	for (const s of sockets)
+		s.end();
 }
 
 function parseArgs(argv) {
 	const o = { certMode: 'self', port: 0, controlPort: 0, dir: null,
 	    certDir: null, san: 'IP:127.0.0.1,DNS:localhost',
-	    tickets: true, stdinEof: false, verbose: false };
+	    tickets: true, stdinEof: false, verbose: false, ciphers: null };
 	for (let i = 0; i < argv.length; i++) {
 		let a = argv[i], v = null;
 		const eq = a.indexOf('=');
@@ -61,6 +73,7 @@ function parseArgs(argv) {
 		case '--cert-dir': o.certDir = val(); break;
 		case '--san': o.san = val(); break;
 		case '--no-tickets': o.tickets = false; break;
+		case '--ciphers': o.ciphers = val(); break;
 		case '--exit-on-stdin-eof': o.stdinEof = true; break;
 		case '--verbose': o.verbose = true; break;
 		case '-h': case '--help': usage(); break;
@@ -202,6 +215,7 @@ const DEFAULT_BEHAVIOUR = {
 	ws_silent: false,	/* upgrade, then say nothing (no IBKR route) */
 	ws_stall: 0,		/* > 0: hold every message this many ms */
 	ws_drop: false,		/* action: true/"close" ends every socket now */
+	end_connections: false,	/* action: every TLS connection ended now */
 	ws_sts_return: false,	/* also announce regained authentication */
 };
 
@@ -218,7 +232,7 @@ const BEHAVIOUR_TYPES = { delay_ms: 'integer', silent: 'boolean',
     ws_hb_ms: 'integer', ws_tick_ms: 'integer', ws_tick_slices: 'integer',
     ws_smd_expire_ms: 'integer',
     ws_silent: 'boolean', ws_stall: 'integer', ws_drop: 'boolean|wsdrop',
-    ws_sts_return: 'boolean' };
+    ws_sts_return: 'boolean', end_connections: 'boolean' };
 
 const clone = (o) => JSON.parse(JSON.stringify(o));
 
@@ -245,7 +259,7 @@ function resetCounters() {
 	    history_rejected: 0, pacing_violations: {}, max_per_1000ms: 0,
 	    log: [], ws_connections: 0, ws_open: 0, ws_subscriptions: [],
 	    ws_smd_active: {}, ws_smd_expired: 0, ws_messages_out: 0,
-	    ws_api_cookie: 0, sor_after_force: [] };
+	    ws_api_cookie: 0, sor_after_force: [], suites: {} };
 	endpointWindows = new Map();
 	arrivals = [];
 }
@@ -1724,6 +1738,7 @@ function controlRequest(req, res) {
 			if (!err) {
 				gw.keepAliveTimeout = behaviour.keep_alive_ms;
 				wsBehaviour(patch());
+				endConnections();
 			}
 			return err ? reply(400, { error: err }) :
 			    reply(200, behaviour);
@@ -1801,6 +1816,9 @@ const gw = https.createServer({
 	cert: certPem,
 	sessionTimeout: 3600,
 	secureOptions: opts.tickets ? 0 : crypto.constants.SSL_OP_NO_TICKET,
+	/* --ciphers: OpenSSL's list, in the server's order of preference */
+	...(opts.ciphers ? { ciphers: opts.ciphers, honorCipherOrder: true } :
+	    {}),
 }, onRequest);
 gw.keepAliveTimeout = behaviour.keep_alive_ms;
 gw.on('connection', (s) => {
@@ -1816,6 +1834,8 @@ gw.on('secureConnection', (s) => {
 			s.gwsimFirst = performance.now();
 	});
 	counters.handshakes++;
+	const suite = s.getCipher().name;
+	counters.suites[suite] = (counters.suites[suite] || 0) + 1;
 	if (s.isSessionReused())
 		counters.resumed++;
 	else

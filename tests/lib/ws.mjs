@@ -83,7 +83,7 @@ export const smdOut = (c) => c.ws_subscriptions.filter((m) =>
  * (BROKERD_BIN=build/brokerd-asan) fails it.
  */
 export async function startStreaming(t, extra = {}) {
-	const gw = await startGwsim({});
+	const gw = await startGwsim(extra.gwsim || {});
 	t.after(() => gw.stop());
 	if (extra.state)
 		await gw.state(extra.state);
