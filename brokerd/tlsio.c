@@ -27,6 +27,11 @@
 
 #define TLSIO_READ_AHEAD	32768	/* a whole record of any length */
 #define TLSIO_WR_KEEP		4096	/* a send buffer kept between records */
+/*
+ * Empty records, warnings and HelloRequests in a row before the peer is
+ * taken to stall the reader: mbedTLS 2.28 allowed 4 empty records.
+ */
+#define TLSIO_IDLE_MAX		4
 
 /* The socket whose handshake is running: where exported keys go. */
 static struct tlsio	*tlsio_capturing;
@@ -187,7 +192,7 @@ tlsio_close(struct tlsio *t)
 	tlsio_release(t);
 	if (t->rec_on)
 		tlsrec_free(&t->rec);
-	t->rec_on = t->rec_eof = 0;
+	t->rec_on = t->rec_eof = t->rec_err = t->rec_idle = 0;
 	free(t->wr);
 	t->wr = NULL;
 	t->wr_cap = t->wr_off = t->wr_len = t->wr_plain = 0;
@@ -267,7 +272,7 @@ tlsio_takeover(struct tlsio *t, mbedtls_ssl_context *ssl)
 	}
 	ret = MBEDTLS_ERR_SSL_FEATURE_UNAVAILABLE;
 	if (t->kb_keylen > 0 && ssl->minor_ver == MBEDTLS_SSL_MINOR_VERSION_3 &&
-	    mbedtls_ssl_check_pending(ssl) == 0 &&
+	    ssl->out_left == 0 && mbedtls_ssl_check_pending(ssl) == 0 &&
 	    mbedtls_ssl_get_bytes_avail(ssl) == 0 &&
 	    tlsrec_init(&t->rec, aead, t->kb, t->kb_maclen, t->kb_keylen,
 	    t->kb_ivlen, 1, tlsio_get64(ssl->cur_out_ctr),
@@ -320,8 +325,9 @@ tlsio_fill(struct tlsio *t, size_t need)
 		}
 		ret = tlsio_sys_recv(t, t->ra + t->ra_len,
 		    TLSIO_READ_AHEAD - t->ra_len);
-		if (ret == 0)
-			return (MBEDTLS_ERR_SSL_CONN_EOF);
+		if (ret == 0)	/* a record cut short is no clean end */
+			return (have > 0 ? MBEDTLS_ERR_SSL_INVALID_RECORD :
+			    MBEDTLS_ERR_SSL_CONN_EOF);
 		if (ret < 0)
 			return (ret);
 		t->ra_len += (size_t)ret;
@@ -331,8 +337,9 @@ tlsio_fill(struct tlsio *t, size_t need)
 
 /*
  * Open the next record: application data waits in t->plain; a warning
- * alert or a HelloRequest (which a client may ignore, RFC 5246 7.4.1.1:
- * brokerd does not renegotiate) is passed over.
+ * alert, an empty record or a HelloRequest (which a client may ignore,
+ * RFC 5246 7.4.1.1: brokerd does not renegotiate) is passed over, a few
+ * in a row.
  */
 static int
 tlsio_next(struct tlsio *t)
@@ -353,29 +360,39 @@ tlsio_next(struct tlsio *t)
 	    &n) == -1)
 		return (MBEDTLS_ERR_SSL_INVALID_MAC);
 	t->ra_off += (size_t)len;
-	switch (type) {
-	case TLSREC_APPLICATION_DATA:
+	if (type == TLSREC_APPLICATION_DATA && n > 0) {
 		t->plain = p;
 		t->plain_len = n;
+		t->rec_idle = 0;
 		return (0);
-	case TLSREC_ALERT:
-		if (n != 2)
-			return (MBEDTLS_ERR_SSL_INVALID_RECORD);
-		if (p[1] == MBEDTLS_SSL_ALERT_MSG_CLOSE_NOTIFY) {
-			t->rec_eof = 1;
-			return (MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY);
-		}
-		if (p[0] != MBEDTLS_SSL_ALERT_LEVEL_WARNING)
-			return (MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE);
-		return (0);
-	case TLSREC_HANDSHAKE:
-		if (n == 4 && p[0] == MBEDTLS_SSL_HS_HELLO_REQUEST &&
-		    p[1] == 0 && p[2] == 0 && p[3] == 0)
-			return (0);
-		return (MBEDTLS_ERR_SSL_UNEXPECTED_MESSAGE);
-	default:
-		return (MBEDTLS_ERR_SSL_UNEXPECTED_MESSAGE);
 	}
+	if (type == TLSREC_ALERT && n == 2 &&
+	    p[1] == MBEDTLS_SSL_ALERT_MSG_CLOSE_NOTIFY) {
+		t->rec_eof = 1;
+		return (MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY);
+	}
+	if (type == TLSREC_ALERT && n == 2 &&
+	    p[0] != MBEDTLS_SSL_ALERT_LEVEL_WARNING)
+		return (MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE);
+	if (!(type == TLSREC_APPLICATION_DATA || (type == TLSREC_ALERT &&
+	    n == 2) || (type == TLSREC_HANDSHAKE && n == 4 &&
+	    p[0] == MBEDTLS_SSL_HS_HELLO_REQUEST && p[1] == 0 && p[2] == 0 &&
+	    p[3] == 0)))
+		return (MBEDTLS_ERR_SSL_UNEXPECTED_MESSAGE);
+	if (++t->rec_idle > TLSIO_IDLE_MAX)
+		return (MBEDTLS_ERR_SSL_UNEXPECTED_MESSAGE);
+	return (0);
+}
+
+/* A failure stays: no record is read, written or sealed after it. */
+static int
+tlsio_fail(struct tlsio *t, int ret)
+{
+	if (ret != MBEDTLS_ERR_SSL_WANT_READ &&
+	    ret != MBEDTLS_ERR_SSL_WANT_WRITE &&
+	    ret != MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY)
+		t->rec_err = ret;
+	return (ret);
 }
 
 int
@@ -386,11 +403,13 @@ tlsio_read(struct tlsio *t, unsigned char *p, size_t len)
 
 	if (!t->rec_on)
 		return (MBEDTLS_ERR_SSL_BAD_INPUT_DATA);
+	if (t->rec_err != 0)
+		return (t->rec_err);
 	while (t->plain_len == 0) {
 		if (t->rec_eof)
 			return (MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY);
 		if ((ret = tlsio_next(t)) != 0)
-			return (ret);
+			return (tlsio_fail(t, ret));
 	}
 	n = t->plain_len < len ? t->plain_len : len;
 	memcpy(p, t->plain, n);
@@ -427,6 +446,10 @@ tlsio_write(struct tlsio *t, const unsigned char *p, size_t len)
 
 	if (!t->rec_on)
 		return (MBEDTLS_ERR_SSL_BAD_INPUT_DATA);
+	if (t->rec_err != 0)
+		return (t->rec_err);
+	if (t->wr_off < t->wr_len && len < t->wr_plain)
+		return (MBEDTLS_ERR_SSL_BAD_INPUT_DATA);	/* not the same */
 	if (t->wr_off == t->wr_len) {
 		if (len == 0)
 			return (0);
@@ -440,13 +463,13 @@ tlsio_write(struct tlsio *t, const unsigned char *p, size_t len)
 		}
 		if (tlsrec_seal(&t->rec, TLSREC_APPLICATION_DATA, p, n,
 		    t->wr) == -1)
-			return (MBEDTLS_ERR_SSL_INTERNAL_ERROR);
+			return (tlsio_fail(t, MBEDTLS_ERR_SSL_INTERNAL_ERROR));
 		t->wr_off = 0;
 		t->wr_len = need;
 		t->wr_plain = n;
 	}
 	if ((ret = tlsio_flush(t)) != 0)
-		return (ret);
+		return (tlsio_fail(t, ret));
 	if (t->wr_cap > TLSIO_WR_KEEP) {
 		free(t->wr);
 		t->wr = NULL;
@@ -464,8 +487,9 @@ tlsio_close_notify(struct tlsio *t)
 	};
 	unsigned char			 rec[64];
 
-	if (!t->rec_on || t->fd == -1 || t->wr_off < t->wr_len ||
-	    tlsrec_seal(&t->rec, TLSREC_ALERT, alert, sizeof(alert),
+	/* none after a failure (RFC 5246 7.2.2) or in a record's middle */
+	if (!t->rec_on || t->rec_err != 0 || t->fd == -1 ||
+	    t->wr_off < t->wr_len || tlsrec_seal(&t->rec, TLSREC_ALERT, alert, sizeof(alert),
 	    rec) == -1)
 		return;
 	(void)send(t->fd, rec, tlsrec_sealed_len(&t->rec, sizeof(alert)),

@@ -31,6 +31,8 @@ struct tlsio {
 	struct tlsrec	 rec;
 	int		 rec_on;
 	int		 rec_eof;	/* close_notify read */
+	int		 rec_err;	/* a failure: every later call's */
+	int		 rec_idle;	/* records in a row without data */
 	unsigned char	*plain;		/* opened, in ra, not yet read */
 	size_t		 plain_len;
 	unsigned char	*wr;		/* the record being sent */

@@ -9,8 +9,9 @@
  * type's top bit set, written raw (heads out of bounds, forgeries, a
  * record cut by EOF).  Beyond no crash: the bytes read are exactly the
  * application data sealed, in order, up to the first record refused or
- * the close_notify; a read never gives more than asked; pending bytes
- * never exceed what was received.
+ * the close_notify, and all of it when every entry was application data
+ * (no more than four empty records in a row); a read never gives more
+ * than asked; pending bytes never exceed what was received.
  */
 #include <sys/socket.h>
 
@@ -49,7 +50,7 @@ build(struct tlsrec *gw, const uint8_t *p, size_t len, size_t *wantlen,
     int *all)
 {
 	size_t	 w = 0, n, k;
-	int	 type, exact = 1;
+	int	 type, exact = 1, empty = 0;
 
 	*wantlen = 0;
 	while (len >= 3) {
@@ -74,7 +75,9 @@ build(struct tlsrec *gw, const uint8_t *p, size_t len, size_t *wantlen,
 			    wire + w) == -1)
 				break;
 			w += k;
-			if (type != TLSREC_APPLICATION_DATA ||
+			/* five empty records in a row are refused */
+			empty = n == 0 ? empty + 1 : 0;
+			if (type != TLSREC_APPLICATION_DATA || empty > 4 ||
 			    *wantlen + n > sizeof(want))
 				exact = 0;	/* maybe refused, maybe not */
 			else if (exact) {

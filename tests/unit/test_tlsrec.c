@@ -60,18 +60,24 @@ put64(unsigned char *p, uint64_t v)
 }
 
 /*
- * The client's record seq of type holding p, as RFC 5246 6.2.3.3 and
- * RFC 5288 / RFC 7905 build it, sealed by mbedTLS: the reference.
+ * Record seq of type holding p, as RFC 5246 6.2.3.3 and RFC 5288 / RFC
+ * 7905 build it, sealed by mbedTLS: the reference.  The client's, or
+ * the server's (its key and IV second in the key block); GCM's explicit
+ * nonce is the sender's choice (OpenSSL and mbedTLS send seq).
  */
 static size_t
-reference(const struct suite *s, uint64_t seq, int type,
-    const unsigned char *p, size_t len, unsigned char *out)
+reference_as(const struct suite *s, int server, uint64_t seq,
+    uint64_t explicit, int type, const unsigned char *p, size_t len,
+    unsigned char *out)
 {
-	const unsigned char	*key = kb + 0, *iv = kb + 2 * s->keylen;
-	unsigned char		 nonce[12], aad[13], sq[8], *body;
+	const unsigned char	*key, *iv;
+	unsigned char		 nonce[12], aad[13], sq[8], ex[8], *body;
 	size_t			 expl, i;
 
+	key = kb + (server ? s->keylen : 0);
+	iv = kb + 2 * s->keylen + (server ? s->ivlen : 0);
 	put64(sq, seq);
+	put64(ex, explicit);
 	memcpy(aad, sq, 8);
 	aad[8] = (unsigned char)type;
 	aad[9] = 3;
@@ -86,14 +92,14 @@ reference(const struct suite *s, uint64_t seq, int type,
 			nonce[4 + i] ^= sq[i];
 	} else {
 		expl = 8;
-		memcpy(nonce + 4, sq, 8);
+		memcpy(nonce + 4, ex, 8);
 	}
 	out[0] = (unsigned char)type;
 	out[1] = 3;
 	out[2] = 3;
 	out[3] = (unsigned char)((expl + len + 16) >> 8);
 	out[4] = (unsigned char)(expl + len + 16);
-	memcpy(out + 5, sq, expl);
+	memcpy(out + 5, ex, expl);
 	body = out + 5 + expl;
 	if (s->aead == TLSREC_CHACHA20_POLY1305) {
 		mbedtls_chachapoly_context c;
@@ -115,6 +121,13 @@ reference(const struct suite *s, uint64_t seq, int type,
 		mbedtls_gcm_free(&g);
 	}
 	return (5 + expl + len + 16);
+}
+
+static size_t
+reference(const struct suite *s, uint64_t seq, int type,
+    const unsigned char *p, size_t len, unsigned char *out)
+{
+	return (reference_as(s, 0, seq, seq, type, p, len, out));
 }
 
 static unsigned char	 plain[TLSREC_MAX_PLAIN + 1];
@@ -156,6 +169,38 @@ Test(tlsrec, sealed_as_the_reference_seals_and_opened_by_the_peer)
 		cr_assert_eq(tlsrec_open(&cli, rec, rl, &type, &p, &k), 0);
 		cr_assert_eq(type, TLSREC_ALERT);
 		cr_assert_eq(k, 2);
+		tlsrec_free(&cli);
+		tlsrec_free(&srv);
+	}
+}
+
+Test(tlsrec, the_servers_records_any_explicit_nonce)
+{
+	struct tlsrec		 cli, srv;
+	enum tlsrec_type	 type;
+	unsigned char		*p;
+	size_t			 i, j, rl, k, n;
+
+	for (i = 0; i < sizeof(plain); i++)
+		plain[i] = (unsigned char)(i % 247);
+	for (i = 0; i < sizeof(suites) / sizeof(suites[0]); i++) {
+		pair(&suites[i], &cli, &srv, 7);
+		for (j = 0; j < 4; j++) {
+			n = 100 * j + 3;
+			rl = reference_as(&suites[i], 1, 7 + j,
+			    0xfeedface00000000ULL + j * 977, TLSREC_APPLICATION_DATA,
+			    plain, n, rec);
+			cr_assert_eq(tlsrec_open(&cli, rec, rl, &type, &p, &k),
+			    0, "suite %zu record %zu", i, j);
+			cr_assert_eq(k, n);
+			cr_assert_eq(memcmp(p, plain, n), 0);
+		}
+		/* and the server's own records are the reference's bytes */
+		cr_assert_eq(tlsrec_seal(&srv, TLSREC_APPLICATION_DATA, plain,
+		    50, rec), 0);
+		rl = reference_as(&suites[i], 1, 7, 7, TLSREC_APPLICATION_DATA,
+		    plain, 50, ref);
+		cr_assert_eq(memcmp(rec, ref, rl), 0, "suite %zu", i);
 		tlsrec_free(&cli);
 		tlsrec_free(&srv);
 	}
