@@ -26,7 +26,7 @@
 #define SUB_LOW_BYTES	16384	/* refill wslay's queue below this */
 #define SUB_BATCH_BYTES	65536	/* taken from the hub at once */
 #define SUB_OUT_BYTES	65536	/* frames gathered for one send(2) */
-#define SUB_PING_S	30.	/* WebSocket ping; twice unanswered: gone */
+#define SUB_PING_MS	30000u	/* WebSocket ping; twice unanswered: gone */
 #define SUB_SSE_PING_S	15.	/* SSE comment line */
 #define SUB_CLOSE_S	3.	/* wait this long for the closing handshake */
 #define SUB_TRY_LATER	1013	/* RFC 6455 7.4.1: max_subscribers */
@@ -425,6 +425,7 @@ sub_ping_cb(struct ev_loop *loop, ev_timer *w, int revents)
 			return;
 		}
 	} else if (!s->heard) {
+		log_info("stream: %s answered no ping: closing", s->who);
 		sub_close(s, WS_CLOSE_GOING_AWAY, "no answer to pings");
 		return;
 	} else {
@@ -672,6 +673,7 @@ sub_adopt(struct sub *s, int fd, const char *rest, size_t len)
 	struct server	*srv = s->srv;
 	static const char full[] = "{\"topic\":\"system\",\"error\":"
 	    "\"too many subscribers (stream.max_subscribers)\"}";
+	double		 ping_s;
 	int		 one = 1;
 	size_t		 i;
 
@@ -705,8 +707,9 @@ sub_adopt(struct sub *s, int fd, const char *rest, size_t len)
 		sub_pump(s);
 		return;
 	}
-	ev_timer_set(&s->ping, s->ws != NULL ? SUB_PING_S : SUB_SSE_PING_S,
-	    s->ws != NULL ? SUB_PING_S : SUB_SSE_PING_S);
+	ping_s = s->ws == NULL ? SUB_SSE_PING_S :
+	    streamup_env("BROKERD_STREAM_PING_MS", SUB_PING_MS) / 1000.;
+	ev_timer_set(&s->ping, ping_s, ping_s);
 	ev_timer_start(srv->loop, &s->ping);
 	s->heard = 1;
 	/* the others were told when the wait began: a newcomer too */
