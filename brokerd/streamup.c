@@ -30,7 +30,12 @@
 #define STREAMUP_RENEW_MS	(9u * 60u * 1000u)	/* smd age renewed */
 #define STREAMUP_RENEW_EVERY_MS	60000u
 
-static unsigned
+/*
+ * A hidden knob for the tests (brokerd(8) ENVIRONMENT), in milliseconds:
+ * def unless set to a number in 1..86400000.  subscriber.c reads its ping
+ * interval here too.
+ */
+unsigned
 streamup_env(const char *name, unsigned def)
 {
 	const char	*v = getenv(name);

@@ -26,7 +26,7 @@
 #define SUB_LOW_BYTES	16384	/* refill wslay's queue below this */
 #define SUB_BATCH_BYTES	65536	/* taken from the hub at once */
 #define SUB_OUT_BYTES	65536	/* frames gathered for one send(2) */
-#define SUB_PING_S	30.	/* WebSocket ping; twice unanswered: gone */
+#define SUB_PING_MS	30000u	/* WebSocket ping; twice unanswered: gone */
 #define SUB_SSE_PING_S	15.	/* SSE comment line */
 #define SUB_CLOSE_S	3.	/* wait this long for the closing handshake */
 #define SUB_TRY_LATER	1013	/* RFC 6455 7.4.1: max_subscribers */
@@ -51,7 +51,8 @@ struct sub {
 	ev_prepare	 flush;		/* queued this turn: write it */
 	ev_timer	 ping;
 	ev_timer	 linger;	/* closing: give up after SUB_CLOSE_S */
-	int		 heard;		/* a frame since the last ping */
+	int		 heard;		/* a byte read or taken since the ping */
+	int		 full;		/* the last send(2) met a full socket */
 	int		 closing;
 	int		 refused;	/* max_subscribers: say so and close */
 	uint16_t	 then_close;	/* once wslay's queue is empty */
@@ -148,13 +149,24 @@ sub_send(void *ctx, const void *p, size_t len, int more)
 	return ((ssize_t)len);
 }
 
-/* Raw bytes first (the 101 or the SSE head and events): 0, 1 blocked, -1. */
+/*
+ * Raw bytes first (the 101 or the SSE head and events): 0, 1 blocked, -1.
+ * A full socket that takes bytes again was read: the subscriber is alive
+ * though its answer to a ping may wait behind a backlog, or be unread
+ * while sub_hold holds it (sub_ping_cb).  Bytes into a socket with room
+ * prove nothing: a vanished peer's kernel buffer takes them too.
+ */
 static int
 sub_send_raw(struct sub *s)
 {
+	size_t	 pos = s->opos;
 	int	 rc;
 
-	if ((rc = buf_send(&s->out, s->fd, &s->opos)) != 0)
+	rc = buf_send(&s->out, s->fd, &s->opos);
+	if (s->full && (rc == 0 ? s->out.len : s->opos) > pos)
+		s->heard = 1;
+	s->full = rc == 1;
+	if (rc != 0)
 		return (rc);
 	buf_reset(&s->out);
 	s->opos = 0;
@@ -264,7 +276,8 @@ sub_close(struct sub *s, uint16_t code, const char *reason)
 /*
  * A peer that sends pings and reads nothing would grow wslay's queue of
  * pongs without bound: past SUB_HOLD_BYTES queued, it is not read until
- * the queue drains (its pings then go unheard, and it is dropped).
+ * the queue drains (its pongs then go unheard: unless it takes bytes,
+ * it is dropped at the next ping).
  */
 static void
 sub_hold(struct sub *s)
@@ -411,6 +424,11 @@ sub_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 	sub_pump(s);
 }
 
+/*
+ * A WebSocket subscriber that neither sent a byte nor took one since the
+ * last ping (sub_recv, sub_send_raw) is gone; an event stream gets a
+ * comment, so that nothing on the way times it out.
+ */
 static void
 sub_ping_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -425,6 +443,8 @@ sub_ping_cb(struct ev_loop *loop, ev_timer *w, int revents)
 			return;
 		}
 	} else if (!s->heard) {
+		log_info("stream: %s answered no ping and took no byte: "
+		    "closing", s->who);
 		sub_close(s, WS_CLOSE_GOING_AWAY, "no answer to pings");
 		return;
 	} else {
@@ -672,6 +692,7 @@ sub_adopt(struct sub *s, int fd, const char *rest, size_t len)
 	struct server	*srv = s->srv;
 	static const char full[] = "{\"topic\":\"system\",\"error\":"
 	    "\"too many subscribers (stream.max_subscribers)\"}";
+	double		 ping_s;
 	int		 one = 1;
 	size_t		 i;
 
@@ -705,8 +726,9 @@ sub_adopt(struct sub *s, int fd, const char *rest, size_t len)
 		sub_pump(s);
 		return;
 	}
-	ev_timer_set(&s->ping, s->ws != NULL ? SUB_PING_S : SUB_SSE_PING_S,
-	    s->ws != NULL ? SUB_PING_S : SUB_SSE_PING_S);
+	ping_s = s->ws == NULL ? SUB_SSE_PING_S :
+	    streamup_env("BROKERD_STREAM_PING_MS", SUB_PING_MS) / 1000.;
+	ev_timer_set(&s->ping, ping_s, ping_s);
 	ev_timer_start(srv->loop, &s->ping);
 	s->heard = 1;
 	/* the others were told when the wait began: a newcomer too */

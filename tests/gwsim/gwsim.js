@@ -215,6 +215,7 @@ const DEFAULT_BEHAVIOUR = {
 	ws_silent: false,	/* upgrade, then say nothing (no IBKR route) */
 	ws_stall: 0,		/* > 0: hold every message this many ms */
 	ws_drop: false,		/* action: true/"close" ends every socket now */
+	ws_big_sor: 0,		/* action: one sor of this many bytes now */
 	end_connections: false,	/* action: every TLS connection ended now */
 	ws_sts_return: false,	/* also announce regained authentication */
 };
@@ -232,7 +233,8 @@ const BEHAVIOUR_TYPES = { delay_ms: 'integer', silent: 'boolean',
     ws_hb_ms: 'integer', ws_tick_ms: 'integer', ws_tick_slices: 'integer',
     ws_smd_expire_ms: 'integer',
     ws_silent: 'boolean', ws_stall: 'integer', ws_drop: 'boolean|wsdrop',
-    ws_sts_return: 'boolean', end_connections: 'boolean' };
+    ws_big_sor: 'integer', ws_sts_return: 'boolean',
+    end_connections: 'boolean' };
 
 const clone = (o) => JSON.parse(JSON.stringify(o));
 
@@ -1651,6 +1653,25 @@ function wsInterval(name, ms, fn) {
 		wsTimers[name].unref();
 }
 
+/*
+ * ws_big_sor: one sor message of about n bytes (an order whose order_ref
+ * is padded) to every sor subscriber, as a long first list of orders
+ * would be; for a client that takes a big message slowly.
+ */
+function wsBigSor(n) {
+	const o = { acct: state.accounts[0] || 'DU123456', conid: 265598,
+	    orderId: 1, order_ref: '', ticker: 'AAPL', side: 'BUY',
+	    orderType: 'LMT', price: 100, totalSize: 1, remainingQuantity: 1,
+	    filledQuantity: 0, timeInForce: 'DAY', status: 'Submitted',
+	    secType: 'STK' };
+	const base = JSON.stringify({ topic: 'sor', args: [o] }).length;
+	o.order_ref = 'x'.repeat(Math.max(0, n - base));
+	const text = JSON.stringify({ topic: 'sor', args: [o] });
+	for (const c of wsConns)
+		if (c.authed && c.sor)
+			wsOut(c, text);
+}
+
 /* A /behaviour patch (null: everything was reset). */
 function wsBehaviour(patch) {
 	const p = patch || { ws_hb_ms: 0, ws_tick_ms: 0, ws_stall: 0 };
@@ -1680,6 +1701,9 @@ function wsBehaviour(patch) {
 				c.ws.terminate();
 		behaviour.ws_drop = false;
 	}
+	if (p.ws_big_sor > 0)
+		wsBigSor(p.ws_big_sor);
+	behaviour.ws_big_sor = 0;
 	if (!patch) {
 		wsSorForce = false;
 		wsSorPaused = false;
