@@ -289,8 +289,7 @@ streamup_flush(struct streamup *su)
 		ev_timer_stop(su->srv->loop, &su->t_idle);
 io:
 	if (su->ws != NULL)
-		tlsio_watch(&su->tio, EV_READ |
-		    (ws_want_write(su->ws) ? EV_WRITE : 0));
+		streamup_sock_watch(su);
 }
 
 void
@@ -344,6 +343,8 @@ streamup_conn_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct streamup	*su = w->data;
 	struct stream	*hub = su->srv->stream;
+	const char	*what;
+	unsigned	 ms;
 
 	(void)loop;
 	(void)revents;
@@ -351,10 +352,16 @@ streamup_conn_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		streamup_drop(su, "connect timeout", 0);
 		return;
 	}
+	what = su->state == SU_CONNECTING ? "system message" : "heartbeat";
+	ms = su->state == SU_CONNECTING ? su->silent_ms : su->hb_ms;
 	/* upgraded but silent: IBKR unreachable behind the Gateway */
-	log_warn("gateway stream: the Gateway says nothing (no %s in %u ms)",
-	    su->state == SU_CONNECTING ? "system message" : "heartbeat",
-	    su->state == SU_CONNECTING ? su->silent_ms : su->hb_ms);
+	if (su->rd_held)	/* or not heard: streamup_sock_watch */
+		log_warn("gateway stream: the Gateway reads nothing (%zu bytes "
+		    "queued for it), so it is not read: no %s in %u ms",
+		    ws_queued_bytes(su->ws), what, ms);
+	else
+		log_warn("gateway stream: the Gateway says nothing (no %s in "
+		    "%u ms)", what, ms);
 	su->silent = 1;
 	(void)stream_broadcast_system(hub, "gateway silent");
 	streamup_drop(su, "silent", 0);

@@ -78,6 +78,7 @@ struct streamup {
 	ev_timer		 t_kick;	/* 0 s: work off callbacks */
 	ev_timer		 t_more;	/* 0 s: read on next turn */
 	unsigned		 rd_msgs;	/* read in this turn */
+	int			 rd_held;	/* not read: too much queued */
 	/* orders?force=true before sor */
 	struct upstream_req	 oreq;
 	int			 oreq_used;
@@ -101,6 +102,7 @@ void	streamup_sock_open(struct streamup *);
 void	streamup_sock_close(struct streamup *);
 void	streamup_sock_io_cb(struct ev_loop *, ev_io *, int);
 void	streamup_sock_more_cb(struct ev_loop *, ev_timer *, int);
+void	streamup_sock_watch(struct streamup *);
 int	streamup_sock_session(struct streamup *);
 
 #endif /* STREAMUP_IMPL_H */

@@ -28,6 +28,23 @@
  * (the kernel's buffer then pushes back on the Gateway instead).
  */
 #define STREAMUP_READ_MSGS	64u
+/*
+ * Bytes queued in wslay for the Gateway past which it is not read.  wslay
+ * queues a pong for every ping it reads: a Gateway that pings and reads
+ * nothing would grow the queue without bound (as subscriber.c's
+ * SUB_HOLD_BYTES).  Reading resumes once half of it has left.
+ */
+#define STREAMUP_HOLD_BYTES	(256u * 1024u)
+
+/* Read on from the next loop turn. */
+static void
+streamup_sock_more(struct streamup *su)
+{
+	if (!ev_is_active(&su->t_more)) {
+		ev_timer_set(&su->t_more, 0., 0.);
+		ev_timer_start(su->srv->loop, &su->t_more);
+	}
+}
 
 /* wslay's transport: the bytes read past the 101 first, then TLS. */
 static ssize_t
@@ -45,12 +62,14 @@ streamup_ws_recv(void *ctx, void *p, size_t len)
 		su->pre_off += n;
 		return ((ssize_t)n);
 	}
+	/* wslay reads until the socket is dry: stop it (streamup_sock_watch) */
+	if (su->rd_held || ws_queued_bytes(su->ws) > STREAMUP_HOLD_BYTES) {
+		su->rd_held = 1;
+		return (WS_IO_AGAIN);
+	}
 	if (su->rd_msgs >= STREAMUP_READ_MSGS) {
-		/* the rest next turn: mbedTLS, tlsio may hold some */
-		if (!ev_is_active(&su->t_more)) {
-			ev_timer_set(&su->t_more, 0., 0.);
-			ev_timer_start(su->srv->loop, &su->t_more);
-		}
+		/* the rest next turn: tlsio may hold some */
+		streamup_sock_more(su);
 		return (WS_IO_AGAIN);
 	}
 	r = tlsio_read(&su->tio, p, len);
@@ -110,6 +129,7 @@ streamup_sock_close(struct streamup *su)
 	buf_reset(&su->pre);
 	su->hs_off = su->pre_off = 0;
 	su->holding = 0;	/* the replay queues that sor again */
+	su->rd_held = 0;
 	su->oreq_retry = 0;
 	ev_timer_stop(loop, &su->t_renew);
 	su->doomed = 0;
@@ -309,6 +329,26 @@ streamup_sock_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 	(void)loop;
 	(void)revents;
 	streamup_step(su);
+}
+
+/*
+ * The watcher once upgraded.  Held (streamup_ws_recv), the socket is not
+ * watched for reading, or the bytes left there would wake the loop on
+ * every turn; the Gateway's heartbeats go unread with them, so one that
+ * never reads again is dropped by the heartbeat timer (streamup_conn_cb).
+ * Drained to half, reading resumes from a timer: tlsio's read-ahead may
+ * hold bytes no readiness will announce.
+ */
+void
+streamup_sock_watch(struct streamup *su)
+{
+	if (su->rd_held &&
+	    ws_queued_bytes(su->ws) <= STREAMUP_HOLD_BYTES / 2) {
+		su->rd_held = 0;
+		streamup_sock_more(su);
+	}
+	tlsio_watch(&su->tio, (su->rd_held ? 0 : EV_READ) |
+	    (ws_want_write(su->ws) ? EV_WRITE : 0));
 }
 
 /* The budget of the last turn ran out: read on. */

@@ -218,6 +218,7 @@ const DEFAULT_BEHAVIOUR = {
 	ws_big_sor: 0,		/* action: one sor of this many bytes now */
 	end_connections: false,	/* action: every TLS connection ended now */
 	ws_sts_return: false,	/* also announce regained authentication */
+	ws_ping_flood: false,	/* pings without end, nothing read */
 };
 
 const STATE_TYPES = { session: 'boolean', authenticated: 'boolean',
@@ -234,7 +235,7 @@ const BEHAVIOUR_TYPES = { delay_ms: 'integer', silent: 'boolean',
     ws_smd_expire_ms: 'integer',
     ws_silent: 'boolean', ws_stall: 'integer', ws_drop: 'boolean|wsdrop',
     ws_big_sor: 'integer', ws_sts_return: 'boolean',
-    end_connections: 'boolean' };
+    end_connections: 'boolean', ws_ping_flood: 'boolean' };
 
 const clone = (o) => JSON.parse(JSON.stringify(o));
 
@@ -261,7 +262,8 @@ function resetCounters() {
 	    history_rejected: 0, pacing_violations: {}, max_per_1000ms: 0,
 	    log: [], ws_connections: 0, ws_open: 0, ws_subscriptions: [],
 	    ws_smd_active: {}, ws_smd_expired: 0, ws_messages_out: 0,
-	    ws_api_cookie: 0, sor_after_force: [], suites: {} };
+	    ws_api_cookie: 0, sor_after_force: [], suites: {},
+	    ws_pings_out: 0 };
 	endpointWindows = new Map();
 	arrivals = [];
 }
@@ -1128,6 +1130,9 @@ const WS_TIME_FIELD = '9999';	/* gwsim's own: send time, epoch ms */
 const WS_MAX_SMH = 5;		/* history streams at once */
 const WS_MAX_LINES = 100;	/* market data lines per socket */
 const WS_MAX_HELD = 100000;	/* messages held per socket by ws_stall */
+const WS_FLOOD_PINGS = 1000;	/* ws_ping_flood: per socket and turn */
+const WS_FLOOD_QUEUED = 1 << 20;	/* bytes gwsim itself holds, at most */
+const WS_FLOOD_PING = Buffer.alloc(125, 'p');	/* the largest ping */
 const wsConns = new Set();
 let wss = null;
 let wsSeq = 0;
@@ -1137,7 +1142,8 @@ let wsSorPaused = false;	/* GET orders with filters stops sor */
 let wsStallUntil = 0;
 let wsSecN = 0;
 const wsSlice = { n: 1, ms: 0, start: 0, next: 0 };	/* ws_tick_slices */
-const wsTimers = { hb: null, tick: null, sec: null, stall: null };
+const wsTimers = { hb: null, tick: null, sec: null, stall: null,
+    flood: null };
 
 /* Whether the upgrade carries api={"session":"<this session's id>"}. */
 function wsApiCookie(header) {
@@ -1672,13 +1678,51 @@ function wsBigSor(n) {
 			wsOut(c, text);
 }
 
+/*
+ * ws_ping_flood: every socket is paused, so what the client sends fills
+ * the kernel's buffers and then blocks its writes, and pings go out as
+ * fast as the socket takes them.  gwsim holds at most WS_FLOOD_QUEUED
+ * bytes of them itself, or it would be the one to grow.  A socket opened
+ * during the flood is paused on the next turn.
+ */
+function wsFlood() {
+	for (const c of wsConns) {
+		const sock = c.ws._socket;
+		if (!sock || c.ws.readyState !== 1)
+			continue;
+		sock.pause();
+		c.flooded = true;
+		sock.cork();
+		for (let i = 0; i < WS_FLOOD_PINGS &&
+		    sock.writableLength < WS_FLOOD_QUEUED; i++) {
+			c.ws.ping(WS_FLOOD_PING);
+			counters.ws_pings_out++;
+		}
+		sock.uncork();
+	}
+}
+
+function wsFloodSet() {
+	wsInterval('flood', behaviour.ws_ping_flood ? 1 : 0, wsFlood);
+	if (behaviour.ws_ping_flood)
+		return;
+	for (const c of wsConns)
+		if (c.flooded && c.ws._socket) {
+			c.flooded = false;
+			c.ws._socket.resume();
+		}
+}
+
 /* A /behaviour patch (null: everything was reset). */
 function wsBehaviour(patch) {
-	const p = patch || { ws_hb_ms: 0, ws_tick_ms: 0, ws_stall: 0 };
+	const p = patch || { ws_hb_ms: 0, ws_tick_ms: 0, ws_stall: 0,
+	    ws_ping_flood: false };
 	if ('ws_hb_ms' in p)
 		wsInterval('hb', behaviour.ws_hb_ms, wsHeartbeat);
 	if ('ws_tick_ms' in p || 'ws_tick_slices' in p)
 		wsTickTimer();
+	if ('ws_ping_flood' in p)
+		wsFloodSet();
 	if (!wsTimers.sec)
 		wsInterval('sec', 1000, wsSecond);
 	if ('ws_stall' in p) {
