@@ -620,7 +620,8 @@ mkdir -p "$OUT"
 cp "$T/report.md" "$OUT/speed.md"
 cp "$ROWS" "$OUT/rounds.tsv"
 if [ "$RESULTS" != - ]; then
-	# Replace the Speed section (up to the next "## ") or append it.
+	# Replace the Speed section (up to the next "## ", so that notes kept
+	# by hand follow under a heading of their own) or append it.
 	if [ -f "$RESULTS" ]; then
 		awk -v f="$T/report.md" '
 		    /^## Speed \(issue 14\)/ { skip = 1; while ((getline l < f) > 0) print l; print ""; next }
