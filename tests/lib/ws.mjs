@@ -35,6 +35,30 @@ export function subscriber(bd, { path: p = '/ws' } = {}) {
 	});
 }
 
+/*
+ * The head of the frame at the start of b (RFC 6455 5.2): { op, fin,
+ * masked, len, off } (off: where the payload starts, no mask key, as a
+ * server sends), or null until the whole head is there.
+ */
+export function frameHead(b) {
+	if (b.length < 2)
+		return (null);
+	let len = b[1] & 127, off = 2;
+	if (len === 126) {
+		if (b.length < 4)
+			return (null);
+		len = b.readUInt16BE(2);
+		off = 4;
+	} else if (len === 127) {
+		if (b.length < 10)
+			return (null);
+		len = Number(b.readBigUInt64BE(2));
+		off = 10;
+	}
+	return ({ op: b[0] & 15, fin: !!(b[0] & 128), masked: !!(b[1] & 128),
+	    len, off });
+}
+
 /* One client frame (RFC 6455 5.2): masked unless told otherwise. */
 export function frame(opcode, payload, { mask = true, fin = true } = {}) {
 	const p = Buffer.isBuffer(payload) ? payload : Buffer.from(payload ?? '');

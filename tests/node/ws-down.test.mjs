@@ -14,7 +14,7 @@ import net from 'node:net';
 import os from 'node:os';
 import { spawn } from 'node:child_process';
 import { startBrokerd, brokerdBuilt, sleep } from '../lib/harness.mjs';
-import { frame, closeFrame } from '../lib/ws.mjs';
+import { frame, frameHead, closeFrame } from '../lib/ws.mjs';
 
 const skip = brokerdBuilt() ? false : 'build/brokerd is not built';
 
@@ -45,24 +45,11 @@ function open(bd, { path = '/ws', headers, tcp = true, key = bd.key,
 		let ended = false;
 		const pump = () => {
 			for (;;) {
-				if (buf.length < 2)
+				const h = frameHead(buf);
+				if (h === null || buf.length < h.off + h.len)
 					break;
-				let len = buf[1] & 0x7f, off = 2;
-				if (len === 126) {
-					if (buf.length < 4)
-						break;
-					len = buf.readUInt16BE(2);
-					off = 4;
-				} else if (len === 127) {
-					if (buf.length < 10)
-						break;
-					len = Number(buf.readBigUInt64BE(2));
-					off = 10;
-				}
-				if (buf.length < off + len)
-					break;
-				const f = { op: buf[0] & 0x0f, fin: !!(buf[0] & 0x80),
-				    masked: !!(buf[1] & 0x80),
+				const { len, off } = h;
+				const f = { op: h.op, fin: h.fin, masked: h.masked,
 				    data: buf.subarray(off, off + len) };
 				if (f.op === 8 && len >= 2) {
 					f.code = f.data.readUInt16BE(0);

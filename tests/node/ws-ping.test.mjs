@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import net from 'node:net';
 import { brokerdBuilt, waitFor, sleep } from '../lib/harness.mjs';
-import { frame, textFrame, startStreaming } from '../lib/ws.mjs';
+import { frame, frameHead, textFrame, startStreaming } from '../lib/ws.mjs';
 const skip = brokerdBuilt() ? false : 'build/brokerd is not built';
 
 const PING_MS = 500;
@@ -40,21 +40,12 @@ function onFrame(s, op, data) {
  * it passes, not kept: s.left is what of it is still to come.
  */
 function parse(s) {
-	while (s.left === 0 && s.buf.length >= 2) {
+	while (s.left === 0) {
 		const b = s.buf;
-		let len = b[1] & 127;
-		let off = 2;
-		if (len === 126) {
-			if (b.length < 4)
-				return;
-			len = b.readUInt16BE(2);
-			off = 4;
-		} else if (len === 127) {
-			if (b.length < 10)
-				return;
-			len = Number(b.readBigUInt64BE(2));
-			off = 10;
-		}
+		const h = frameHead(b);
+		if (h === null)
+			return;
+		const { len, off } = h;
 		if (len > 65536) {
 			s.big = len;
 			s.left = Math.max(0, off + len - b.length);

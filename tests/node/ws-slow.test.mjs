@@ -13,7 +13,8 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import net from 'node:net';
 import { brokerdBuilt, waitFor, sleep, request } from '../lib/harness.mjs';
-import { subscriber, textFrame, startStreaming } from '../lib/ws.mjs';
+import { subscriber, frameHead, textFrame, startStreaming }
+    from '../lib/ws.mjs';
 const skip = brokerdBuilt() ? false : 'build/brokerd is not built';
 
 /* 40 conids ticking every 10 ms fill a stalled socket's buffers fast. */
@@ -54,24 +55,12 @@ function rawSubscriber(bd) {
 				resolve(s);
 			}
 			for (;;) {
-				if (buf.length < 2)
+				const h = frameHead(buf);
+				if (h === null)
 					return;
-				let len = buf[1] & 127;
-				let off = 2;
-				if (len === 126) {
-					if (buf.length < 4)
-						return;
-					len = buf.readUInt16BE(2);
-					off = 4;
-				} else if (len === 127) {
-					if (buf.length < 10)
-						return;
-					len = Number(buf.readBigUInt64BE(2));
-					off = 10;
-				}
+				const { len, off, op } = h;
 				if (buf.length < off + len)
 					return;
-				const op = buf[0] & 15;
 				const data = buf.slice(off, off + len);
 				buf = buf.slice(off + len);
 				if (op === 1)
