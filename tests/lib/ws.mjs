@@ -35,6 +35,22 @@ export function subscriber(bd, { path: p = '/ws' } = {}) {
 	});
 }
 
+/* A raw client's upgrade request for brokerd's /ws, with the key. */
+export function upgradeRequest(bd, host = '127.0.0.1') {
+	return (`GET /ws HTTP/1.1\r\nHost: ${host}\r\n` +
+	    'Upgrade: websocket\r\nConnection: Upgrade\r\n' +
+	    `Sec-WebSocket-Key: ${crypto.randomBytes(16)
+	    .toString('base64')}\r\nSec-WebSocket-Version: 13\r\n` +
+	    `X-Bridge-Key: ${bd.key}\r\n\r\n`);
+}
+
+/* One counter or gauge from brokerd's /metrics, NaN when absent. */
+export async function metric(bd, name) {
+	const t = (await bd.request({ path: '/metrics' })).text();
+	const m = t.match(new RegExp(`^${name} (\\d+)$`, 'm'));
+	return m ? Number(m[1]) : NaN;
+}
+
 /*
  * The head of the frame at the start of b (RFC 6455 5.2): { op, fin,
  * masked, len, off } (off: where the payload starts, no mask key, as a

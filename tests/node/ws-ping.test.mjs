@@ -10,10 +10,10 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import crypto from 'node:crypto';
 import net from 'node:net';
 import { brokerdBuilt, waitFor, sleep } from '../lib/harness.mjs';
-import { frame, frameHead, textFrame, startStreaming } from '../lib/ws.mjs';
+import { frame, frameHead, textFrame, startStreaming, upgradeRequest,
+    metric } from '../lib/ws.mjs';
 const skip = brokerdBuilt() ? false : 'build/brokerd is not built';
 
 const PING_MS = 500;
@@ -98,19 +98,9 @@ function rawSubscriber(bd) {
 			if (s.left === 0 && s.big > 0)
 				s.bigDone = true;
 		});
-		sock.write('GET /ws HTTP/1.1\r\nHost: localhost\r\n' +
-		    'Upgrade: websocket\r\nConnection: Upgrade\r\n' +
-		    `Sec-WebSocket-Key: ${crypto.randomBytes(16)
-		    .toString('base64')}\r\nSec-WebSocket-Version: 13\r\n` +
-		    `X-Bridge-Key: ${bd.key}\r\n\r\n`);
+		sock.write(upgradeRequest(bd, 'localhost'));
 		s.send = (t) => sock.write(textFrame(t));
 	});
-}
-
-async function metric(bd, name) {
-	const t = (await bd.request({ path: '/metrics' })).text();
-	const m = t.match(new RegExp(`^${name} (\\d+)$`, 'm'));
-	return m ? Number(m[1]) : NaN;
 }
 
 const closings = (bd) => (bd.log().match(/answered no ping/g) || []).length;

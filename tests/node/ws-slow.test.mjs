@@ -10,10 +10,10 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import crypto from 'node:crypto';
 import net from 'node:net';
 import { brokerdBuilt, waitFor, sleep, request } from '../lib/harness.mjs';
-import { subscriber, frameHead, textFrame, startStreaming }
+import { subscriber, frameHead, textFrame, startStreaming, upgradeRequest,
+    metric }
     from '../lib/ws.mjs';
 const skip = brokerdBuilt() ? false : 'build/brokerd is not built';
 
@@ -71,19 +71,9 @@ function rawSubscriber(bd) {
 					    reason: data.slice(2).toString() };
 			}
 		});
-		sock.write(`GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\n` +
-		    'Upgrade: websocket\r\nConnection: Upgrade\r\n' +
-		    `Sec-WebSocket-Key: ${crypto.randomBytes(16)
-		    .toString('base64')}\r\nSec-WebSocket-Version: 13\r\n` +
-		    `X-Bridge-Key: ${bd.key}\r\n\r\n`);
+		sock.write(upgradeRequest(bd));
 		s.send = (t) => sock.write(textFrame(t));
 	});
-}
-
-async function metric(bd, name) {
-	const t = (await bd.request({ path: '/metrics' })).text();
-	const m = t.match(new RegExp(`^${name} (\\d+)$`, 'm'));
-	return m ? Number(m[1]) : NaN;
 }
 
 /* Ticks every 10 ms, unpaced, no questions to answer. */
