@@ -13,8 +13,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { brokerdBuilt, waitFor, sleep, request } from '../lib/harness.mjs';
 import { subscriber, frameHead, textFrame, startStreaming, upgradeRequest,
-    metric }
-    from '../lib/ws.mjs';
+    metric } from '../lib/ws.mjs';
 const skip = brokerdBuilt() ? false : 'build/brokerd is not built';
 
 /* 40 conids ticking every 10 ms fill a stalled socket's buffers fast. */
