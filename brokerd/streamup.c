@@ -255,7 +255,7 @@ streamup_flush(struct streamup *su)
 			su->holding = 0;
 			continue;
 		}
-		if (ws_queued_bytes(su->ws) > (1u << 20))
+		if (ws_queued_bytes(su->ws) > STREAMUP_HOLD_BYTES / 2)
 			break;
 		buf_reset(&su->msg);
 		if ((r = stream_up_take(hub, &su->msg, &of)) <= 0)

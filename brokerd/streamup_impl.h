@@ -24,6 +24,15 @@
 
 #define STREAMUP_BACKOFF_MS	1000u	/* doubling ... */
 #define STREAMUP_BACKOFF_MAX_MS	30000u	/* ... to this */
+/*
+ * Bytes queued in wslay for the Gateway past which it is not read.  wslay
+ * queues a pong for every ping it reads: a Gateway that pings and reads
+ * nothing would grow the queue without bound (as subscriber.c's
+ * SUB_HOLD_BYTES).  Reading resumes once half of it has left; the hub's
+ * messages are let into the queue only below that half, so that a backlog
+ * of them never holds a Gateway that reads (streamup_flush).
+ */
+#define STREAMUP_HOLD_BYTES	(256u * 1024u)
 
 enum streamup_state {
 	SU_CLOSED = 0,		/* no subscription, or stopped */

@@ -28,13 +28,6 @@
  * (the kernel's buffer then pushes back on the Gateway instead).
  */
 #define STREAMUP_READ_MSGS	64u
-/*
- * Bytes queued in wslay for the Gateway past which it is not read.  wslay
- * queues a pong for every ping it reads: a Gateway that pings and reads
- * nothing would grow the queue without bound (as subscriber.c's
- * SUB_HOLD_BYTES).  Reading resumes once half of it has left.
- */
-#define STREAMUP_HOLD_BYTES	(256u * 1024u)
 
 /* Read on from the next loop turn. */
 static void

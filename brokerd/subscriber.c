@@ -442,12 +442,22 @@ sub_ping_cb(struct ev_loop *loop, ev_timer *w, int revents)
 			sub_free(s);
 			return;
 		}
-	} else if (!s->heard) {
-		log_info("stream: %s answered no ping and took no byte: "
-		    "closing", s->who);
-		sub_close(s, WS_CLOSE_GOING_AWAY, "no answer to pings");
-		return;
 	} else {
+		/*
+		 * The socket may not have become writable again (three
+		 * quarters of a Unix socket's buffer freed, a third of
+		 * TCP's) for a reader that takes bytes slowly: one send says
+		 * whether it took any.
+		 */
+		if (!s->heard && s->full && s->out.len > s->opos)
+			(void)sub_send_raw(s);
+		if (!s->heard) {
+			log_info("stream: %s answered no ping and took no "
+			    "byte: closing", s->who);
+			sub_close(s, WS_CLOSE_GOING_AWAY,
+			    "no answer to pings");
+			return;
+		}
 		s->heard = 0;
 		(void)ws_send_ping(s->ws, "brokerd", 7);
 	}

@@ -15,6 +15,7 @@
 #include "ws.h"
 
 #define WS_REASON_MAX	123	/* a close frame's payload is at most 125 */
+#define WS_MSG_OVERHEAD	64	/* a queued message's record, about */
 
 struct ws {
 	wslay_event_context_ptr	 ctx;
@@ -179,10 +180,17 @@ ws_done(const struct ws *ws)
 	    !wslay_event_want_write(ws->ctx)));
 }
 
+/*
+ * The payloads wslay holds for the peer and, for each message, about what
+ * its record costs: a flood of empty pings queues empty pongs, which take
+ * memory all the same, so the holds past a size (subscriber.c,
+ * streamup_sock.c) must count them.
+ */
 size_t
 ws_queued_bytes(const struct ws *ws)
 {
-	return (wslay_event_get_queued_msg_length(ws->ctx));
+	return (wslay_event_get_queued_msg_length(ws->ctx) +
+	    wslay_event_get_queued_msg_count(ws->ctx) * WS_MSG_OVERHEAD);
 }
 
 static int

@@ -81,7 +81,10 @@ int		 ws_write(struct ws *);
 int		 ws_want_write(const struct ws *);
 /* 1 when both closes are exchanged or nothing more can move: free it. */
 int		 ws_done(const struct ws *);
-/* Bytes queued inside wslay, not yet written: the caller's backpressure. */
+/*
+ * Bytes queued inside wslay, not yet written, with each message's record
+ * counted: the caller's backpressure.
+ */
 size_t		 ws_queued_bytes(const struct ws *);
 
 /* Queue messages; they leave on the next ws_write.  0 or -1. */

@@ -219,6 +219,7 @@ const DEFAULT_BEHAVIOUR = {
 	end_connections: false,	/* action: every TLS connection ended now */
 	ws_sts_return: false,	/* also announce regained authentication */
 	ws_ping_flood: false,	/* pings without end, nothing read */
+	ws_ping_bytes: 125,	/* ws_ping_flood's ping payload (0-125) */
 };
 
 const STATE_TYPES = { session: 'boolean', authenticated: 'boolean',
@@ -235,7 +236,8 @@ const BEHAVIOUR_TYPES = { delay_ms: 'integer', silent: 'boolean',
     ws_smd_expire_ms: 'integer',
     ws_silent: 'boolean', ws_stall: 'integer', ws_drop: 'boolean|wsdrop',
     ws_big_sor: 'integer', ws_sts_return: 'boolean',
-    end_connections: 'boolean', ws_ping_flood: 'boolean' };
+    end_connections: 'boolean', ws_ping_flood: 'boolean',
+    ws_ping_bytes: 'integer' };
 
 const clone = (o) => JSON.parse(JSON.stringify(o));
 
@@ -1695,7 +1697,8 @@ function wsFlood() {
 		sock.cork();
 		for (let i = 0; i < WS_FLOOD_PINGS &&
 		    sock.writableLength < WS_FLOOD_QUEUED; i++) {
-			c.ws.ping(WS_FLOOD_PING);
+			c.ws.ping(WS_FLOOD_PING.subarray(0,
+			    Math.min(125, behaviour.ws_ping_bytes)));
 			counters.ws_pings_out++;
 		}
 		sock.uncork();

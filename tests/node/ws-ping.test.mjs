@@ -134,7 +134,6 @@ describe('subscriber pings', { skip }, () => {
 		const pinged = slow.pings;
 		const from = slow.bytes;
 		await sleep(SLOW_MS);
-		clearInterval(step);
 		/*
 		 * It took bytes all along, yet is still inside the message:
 		 * every ping since waited behind it.
@@ -145,13 +144,17 @@ describe('subscriber pings', { skip }, () => {
 		assert.equal(slow.pings, pinged);
 		assert.equal(slow.ended, false, 'the slow one was closed');
 
-		/* the stalled one took nothing: closed at the second ping */
+		/*
+		 * The stalled one took nothing: closed at the second ping
+		 * (the slow one reads on meanwhile, its steps still running).
+		 */
 		await waitFor(() => closings(bd) >= 1,
 		    { timeoutMs: 2000, what: 'the stalled one closed' });
 		assert.equal(closings(bd), 1, 'the slow one was closed too');
 		assert.equal(await metric(bd, 'brokerd_stream_subscribers'), 1);
 
 		/* the slow one reads the rest, then pings, pongs, stays */
+		clearInterval(step);
 		slow.slow = false;
 		slow.sock.resume();
 		await waitFor(() => slow.bigDone && slow.pings > pinged,
