@@ -14,7 +14,8 @@
 # Then bench/stream.mjs: the stream fan-out over WebSocket and SSE.
 # Then bench/speed.sh: brokerd against nginx with a fast upstream
 # (instructions, system calls, CPU time per request; paired rounds).
-# Prints a table and writes it to bench/results.md.
+# Prints a table and writes it to bench/results.md (sections whose
+# heading says "by hand" are kept, after it).
 #
 # Environment: BENCH_DURATION (5s), BENCH_WARMUP (1s), BENCH_THREADS (2),
 # BENCH_CONNECTIONS (32), BENCH_CURLS (50), NGINX_WORKERS (1),
@@ -441,6 +442,16 @@ fi
 echo
 cat "$T/report.md"
 if [ "$RESULTS" != - ]; then
+	# Sections kept by hand ("## " headings that say "by hand") outlive
+	# the run: they follow the new report.
+	if [ -f "$RESULTS" ]; then
+		awk '/^## / { keep = tolower($0) ~ /by hand/ }
+		    keep { print }' "$RESULTS" >"$T/hand.md"
+		if [ -s "$T/hand.md" ]; then
+			echo >>"$T/report.md"
+			cat "$T/hand.md" >>"$T/report.md"
+		fi
+	fi
 	cp "$T/report.md" "$RESULTS"
 	chmod 644 "$RESULTS"
 	say "written to $RESULTS"
