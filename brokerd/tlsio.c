@@ -49,6 +49,37 @@ tlsio_init(struct tlsio *t, struct ev_loop *loop,
 	t->io.data = arg;
 }
 
+/* A failed send or recv's errno in mbedTLS's terms; kept for messages. */
+static int
+tlsio_errno(struct tlsio *t, int again, int failed)
+{
+	if (errno == EAGAIN || errno == EWOULDBLOCK)
+		return (again);
+	t->sys_errno = errno;
+	if (errno == EPIPE || errno == ECONNRESET)
+		return (MBEDTLS_ERR_NET_CONN_RESET);
+	return (failed);
+}
+
+/*
+ * The read-ahead's own mapping, so that an idle socket's gives its pages
+ * back to the system (tlsio_release), not to malloc's heap.  0, or -1.
+ */
+static int
+tlsio_map(struct tlsio *t)
+{
+	void	*p;
+
+	if (t->ra != NULL)
+		return (0);
+	p = mmap(NULL, TLSIO_READ_AHEAD, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return (-1);
+	t->ra = p;
+	return (0);
+}
+
 /* send(2) in mbedTLS's terms; t->sent hears of every byte that left. */
 int
 tlsio_send(void *arg, const unsigned char *p, size_t len)
@@ -64,12 +95,8 @@ tlsio_send(void *arg, const unsigned char *p, size_t len)
 			t->sent(t->arg);
 		return ((int)n);
 	}
-	if (errno == EAGAIN || errno == EWOULDBLOCK)
-		return (MBEDTLS_ERR_SSL_WANT_WRITE);
-	t->sys_errno = errno;
-	if (errno == EPIPE || errno == ECONNRESET)
-		return (MBEDTLS_ERR_NET_CONN_RESET);
-	return (MBEDTLS_ERR_NET_SEND_FAILED);
+	return (tlsio_errno(t, MBEDTLS_ERR_SSL_WANT_WRITE,
+	    MBEDTLS_ERR_NET_SEND_FAILED));
 }
 
 /* recv(2) in mbedTLS's terms: bytes, 0 at EOF, or an MBEDTLS_ERR_. */
@@ -83,12 +110,8 @@ tlsio_sys_recv(struct tlsio *t, unsigned char *p, size_t len)
 	while (n == -1 && errno == EINTR);
 	if (n >= 0)
 		return ((int)n);
-	if (errno == EAGAIN || errno == EWOULDBLOCK)
-		return (MBEDTLS_ERR_SSL_WANT_READ);
-	t->sys_errno = errno;
-	if (errno == ECONNRESET || errno == EPIPE)
-		return (MBEDTLS_ERR_NET_CONN_RESET);
-	return (MBEDTLS_ERR_NET_RECV_FAILED);
+	return (tlsio_errno(t, MBEDTLS_ERR_SSL_WANT_READ,
+	    MBEDTLS_ERR_NET_RECV_FAILED));
 }
 
 /*
@@ -98,9 +121,8 @@ tlsio_sys_recv(struct tlsio *t, unsigned char *p, size_t len)
  * reads stops only on WANT_READ, which comes from here only when the
  * buffer and the socket are both empty, or arranges to read on without
  * an event (streamup_sock.c's budget); whoever asks whether the socket
- * is quiet counts them (tlsio_pending).  Its own mapping, so that an
- * idle socket's gives its pages back to the system (tlsio_release), not
- * to malloc's heap; without one, reads go straight to mbedTLS.
+ * is quiet counts them (tlsio_pending).  Without its mapping, reads go
+ * straight to mbedTLS.
  */
 int
 tlsio_recv(void *arg, unsigned char *p, size_t len)
@@ -110,11 +132,7 @@ tlsio_recv(void *arg, unsigned char *p, size_t len)
 	int		 ret;
 
 	if (t->ra_off == t->ra_len) {
-		if (t->ra == NULL && (t->ra = mmap(NULL, TLSIO_READ_AHEAD,
-		    PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
-		    0)) == MAP_FAILED)
-			t->ra = NULL;
-		if (t->ra == NULL)
+		if (tlsio_map(t) == -1)
 			return (tlsio_sys_recv(t, p, len));
 		if ((ret = tlsio_sys_recv(t, t->ra, TLSIO_READ_AHEAD)) <= 0)
 			return (ret);
@@ -309,12 +327,8 @@ tlsio_fill(struct tlsio *t, size_t need)
 	size_t	 have;
 	int	 ret;
 
-	if (t->ra == NULL && (t->ra = mmap(NULL, TLSIO_READ_AHEAD,
-	    PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)) ==
-	    MAP_FAILED) {
-		t->ra = NULL;
+	if (tlsio_map(t) == -1)
 		return (MBEDTLS_ERR_SSL_ALLOC_FAILED);
-	}
 	while ((have = t->ra_len - t->ra_off) < need) {
 		if (have == 0)
 			t->ra_off = t->ra_len = 0;
@@ -360,25 +374,31 @@ tlsio_next(struct tlsio *t)
 	    &n) == -1)
 		return (MBEDTLS_ERR_SSL_INVALID_MAC);
 	t->ra_off += (size_t)len;
-	if (type == TLSREC_APPLICATION_DATA && n > 0) {
+	switch (type) {
+	case TLSREC_APPLICATION_DATA:
+		if (n == 0)
+			break;
 		t->plain = p;
 		t->plain_len = n;
 		t->rec_idle = 0;
 		return (0);
-	}
-	if (type == TLSREC_ALERT && n == 2 &&
-	    p[1] == MBEDTLS_SSL_ALERT_MSG_CLOSE_NOTIFY) {
-		t->rec_eof = 1;
-		return (MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY);
-	}
-	if (type == TLSREC_ALERT && n == 2 &&
-	    p[0] != MBEDTLS_SSL_ALERT_LEVEL_WARNING)
-		return (MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE);
-	if (!(type == TLSREC_APPLICATION_DATA || (type == TLSREC_ALERT &&
-	    n == 2) || (type == TLSREC_HANDSHAKE && n == 4 &&
-	    p[0] == MBEDTLS_SSL_HS_HELLO_REQUEST && p[1] == 0 && p[2] == 0 &&
-	    p[3] == 0)))
+	case TLSREC_ALERT:
+		if (n != 2)
+			return (MBEDTLS_ERR_SSL_UNEXPECTED_MESSAGE);
+		if (p[1] == MBEDTLS_SSL_ALERT_MSG_CLOSE_NOTIFY) {
+			t->rec_eof = 1;
+			return (MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY);
+		}
+		if (p[0] != MBEDTLS_SSL_ALERT_LEVEL_WARNING)
+			return (MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE);
+		break;
+	case TLSREC_HANDSHAKE:	/* HelloRequest: type 0, no body */
+		if (n != 4 || memcmp(p, "\0\0\0\0", 4) != 0)
+			return (MBEDTLS_ERR_SSL_UNEXPECTED_MESSAGE);
+		break;
+	default:
 		return (MBEDTLS_ERR_SSL_UNEXPECTED_MESSAGE);
+	}
 	if (++t->rec_idle > TLSIO_IDLE_MAX)
 		return (MBEDTLS_ERR_SSL_UNEXPECTED_MESSAGE);
 	return (0);
@@ -489,8 +509,8 @@ tlsio_close_notify(struct tlsio *t)
 
 	/* none after a failure (RFC 5246 7.2.2) or in a record's middle */
 	if (!t->rec_on || t->rec_err != 0 || t->fd == -1 ||
-	    t->wr_off < t->wr_len || tlsrec_seal(&t->rec, TLSREC_ALERT, alert, sizeof(alert),
-	    rec) == -1)
+	    t->wr_off < t->wr_len || tlsrec_seal(&t->rec, TLSREC_ALERT,
+	    alert, sizeof(alert), rec) == -1)
 		return;
 	(void)send(t->fd, rec, tlsrec_sealed_len(&t->rec, sizeof(alert)),
 	    MSG_NOSIGNAL | MSG_DONTWAIT);
