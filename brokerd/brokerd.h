@@ -184,6 +184,8 @@ void		 config_unref(const struct config *);
 void		 config_free(struct config *);
 /* Warnings worth printing at -t and at every start (tcp_anonymous...). */
 void		 config_warnings(const struct config *);
+/* The test knob name (BROKERD_STREAM_*_MS) in ms, else def. */
+unsigned	 config_env_ms(const char *name, unsigned def);
 
 /* ---------------------------------------------------------------- auth.c */
 

@@ -859,3 +859,24 @@ config_warnings(const struct config *conf)
 		log_warn("no keys and no peers: only /health and "
 		    "/gateway/auth-status can be used");
 }
+
+/*
+ * A hidden knob for the tests (brokerd(8) ENVIRONMENT), in milliseconds:
+ * def unless set to a number in 1..86400000.  The Gateway WebSocket's
+ * timers (streamup.c) and the subscribers' ping (subscriber.c).
+ */
+unsigned
+config_env_ms(const char *name, unsigned def)
+{
+	const char	*v = getenv(name);
+	char		*end;
+	unsigned long	 n;
+
+	if (v == NULL || *v == '\0')
+		return (def);
+	errno = 0;
+	n = strtoul(v, &end, 10);
+	if (errno != 0 || *end != '\0' || n == 0 || n > 86400000UL)
+		return (def);
+	return ((unsigned)n);
+}

@@ -30,27 +30,6 @@
 #define STREAMUP_RENEW_MS	(9u * 60u * 1000u)	/* smd age renewed */
 #define STREAMUP_RENEW_EVERY_MS	60000u
 
-/*
- * A hidden knob for the tests (brokerd(8) ENVIRONMENT), in milliseconds:
- * def unless set to a number in 1..86400000.  subscriber.c reads its ping
- * interval here too.
- */
-unsigned
-streamup_env(const char *name, unsigned def)
-{
-	const char	*v = getenv(name);
-	char		*end;
-	unsigned long	 n;
-
-	if (v == NULL || *v == '\0')
-		return (def);
-	errno = 0;
-	n = strtoul(v, &end, 10);
-	if (errno != 0 || *end != '\0' || n == 0 || n > 86400000UL)
-		return (def);
-	return ((unsigned)n);
-}
-
 void
 streamup_set_state(struct streamup *su, enum streamup_state st)
 {
@@ -480,13 +459,13 @@ streamup_new(struct server *srv)
 	su->since = time(NULL);
 	su->backoff_ms = STREAMUP_BACKOFF_MS;
 	/* hidden knobs for the tests (brokerd(8) ENVIRONMENT) */
-	su->silent_ms = streamup_env("BROKERD_STREAM_SILENT_MS",
+	su->silent_ms = config_env_ms("BROKERD_STREAM_SILENT_MS",
 	    STREAMUP_SILENT_MS);
-	su->renew_ms = streamup_env("BROKERD_STREAM_RENEW_MS",
+	su->renew_ms = config_env_ms("BROKERD_STREAM_RENEW_MS",
 	    STREAMUP_RENEW_MS);
-	su->hb_ms = streamup_env("BROKERD_STREAM_HB_MS",
+	su->hb_ms = config_env_ms("BROKERD_STREAM_HB_MS",
 	    su->silent_ms * STREAMUP_HB_FACTOR);
-	su->idle_ms = streamup_env("BROKERD_STREAM_IDLE_MS",
+	su->idle_ms = config_env_ms("BROKERD_STREAM_IDLE_MS",
 	    STREAMUP_IDLE_MS);
 	buf_init(&su->hs);
 	buf_init(&su->pre);

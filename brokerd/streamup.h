@@ -42,7 +42,5 @@ int		 streamup_waiting(const struct streamup *);
 int		 streamup_status_json(const struct streamup *, struct buf *);
 void		 streamup_counters(const struct streamup *,
 		    struct streamup_counters *);
-/* The BROKERD_STREAM_*_MS variable name, else def: for the tests. */
-unsigned	 streamup_env(const char *name, unsigned def);
 
 #endif /* STREAMUP_H */

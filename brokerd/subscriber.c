@@ -737,7 +737,7 @@ sub_adopt(struct sub *s, int fd, const char *rest, size_t len)
 		return;
 	}
 	ping_s = s->ws == NULL ? SUB_SSE_PING_S :
-	    streamup_env("BROKERD_STREAM_PING_MS", SUB_PING_MS) / 1000.;
+	    config_env_ms("BROKERD_STREAM_PING_MS", SUB_PING_MS) / 1000.;
 	ev_timer_set(&s->ping, ping_s, ping_s);
 	ev_timer_start(srv->loop, &s->ping);
 	s->heard = 1;
