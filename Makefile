@@ -7,7 +7,7 @@ CC	?= cc
 CFLAGS	?= -O2 -g
 WARN	 = -std=c17 -Wall -Wextra -Wshadow -Wformat=2 -Werror
 CPPFLAGS += -D_GNU_SOURCE -Ibrokerd
-LIBS	 = -lyaml -lev -lhttp_parser -ljansson -lwslay -lmbedtls -lmbedx509 -lmbedcrypto -lcrypto
+LIBS	 = -lyaml -lev -lhttp_parser -ljansson -lwslay -lmbedtls -lmbedx509 -lmbedcrypto
 SAN	 = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 SRCS	:= $(wildcard brokerd/*.c)

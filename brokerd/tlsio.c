@@ -292,8 +292,8 @@ tlsio_takeover(struct tlsio *t, mbedtls_ssl_context *ssl)
 	if (t->kb_keylen > 0 && ssl->minor_ver == MBEDTLS_SSL_MINOR_VERSION_3 &&
 	    ssl->out_left == 0 && mbedtls_ssl_check_pending(ssl) == 0 &&
 	    mbedtls_ssl_get_bytes_avail(ssl) == 0 &&
-	    tlsrec_init(&t->rec, aead, t->kb, t->kb_maclen, t->kb_keylen,
-	    t->kb_ivlen, 1, tlsio_get64(ssl->cur_out_ctr),
+	    tlsrec_init(&t->rec, aead, TLSREC_FASTEST, t->kb, t->kb_maclen,
+	    t->kb_keylen, t->kb_ivlen, 1, tlsio_get64(ssl->cur_out_ctr),
 	    tlsio_get64(ssl->in_ctr)) == 0) {
 		t->rec_on = 1;
 		ret = 0;

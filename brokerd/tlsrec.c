@@ -1,17 +1,14 @@
 /*
- * TLS 1.2 AEAD records with libcrypto, after mbedTLS's handshake.  The
- * nonce and the additional data are RFC 5246 6.2.3.3's: for AES-GCM
- * (RFC 5288) the 4-byte salt then an 8-byte explicit nonce carried in the
- * record (the record number, as mbedTLS and OpenSSL send it); for
- * ChaCha20-Poly1305 (RFC 7905) the 12-byte IV XOR the record number, no
- * explicit part.  Every record's number is counted here, never read from
- * the wire, so a replayed, dropped or reordered record fails its tag.
+ * TLS 1.2 AEAD records after mbedTLS's handshake.  The nonce and the
+ * additional data are RFC 5246 6.2.3.3's: for AES-GCM (RFC 5288) the
+ * 4-byte salt then an 8-byte explicit nonce carried in the record (the
+ * record number, as mbedTLS and OpenSSL send it); for ChaCha20-Poly1305
+ * (RFC 7905) the 12-byte IV XOR the record number, no explicit part.
+ * Every record's number is counted here, never read from the wire, so a
+ * replayed, dropped or reordered record fails its tag.
  */
 #include <stdint.h>
 #include <string.h>
-
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
 
 #include "tlsrec.h"
 
@@ -28,43 +25,74 @@ tlsrec_put64(unsigned char *p, uint64_t v)
 	}
 }
 
-static const EVP_CIPHER *
-tlsrec_cipher(enum tlsrec_aead aead, size_t keylen, size_t ivlen)
+/* The cipher that seals aead with keys of these lengths, or TLSREC_NONE. */
+static enum tlsrec_cipher
+tlsrec_cipher(enum tlsrec_aead aead, enum tlsrec_engine engine,
+    size_t keylen, size_t ivlen)
 {
-	if (aead == TLSREC_AES_128_GCM && keylen == 16 && ivlen == 4)
-		return (EVP_aes_128_gcm());
-	if (aead == TLSREC_AES_256_GCM && keylen == 32 && ivlen == 4)
-		return (EVP_aes_256_gcm());
+	if ((aead == TLSREC_AES_128_GCM && keylen == 16 && ivlen == 4) ||
+	    (aead == TLSREC_AES_256_GCM && keylen == 32 && ivlen == 4))
+		return (engine == TLSREC_FASTEST && aesgcm_supported() ?
+		    TLSREC_AESNI : TLSREC_GCM);
 	if (aead == TLSREC_CHACHA20_POLY1305 && keylen == 32 && ivlen == 12)
-		return (EVP_chacha20_poly1305());
-	return (NULL);
+		return (TLSREC_CHACHAPOLY);
+	return (TLSREC_NONE);
 }
 
 static int
-tlsrec_key(struct tlsrec_dir *d, const EVP_CIPHER *c, const unsigned char *key,
-    const unsigned char *iv, size_t ivlen, int enc)
+tlsrec_key(struct tlsrec_dir *d, enum tlsrec_cipher cipher,
+    const unsigned char *key, size_t keylen, const unsigned char *iv,
+    size_t ivlen)
 {
-	if ((d->ctx = EVP_CIPHER_CTX_new()) == NULL)
-		return (-1);
 	memset(d->iv, 0, sizeof(d->iv));
 	memcpy(d->iv, iv, ivlen);
-	return (EVP_CipherInit_ex(d->ctx, c, NULL, key, NULL, enc) == 1 ?
-	    0 : -1);
+	switch (cipher) {
+	case TLSREC_AESNI:
+		return (aesgcm_init(&d->key.aesni, key, keylen));
+	case TLSREC_GCM:
+		mbedtls_gcm_init(&d->key.gcm);
+		return (mbedtls_gcm_setkey(&d->key.gcm, MBEDTLS_CIPHER_ID_AES,
+		    key, (unsigned int)keylen * 8) == 0 ? 0 : -1);
+	case TLSREC_CHACHAPOLY:
+		mbedtls_chachapoly_init(&d->key.chachapoly);
+		return (mbedtls_chachapoly_setkey(&d->key.chachapoly, key) == 0 ?
+		    0 : -1);
+	default:
+		return (-1);
+	}
+}
+
+static void
+tlsrec_unkey(struct tlsrec_dir *d, enum tlsrec_cipher cipher)
+{
+	switch (cipher) {
+	case TLSREC_AESNI:
+		aesgcm_clear(&d->key.aesni);
+		break;
+	case TLSREC_GCM:
+		mbedtls_gcm_free(&d->key.gcm);
+		break;
+	case TLSREC_CHACHAPOLY:
+		mbedtls_chachapoly_free(&d->key.chachapoly);
+		break;
+	default:
+		break;
+	}
+	explicit_bzero(d, sizeof(*d));
 }
 
 int
-tlsrec_init(struct tlsrec *r, enum tlsrec_aead aead, const unsigned char *kb,
-    size_t maclen, size_t keylen, size_t ivlen, int client,
-    uint64_t seq_out, uint64_t seq_in)
+tlsrec_init(struct tlsrec *r, enum tlsrec_aead aead,
+    enum tlsrec_engine engine, const unsigned char *kb, size_t maclen,
+    size_t keylen, size_t ivlen, int client, uint64_t seq_out,
+    uint64_t seq_in)
 {
-	const EVP_CIPHER	*c;
 	const unsigned char	*ckey, *skey, *civ, *siv;
 
 	memset(r, 0, sizeof(*r));
-	if ((c = tlsrec_cipher(aead, keylen, ivlen)) == NULL)
+	if ((r->cipher = tlsrec_cipher(aead, engine, keylen, ivlen)) ==
+	    TLSREC_NONE)
 		return (-1);
-	/* No openssl.cnf: nothing in it is for a bare cipher. */
-	(void)OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG, NULL);
 	r->aead = aead;
 	r->explicit_len = aead == TLSREC_CHACHA20_POLY1305 ? 0 : 8;
 	ckey = kb + 2 * maclen;
@@ -73,10 +101,10 @@ tlsrec_init(struct tlsrec *r, enum tlsrec_aead aead, const unsigned char *kb,
 	siv = civ + ivlen;
 	r->out.seq = seq_out;
 	r->in.seq = seq_in;
-	if (tlsrec_key(&r->out, c, client ? ckey : skey, client ? civ : siv,
-	    ivlen, 1) == -1 ||
-	    tlsrec_key(&r->in, c, client ? skey : ckey, client ? siv : civ,
-	    ivlen, 0) == -1) {
+	if (tlsrec_key(&r->out, r->cipher, client ? ckey : skey, keylen,
+	    client ? civ : siv, ivlen) == -1 ||
+	    tlsrec_key(&r->in, r->cipher, client ? skey : ckey, keylen,
+	    client ? siv : civ, ivlen) == -1) {
 		tlsrec_free(r);
 		return (-1);
 	}
@@ -86,8 +114,8 @@ tlsrec_init(struct tlsrec *r, enum tlsrec_aead aead, const unsigned char *kb,
 void
 tlsrec_free(struct tlsrec *r)
 {
-	EVP_CIPHER_CTX_free(r->out.ctx);
-	EVP_CIPHER_CTX_free(r->in.ctx);
+	tlsrec_unkey(&r->out, r->cipher);
+	tlsrec_unkey(&r->in, r->cipher);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -126,13 +154,34 @@ tlsrec_aad(unsigned char aad[13], uint64_t seq, int type, size_t len)
 	aad[12] = (unsigned char)len;
 }
 
+/* Encrypt len bytes at p to body, the tag after them. */
+static int
+tlsrec_seal_body(struct tlsrec *r, const unsigned char *nonce,
+    const unsigned char *aad, const unsigned char *p, size_t len,
+    unsigned char *body)
+{
+	switch (r->cipher) {
+	case TLSREC_AESNI:
+		return (aesgcm_seal(&r->out.key.aesni, nonce, aad, 13, p, len,
+		    body, body + len));
+	case TLSREC_GCM:
+		return (mbedtls_gcm_crypt_and_tag(&r->out.key.gcm,
+		    MBEDTLS_GCM_ENCRYPT, len, nonce, 12, aad, 13, p, body,
+		    TLSREC_TAG, body + len) == 0 ? 0 : -1);
+	case TLSREC_CHACHAPOLY:
+		return (mbedtls_chachapoly_encrypt_and_tag(&r->out.key.chachapoly,
+		    len, nonce, aad, 13, p, body, body + len) == 0 ? 0 : -1);
+	default:
+		return (-1);
+	}
+}
+
 int
 tlsrec_seal(struct tlsrec *r, enum tlsrec_type type, const unsigned char *p,
     size_t len, unsigned char *out)
 {
 	unsigned char	 nonce[12], aad[13], *body;
 	size_t		 frag;
-	int		 n, m;
 
 	/* 2^64 records would reuse a nonce: the connection ends first. */
 	if (len > TLSREC_MAX_PLAIN || r->out.seq == UINT64_MAX)
@@ -148,16 +197,36 @@ tlsrec_seal(struct tlsrec *r, enum tlsrec_type type, const unsigned char *p,
 		memcpy(out + TLSREC_HEAD, nonce + 4, 8);
 	body = out + TLSREC_HEAD + r->explicit_len;
 	tlsrec_aad(aad, r->out.seq, type, len);
-	if (EVP_EncryptInit_ex(r->out.ctx, NULL, NULL, NULL, nonce) != 1 ||
-	    EVP_EncryptUpdate(r->out.ctx, NULL, &n, aad, sizeof(aad)) != 1 ||
-	    EVP_EncryptUpdate(r->out.ctx, body, &n, p, (int)len) != 1 ||
-	    EVP_EncryptFinal_ex(r->out.ctx, body + n, &m) != 1 ||
-	    (size_t)n + (size_t)m != len ||
-	    EVP_CIPHER_CTX_ctrl(r->out.ctx, EVP_CTRL_AEAD_GET_TAG, TLSREC_TAG,
-	    body + len) != 1)
+	if (tlsrec_seal_body(r, nonce, aad, p, len, body) == -1)
 		return (-1);
 	r->out.seq++;
 	return (0);
+}
+
+/*
+ * Check and decrypt the n bytes at body, the tag after them: where the
+ * plain bytes are, or NULL.  mbedTLS's GCM decrypts into the place of
+ * the 8-byte explicit nonce (already read): its output must not be its
+ * input, only at least 8 bytes before it.
+ */
+static unsigned char *
+tlsrec_open_body(struct tlsrec *r, const unsigned char *nonce,
+    const unsigned char *aad, unsigned char *body, size_t n)
+{
+	switch (r->cipher) {
+	case TLSREC_AESNI:
+		return (aesgcm_open(&r->in.key.aesni, nonce, aad, 13, body, n,
+		    body + n, body) == 0 ? body : NULL);
+	case TLSREC_GCM:
+		return (mbedtls_gcm_auth_decrypt(&r->in.key.gcm, n, nonce, 12,
+		    aad, 13, body + n, TLSREC_TAG, body, body - 8) == 0 ?
+		    body - 8 : NULL);
+	case TLSREC_CHACHAPOLY:
+		return (mbedtls_chachapoly_auth_decrypt(&r->in.key.chachapoly,
+		    n, nonce, aad, 13, body + n, body, body) == 0 ? body : NULL);
+	default:
+		return (NULL);
+	}
 }
 
 long
@@ -179,7 +248,6 @@ tlsrec_open(struct tlsrec *r, unsigned char *rec, size_t len,
 {
 	unsigned char	 nonce[12], aad[13], *body;
 	size_t		 n;
-	int		 a, b;
 
 	if (len < TLSREC_HEAD || tlsrec_length(r, rec) != (long)len ||
 	    r->in.seq == UINT64_MAX)
@@ -192,13 +260,7 @@ tlsrec_open(struct tlsrec *r, unsigned char *rec, size_t len,
 		memcpy(nonce + 4, rec + TLSREC_HEAD, 8);
 	body = rec + TLSREC_HEAD + r->explicit_len;
 	tlsrec_aad(aad, r->in.seq, rec[0], n);
-	if (EVP_DecryptInit_ex(r->in.ctx, NULL, NULL, NULL, nonce) != 1 ||
-	    EVP_DecryptUpdate(r->in.ctx, NULL, &a, aad, sizeof(aad)) != 1 ||
-	    EVP_DecryptUpdate(r->in.ctx, body, &a, body, (int)n) != 1 ||
-	    EVP_CIPHER_CTX_ctrl(r->in.ctx, EVP_CTRL_AEAD_SET_TAG, TLSREC_TAG,
-	    body + n) != 1 ||
-	    EVP_DecryptFinal_ex(r->in.ctx, body + a, &b) != 1 ||
-	    (size_t)a + (size_t)b != n)
+	if ((body = tlsrec_open_body(r, nonce, aad, body, n)) == NULL)
 		return (-1);
 	r->in.seq++;
 	*type = (enum tlsrec_type)rec[0];

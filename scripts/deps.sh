@@ -3,7 +3,7 @@
 # npm registry only.  Quiet when everything is there.  Arguments name more
 # Debian packages (make fuzz: clang and its libFuzzer runtime).
 set -eu
-pkgs="gcc make libc6-dev libyaml-dev libmbedtls-dev libssl-dev libev-dev libhttp-parser-dev
+pkgs="gcc make libc6-dev libyaml-dev libmbedtls-dev libev-dev libhttp-parser-dev
 libjansson-dev libwslay-dev libcriterion-dev libcurl4-openssl-dev pkg-config curl mandoc
 shellcheck openssl ca-certificates cppcheck varnish dpkg-dev lintian systemd
 $*"

@@ -1,17 +1,17 @@
 /*
- * libFuzzer: the Gateway's TLS records after the handshake, read by
- * tlsio.c over a real socket pair.  The fuzzer's bytes describe what the
- * Gateway sends: a first byte picks the suite and how much each read asks
- * for; then entries of a type byte and a 16-bit length and that many
- * bytes, sealed as a record of that type by a tlsrec keyed as the server
- * (so that they pass the tag check and reach the dispatch: alerts of any
- * length, handshake messages, unknown types, empty records), or, with the
- * type's top bit set, written raw (heads out of bounds, forgeries, a
- * record cut by EOF).  Beyond no crash: the bytes read are exactly the
- * application data sealed, in order, up to the first record refused or
- * the close_notify, and all of it when every entry was application data
- * (no more than four empty records in a row); a read never gives more
- * than asked; pending bytes never exceed what was received.
+ * libFuzzer: the Gateway's TLS records after the handshake, read by tlsio.c
+ * over a real socket pair.  The fuzzer's bytes describe what the Gateway
+ * sends: a first byte picks the suite (and whether aesgcm.c or mbedTLS seals
+ * AES-GCM) and how much each read asks for; then entries of a type byte and
+ * a 16-bit length and that many bytes, sealed as a record of that type by a
+ * tlsrec keyed as the server (so that they pass the tag check and reach the
+ * dispatch: alerts of any length, handshake messages, unknown types, empty
+ * records), or, with the type's top bit set, written raw (heads out of
+ * bounds, forgeries, a record cut by EOF).  Beyond no crash: the bytes read
+ * are exactly the application data sealed, in order, up to the first record
+ * refused or the close_notify, and all of it when every entry was
+ * application data (no more than four empty records in a row); a read never
+ * gives more than asked; pending bytes never exceed what was received.
  */
 #include <sys/socket.h>
 
@@ -99,10 +99,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static const struct {
 		enum tlsrec_aead a;
 		size_t		 keylen, ivlen;
-	} suites[3] = {
-		{ TLSREC_AES_128_GCM, 16, 4 },
-		{ TLSREC_AES_256_GCM, 32, 4 },
-		{ TLSREC_CHACHA20_POLY1305, 32, 12 },
+		enum tlsrec_engine e;
+	} suites[5] = {
+		{ TLSREC_AES_128_GCM, 16, 4, TLSREC_FASTEST },
+		{ TLSREC_AES_256_GCM, 32, 4, TLSREC_FASTEST },
+		{ TLSREC_CHACHA20_POLY1305, 32, 12, TLSREC_FASTEST },
+		{ TLSREC_AES_128_GCM, 16, 4, TLSREC_MBEDTLS },
+		{ TLSREC_AES_256_GCM, 32, 4, TLSREC_MBEDTLS },
 	};
 	struct tlsio		 t;
 	struct tlsrec		 gw;
@@ -114,16 +117,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return (0);
 	if (loop == NULL)
 		loop = ev_loop_new(EVFLAG_AUTO);
-	s = data[0] % 3;
+	s = data[0] % 5;
 	ask = 1 + (size_t)(data[0] >> 2) * 97;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) == -1)
 		abort();
 	tlsio_init(&t, loop, nop_cb, NULL);
 	t.fd = sv[0];
-	if (tlsrec_init(&t.rec, suites[s].a, kb, 0, suites[s].keylen,
-	    suites[s].ivlen, 1, 1, 1) == -1 ||
-	    tlsrec_init(&gw, suites[s].a, kb, 0, suites[s].keylen,
-	    suites[s].ivlen, 0, 1, 1) == -1)
+	if (tlsrec_init(&t.rec, suites[s].a, suites[s].e, kb, 0,
+	    suites[s].keylen, suites[s].ivlen, 1, 1, 1) == -1 ||
+	    tlsrec_init(&gw, suites[s].a, suites[s].e, kb, 0,
+	    suites[s].keylen, suites[s].ivlen, 0, 1, 1) == -1)
 		abort();
 	t.rec_on = 1;
 	wlen = build(&gw, data + 1, size - 1, &wantlen, &all);

@@ -1,6 +1,6 @@
 /*
  * brokerd's own TLS records after mbedTLS's handshake (tlsio.c, tlsrec.c:
- * libcrypto seals and opens them), against the simulator's Node (OpenSSL)
+ * aesgcm.c's AES-GCM, mbedTLS's ChaCha20-Poly1305), against the simulator's Node (OpenSSL)
  * TLS stack, once for each suite brokerd offers, the simulator choosing:
  * hundreds of requests on one kept-alive connection (the record numbers),
  * answers and bodies of many records each way, both answer framings, the

@@ -56,11 +56,11 @@ setup(void)
 	tlsio_init(&t, loop, nop_cb, NULL);
 	t.fd = sv[0];
 	peer = sv[1];
-	cr_assert_eq(tlsrec_init(&t.rec, TLSREC_AES_128_GCM, kb, 0, 16, 4, 1,
-	    1, 1), 0);
+	cr_assert_eq(tlsrec_init(&t.rec, TLSREC_AES_128_GCM, TLSREC_FASTEST, kb,
+	    0, 16, 4, 1, 1, 1), 0);
 	t.rec_on = 1;
-	cr_assert_eq(tlsrec_init(&gw, TLSREC_AES_128_GCM, kb, 0, 16, 4, 0, 1,
-	    1), 0);
+	cr_assert_eq(tlsrec_init(&gw, TLSREC_AES_128_GCM, TLSREC_FASTEST, kb, 0,
+	    16, 4, 0, 1, 1), 0);
 }
 
 static void
@@ -334,11 +334,11 @@ Test(tlsio, after_close_no_keys_and_a_new_socket_starts_clean)
 	cr_assert_eq(fcntl(sv[0], F_SETFL, O_NONBLOCK), 0);
 	t.fd = sv[0];
 	peer = sv[1];
-	cr_assert_eq(tlsrec_init(&t.rec, TLSREC_CHACHA20_POLY1305, kb, 0, 32,
-	    12, 1, 1, 1), 0);
+	cr_assert_eq(tlsrec_init(&t.rec, TLSREC_CHACHA20_POLY1305,
+	    TLSREC_FASTEST, kb, 0, 32, 12, 1, 1, 1), 0);
 	t.rec_on = 1;
-	cr_assert_eq(tlsrec_init(&gw, TLSREC_CHACHA20_POLY1305, kb, 0, 32,
-	    12, 0, 1, 1), 0);
+	cr_assert_eq(tlsrec_init(&gw, TLSREC_CHACHA20_POLY1305, TLSREC_FASTEST,
+	    kb, 0, 32, 12, 0, 1, 1), 0);
 	gw_send_record(TLSREC_APPLICATION_DATA, "fresh", 5);
 	cr_assert_eq(tlsio_read(&t, b, sizeof(b)), 5);
 	cr_assert_eq(memcmp(b, "fresh", 5), 0);
