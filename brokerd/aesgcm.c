@@ -13,10 +13,10 @@
  * drop (they are past x^127 again; their fold stays below it).
  *
  * CTR runs eight blocks abreast (AESENC's latency is four times its
- * issue interval, and Zen issues two at once) and four blocks are multiplied by H^4, H^3, H^2 and H and
- * summed before one reduction, which is linear.  AESENC and PCLMULQDQ
- * take the same time whatever their operands; the tag is compared with
- * all 16 bytes always read.
+ * issue interval, and Zen issues two at once); four blocks are
+ * multiplied by H^4, H^3, H^2 and H and summed before one reduction,
+ * which is linear.  AESENC and PCLMULQDQ take the same time whatever
+ * their operands; the tag is compared with all 16 bytes always read.
  */
 #include <stdint.h>
 #include <string.h>
@@ -178,6 +178,7 @@ aesgcm_key(struct aesgcm *g, const unsigned char *key, size_t keylen)
 	for (i = 1; i < 4; i++)
 		_mm_store_si128((__m128i *)g->h[i], aesgcm_mul(h,
 		    _mm_load_si128((const __m128i *)g->h[i - 1])));
+	explicit_bzero(k, sizeof(k));
 }
 
 int
@@ -257,10 +258,12 @@ aesgcm_ctr(const struct aesgcm *g, __m128i j0, const unsigned char *in,
 			len -= 16;
 			continue;
 		}
+		memset(last, 0, sizeof(last));
 		memcpy(last, in, len);
 		_mm_storeu_si128((__m128i *)last, _mm_xor_si128(b[0],
 		    _mm_loadu_si128((const __m128i *)last)));
 		memcpy(out, last, len);
+		explicit_bzero(last, sizeof(last));
 		len = 0;
 	}
 }
@@ -327,7 +330,7 @@ aesgcm_seal(const struct aesgcm *g, const unsigned char *nonce,
     const unsigned char *aad, size_t aadlen, const unsigned char *p,
     size_t len, unsigned char *out, unsigned char *tag)
 {
-	if (g->rounds == 0)
+	if (g->rounds == 0 || len > AESGCM_MAX_LEN)
 		return (-1);
 	aesgcm_seal_x86(g, nonce, aad, aadlen, p, len, out, tag);
 	return (0);
@@ -338,7 +341,7 @@ aesgcm_open(const struct aesgcm *g, const unsigned char *nonce,
     const unsigned char *aad, size_t aadlen, const unsigned char *c,
     size_t len, const unsigned char *tag, unsigned char *out)
 {
-	if (g->rounds == 0) {
+	if (g->rounds == 0 || len > AESGCM_MAX_LEN) {
 		memset(out, 0, len);
 		return (-1);
 	}

@@ -1,8 +1,8 @@
 /*
  * libFuzzer: aesgcm.c against mbedTLS's GCM.  The first byte picks the
- * key size and the additional data's length (0-63), the next bytes are
- * the key and the nonce, the rest the plain text (up to a record's
- * 16 KiB).  Sealed by both, the ciphertext and tag are the same; opened
+ * key size, whether aesgcm.c seals in place, and the additional data's
+ * length (0-63); the next bytes are the key and the nonce, the rest the
+ * plain text (up to a record's 16 KiB).  Sealed by both, the ciphertext and tag are the same; opened
  * in place it is the plain text again; with the fuzzer's bytes taken as
  * a ciphertext and a tag instead, aesgcm.c accepts them exactly when
  * mbedTLS does, and then with the same plain text.
@@ -44,9 +44,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (mbedtls_gcm_setkey(&m, MBEDTLS_CIPHER_ID_AES, key,
 	    (unsigned int)keylen * 8) != 0 || aesgcm_init(&g, key, keylen) != 0)
 		abort();
+	if (data[0] & 2)
+		memcpy(c2, p, len);
 	if (mbedtls_gcm_crypt_and_tag(&m, MBEDTLS_GCM_ENCRYPT, len, nonce, 12,
 	    aad, aadlen, p, c1, 16, t1) != 0 ||
-	    aesgcm_seal(&g, nonce, aad, aadlen, p, len, c2, t2) != 0 ||
+	    aesgcm_seal(&g, nonce, aad, aadlen, data[0] & 2 ? c2 : p, len, c2,
+	    t2) != 0 ||
 	    memcmp(c1, c2, len) != 0 || memcmp(t1, t2, 16) != 0)
 		abort();
 	if (aesgcm_open(&g, nonce, aad, aadlen, c2, len, t2, c2) != 0 ||

@@ -3,7 +3,7 @@
  * Galois/Counter Mode of Operation", appendix B: 1-4 and 13-16), each
  * also checked here against mbedTLS's GCM; then, against mbedTLS's GCM,
  * ciphertext and tag for every length from 0 to 300 and a whole record,
- * both key sizes, in place or not; every changed bit refused with the
+ * additional data of 0 to 199 bytes, both key sizes, in place or not; every changed bit refused with the
  * output wiped; keys of other lengths and a cleared key refused.
  * Skipped on a CPU without AES-NI (tlsrec.c then never calls it).
  */
@@ -154,7 +154,7 @@ static void
 same_as_mbedtls(size_t keylen, size_t aadlen, size_t len)
 {
 	struct aesgcm	 g;
-	unsigned char	 key[32], nonce[12], aad[64], tag[16], rtag[16];
+	unsigned char	 key[32], nonce[12], aad[200], tag[16], rtag[16];
 
 	fill(key, sizeof(key));
 	fill(nonce, sizeof(nonce));
@@ -185,6 +185,7 @@ Test(aesgcm, every_length_as_mbedtls_seals_it)
 	for (len = 0; len <= 300; len++) {
 		same_as_mbedtls(16, len % 41, len);
 		same_as_mbedtls(32, 13, len);
+		same_as_mbedtls(len & 1 ? 32 : 16, len % 200, len % 7);
 	}
 	same_as_mbedtls(16, 13, 16384);
 	same_as_mbedtls(32, 13, 16384);

@@ -334,6 +334,18 @@ Test(tlsrec, the_last_record_number_is_never_used)
 	cr_assert_eq(tlsrec_open(&srv, rec, rl, &type, &p, &k), 0);
 	cr_assert_eq(tlsrec_seal(&cli, TLSREC_APPLICATION_DATA, plain, 1,
 	    rec), -1, "2^64 - 1 would wrap");
+	/* the client's record 2^64 - 1, authentic, is not opened either */
+	rl = reference(&suites[2], UINT64_MAX, TLSREC_APPLICATION_DATA, plain,
+	    1, rec);
+	cr_assert_eq(tlsrec_open(&srv, rec, rl, &type, &p, &k), -1);
+	tlsrec_free(&srv);
+	cr_assert_eq(tlsrec_init(&srv, suites[2].aead, suites[2].engine, kb, 0,
+	    suites[2].keylen, suites[2].ivlen, 0, UINT64_MAX - 1,
+	    UINT64_MAX - 1), 0);
+	rl = reference(&suites[2], UINT64_MAX - 1, TLSREC_APPLICATION_DATA,
+	    plain, 1, rec);
+	cr_assert_eq(tlsrec_open(&srv, rec, rl, &type, &p, &k), 0,
+	    "the reference is authentic");
 	tlsrec_free(&cli);
 	tlsrec_free(&srv);
 }
