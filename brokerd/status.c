@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "brokerd.h"
+#include "value.h"
 
 static const char *const status_names[] = {
 	"starting", "gateway_down", "unauthenticated", "authenticated",
@@ -296,43 +297,6 @@ fail:
 	return (-1);
 }
 
-/*
- * Length of the valid UTF-8 sequence at p (at most n bytes), or 0 when it
- * is not one: overlong forms, surrogates and code points past U+10FFFF
- * are refused, as JSON readers refuse them.
- */
-static size_t
-status_utf8_len(const unsigned char *p, size_t n)
-{
-	uint32_t	 cp;
-	size_t		 len, i;
-
-	if (p[0] < 0x80)
-		return (1);
-	if (p[0] >= 0xc2 && p[0] <= 0xdf) {
-		len = 2;
-		cp = p[0] & 0x1f;
-	} else if (p[0] >= 0xe0 && p[0] <= 0xef) {
-		len = 3;
-		cp = p[0] & 0x0f;
-	} else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
-		len = 4;
-		cp = p[0] & 0x07;
-	} else
-		return (0);
-	if (len > n)
-		return (0);
-	for (i = 1; i < len; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return (0);
-		cp = (cp << 6) | (p[i] & 0x3f);
-	}
-	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-	    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
-		return (0);
-	return (len);
-}
-
 /* A JSON string of any bytes: invalid UTF-8 becomes U+FFFD. */
 static int
 status_json_string(struct buf *b, const char *s, size_t n)
@@ -343,7 +307,7 @@ status_json_string(struct buf *b, const char *s, size_t n)
 
 	buf_init(&clean);
 	for (i = 0; i < n; i += l) {
-		l = status_utf8_len((const unsigned char *)s + i, n - i);
+		l = value_utf8_len((const unsigned char *)s + i, n - i);
 		if (l == 0) {
 			if (buf_append(&clean, "\xef\xbf\xbd", 3) == -1)
 				goto done;

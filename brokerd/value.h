@@ -1,5 +1,6 @@
 /*
- * value.c: pure checkers shared by config, listen, client and route.  No
+ * value.c: pure checkers shared by config, listen, client, route, the
+ * status file and the WebSocket.  No
  * sockets, no event loop, no globals: each takes text or an address and
  * says yes or no, or parses into the caller's storage.
  */
@@ -31,5 +32,11 @@ int	value_route_path_ok(const char *);
 int	value_digits(const char *);
 int	value_rate_parse(const char *, struct rate *);
 int	value_mode(const char *, unsigned *);
+/*
+ * The length of the valid UTF-8 sequence at p (n bytes left), or 0:
+ * RFC 3629's shortest forms, no surrogates, nothing past U+10FFFF (what
+ * JSON readers and RFC 6455 text frames accept).
+ */
+size_t	value_utf8_len(const unsigned char *, size_t);
 
 #endif

@@ -12,6 +12,7 @@
 
 #include <wslay/wslay.h>
 
+#include "value.h"
 #include "ws.h"
 
 #define WS_REASON_MAX	123	/* a close frame's payload is at most 125 */
@@ -255,33 +256,10 @@ int
 ws_utf8_ok(const char *s, size_t len)
 {
 	const unsigned char *p = (const unsigned char *)s;
-	size_t		 i = 0, n, k;
-	uint32_t	 c, min;
+	size_t		 i, n;
 
-	while (i < len) {
-		c = p[i];
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		if (c >= 0xc2 && c <= 0xdf) {
-			n = 1; c &= 0x1f; min = 0x80;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			n = 2; c &= 0x0f; min = 0x800;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			n = 3; c &= 0x07; min = 0x10000;
-		} else
+	for (i = 0; i < len; i += n)
+		if ((n = value_utf8_len(p + i, len - i)) == 0)
 			return (0);
-		if (len - i - 1 < n)
-			return (0);
-		for (k = 1; k <= n; k++) {
-			if ((p[i + k] & 0xc0) != 0x80)
-				return (0);
-			c = (c << 6) | (p[i + k] & 0x3f);
-		}
-		if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
-			return (0);
-		i += n + 1;
-	}
 	return (1);
 }

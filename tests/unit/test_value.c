@@ -297,3 +297,33 @@ Test(value, rates)
 	cr_assert_eq(value_rate_parse("99999999999/s", &r), -1);
 	cr_assert_eq(value_rate_parse("OFF", &r), -1);
 }
+
+Test(value, utf8)
+{
+	cr_assert_eq(value_utf8_len((const unsigned char *)"a", 1), 1);
+	cr_assert_eq(value_utf8_len((const unsigned char *)"\xc3\xa9", 2), 2);
+	cr_assert_eq(value_utf8_len((const unsigned char *)"\xe2\x82\xac", 3),
+	    3);
+	cr_assert_eq(value_utf8_len((const unsigned char *)"\xf0\x9f\x98\x80",
+	    4), 4);
+	cr_assert_eq(value_utf8_len((const unsigned char *)"\xf4\x8f\xbf\xbf",
+	    4), 4, "U+10FFFF");
+	cr_assert_eq(value_utf8_len((const unsigned char *)"", 0), 0);
+	cr_assert_eq(value_utf8_len((const unsigned char *)"\xc3\xa9", 1), 0,
+	    "cut short");
+	cr_assert_eq(value_utf8_len((const unsigned char *)"\xc0\xaf", 2), 0);
+	cr_assert_eq(value_utf8_len((const unsigned char *)"\xe0\x80\xaf", 3),
+	    0, "overlong");
+	cr_assert_eq(value_utf8_len((const unsigned char *)"\xf0\x80\x80\xaf",
+	    4), 0, "overlong");
+	cr_assert_eq(value_utf8_len((const unsigned char *)"\xed\xa0\x80", 3),
+	    0, "surrogate");
+	cr_assert_eq(value_utf8_len((const unsigned char *)"\xf4\x90\x80\x80",
+	    4), 0, "past U+10FFFF");
+	cr_assert_eq(value_utf8_len((const unsigned char *)"\xf5\x80\x80\x80",
+	    4), 0);
+	cr_assert_eq(value_utf8_len((const unsigned char *)"\x80", 1), 0,
+	    "a continuation first");
+	cr_assert_eq(value_utf8_len((const unsigned char *)"\xe2\x28\xa1", 3),
+	    0, "no continuation");
+}
