@@ -714,7 +714,7 @@ conn_stream(struct conn *c)
 static void
 conn_read(struct conn *c)
 {
-	unsigned char	 b[UP_READ_CHUNK];
+	const unsigned char *b;
 	size_t		 used;
 	enum http_feed	 r;
 	int		 ret;
@@ -724,7 +724,8 @@ conn_read(struct conn *c)
 			tlsio_watch(&c->tio, 0);
 			return;
 		}
-		ret = tlsio_read(&c->tio, b, sizeof(b));
+		/* The answer is parsed where it was opened: no copy. */
+		ret = tlsio_read_ref(&c->tio, &b, UP_READ_CHUNK);
 		if (ret > 0) {
 			r = http_resp_reader_feed(&c->rd, (const char *)b,
 			    (size_t)ret, &used);

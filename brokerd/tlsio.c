@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 
 #include <errno.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -416,7 +417,7 @@ tlsio_fail(struct tlsio *t, int ret)
 }
 
 int
-tlsio_read(struct tlsio *t, unsigned char *p, size_t len)
+tlsio_read_ref(struct tlsio *t, const unsigned char **p, size_t len)
 {
 	size_t	 n;
 	int	 ret;
@@ -432,10 +433,23 @@ tlsio_read(struct tlsio *t, unsigned char *p, size_t len)
 			return (tlsio_fail(t, ret));
 	}
 	n = t->plain_len < len ? t->plain_len : len;
-	memcpy(p, t->plain, n);
+	if (n > INT_MAX)
+		n = INT_MAX;
+	*p = t->plain;
 	t->plain += n;
 	t->plain_len -= n;
 	return ((int)n);
+}
+
+int
+tlsio_read(struct tlsio *t, unsigned char *p, size_t len)
+{
+	const unsigned char	*q;
+	int			 n;
+
+	if ((n = tlsio_read_ref(t, &q, len)) > 0)
+		memcpy(p, q, (size_t)n);
+	return (n);
 }
 
 /* The record in t->wr, as far as the socket takes it: 0 when all left. */

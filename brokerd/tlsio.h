@@ -68,6 +68,11 @@ int	 tlsio_export_keys(void *, const unsigned char *, const unsigned char *,
  * MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY or MBEDTLS_ERR_SSL_CONN_EOF; a failure.
  */
 int	 tlsio_read(struct tlsio *, unsigned char *, size_t);
+/*
+ * tlsio_read without the copy: *p points at up to len bytes already
+ * opened in the read-ahead, valid until the next call on this tlsio.
+ */
+int	 tlsio_read_ref(struct tlsio *, const unsigned char **, size_t);
 int	 tlsio_write(struct tlsio *, const unsigned char *, size_t);
 /* A close_notify, if the socket takes it now; nothing waits for it. */
 void	 tlsio_close_notify(struct tlsio *);

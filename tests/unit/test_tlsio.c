@@ -142,6 +142,36 @@ Test(tlsio, full_records_through_the_read_ahead)
 	cr_assert_eq(tlsio_pending(&t), 0);
 }
 
+/* tlsio_read_ref: the same bytes as tlsio_read, where they were opened. */
+Test(tlsio, read_ref_gives_the_opened_bytes_in_place)
+{
+	static unsigned char	 plain[3 * TLSREC_MAX_PLAIN], got[sizeof(plain)];
+	static const size_t	 lens[] = { 16384, 7, 16384 };
+	const unsigned char	*p;
+	size_t			 i, off = 0, wr = 0, have = 0;
+	int			 n;
+
+	for (i = 0; i < sizeof(plain); i++)
+		plain[i] = (unsigned char)(i * 13 + 5);
+	for (i = 0; i < 3; i++) {
+		wr += gw_record(TLSREC_APPLICATION_DATA, plain + off, lens[i],
+		    rbuf + wr);
+		off += lens[i];
+	}
+	gw_send(rbuf, wr);
+	while (have < off) {
+		n = tlsio_read_ref(&t, &p, 5000);
+		cr_assert_gt(n, 0, "at %zu: %d", have, n);
+		cr_assert_leq(n, 5000);
+		cr_assert(p >= t.ra && p + n <= t.ra + t.ra_len,
+		    "in the read-ahead");
+		memcpy(got + have, p, (size_t)n);
+		have += (size_t)n;
+	}
+	cr_assert_eq(memcmp(got, plain, off), 0);
+	cr_assert_eq(tlsio_read_ref(&t, &p, 5000), MBEDTLS_ERR_SSL_WANT_READ);
+}
+
 Test(tlsio, bytes_opened_and_not_read_are_pending)
 {
 	unsigned char	 b[10], p[100];
