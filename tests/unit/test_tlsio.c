@@ -118,21 +118,39 @@ Test(tlsio, a_record_cut_anywhere_is_read_whole)
 	}
 }
 
-Test(tlsio, full_records_through_the_read_ahead)
+/*
+ * The Gateway sends records of these lengths, back to back, holding
+ * plain (filled with a pattern of mul): how many plain bytes in all.
+ */
+static size_t
+gw_send_records(unsigned char *plain, const size_t *lens, size_t n,
+    unsigned mul)
 {
-	static unsigned char	 plain[5 * TLSREC_MAX_PLAIN], got[sizeof(plain)];
-	static const size_t	 lens[] = { 16384, 16384, 1, 16383, 16384 };
-	size_t			 i, off = 0, wr = 0, have = 0;
-	int			 n;
+	size_t	 i, off = 0, wr = 0;
 
-	for (i = 0; i < sizeof(plain); i++)
-		plain[i] = (unsigned char)(i * 31);
-	for (i = 0; i < 5; i++) {
+	for (i = 0; i < n; i++) {
+		off += lens[i];
+		cr_assert_leq(off, 5 * TLSREC_MAX_PLAIN);
+	}
+	for (i = 0; i < off; i++)
+		plain[i] = (unsigned char)(i * mul + 5);
+	for (i = 0, off = 0; i < n; i++) {
 		wr += gw_record(TLSREC_APPLICATION_DATA, plain + off, lens[i],
 		    rbuf + wr);
 		off += lens[i];
 	}
 	gw_send(rbuf, wr);
+	return (off);
+}
+
+Test(tlsio, full_records_through_the_read_ahead)
+{
+	static unsigned char	 plain[5 * TLSREC_MAX_PLAIN], got[sizeof(plain)];
+	static const size_t	 lens[] = { 16384, 16384, 1, 16383, 16384 };
+	size_t			 off, have = 0;
+	int			 n;
+
+	off = gw_send_records(plain, lens, 5, 31);
 	while (have < off) {
 		n = tlsio_read(&t, got + have, 1000);
 		cr_assert_gt(n, 0, "at %zu: %d", have, n);
@@ -145,20 +163,13 @@ Test(tlsio, full_records_through_the_read_ahead)
 /* tlsio_read_ref: the same bytes as tlsio_read, where they were opened. */
 Test(tlsio, read_ref_gives_the_opened_bytes_in_place)
 {
-	static unsigned char	 plain[3 * TLSREC_MAX_PLAIN], got[sizeof(plain)];
+	static unsigned char	 plain[5 * TLSREC_MAX_PLAIN], got[sizeof(plain)];
 	static const size_t	 lens[] = { 16384, 7, 16384 };
 	const unsigned char	*p;
-	size_t			 i, off = 0, wr = 0, have = 0;
+	size_t			 off, have = 0;
 	int			 n;
 
-	for (i = 0; i < sizeof(plain); i++)
-		plain[i] = (unsigned char)(i * 13 + 5);
-	for (i = 0; i < 3; i++) {
-		wr += gw_record(TLSREC_APPLICATION_DATA, plain + off, lens[i],
-		    rbuf + wr);
-		off += lens[i];
-	}
-	gw_send(rbuf, wr);
+	off = gw_send_records(plain, lens, 3, 13);
 	while (have < off) {
 		n = tlsio_read_ref(&t, &p, 5000);
 		cr_assert_gt(n, 0, "at %zu: %d", have, n);
