@@ -48,6 +48,25 @@ aesgcm_bswap(__m128i x)
 	    8, 9, 10, 11, 12, 13, 14, 15)));
 }
 
+/*
+ * The 16 bytes at p, or the n (< 16) there then zeros: a message's last
+ * block, GCM's J0 from a nonce.  The stack copy is wiped (plain text).
+ */
+static inline AESGCM_TARGET __m128i
+aesgcm_load(const unsigned char *p, size_t n)
+{
+	unsigned char	 b[16];
+	__m128i		 x;
+
+	if (n >= sizeof(b))
+		return (_mm_loadu_si128((const __m128i *)p));
+	memset(b, 0, sizeof(b));
+	memcpy(b, p, n);
+	x = _mm_loadu_si128((const __m128i *)b);
+	explicit_bzero(b, sizeof(b));
+	return (x);
+}
+
 /* Add the 256-bit carry-less product of a and b to lo (low) and hi. */
 static inline AESGCM_TARGET void
 aesgcm_clmul(__m128i a, __m128i b, __m128i *lo, __m128i *hi)
@@ -197,7 +216,6 @@ aesgcm_ghash(const struct aesgcm *g, __m128i y, const unsigned char *p,
     size_t n)
 {
 	const __m128i	*h = (const __m128i *)g->h;
-	unsigned char	 last[16];
 	__m128i		 lo, hi;
 
 	for (; n >= 64; p += 64, n -= 64) {
@@ -212,15 +230,9 @@ aesgcm_ghash(const struct aesgcm *g, __m128i y, const unsigned char *p,
 		    (const __m128i *)(p + 48))), h[0], &lo, &hi);
 		y = aesgcm_reduce(lo, hi);
 	}
-	for (; n >= 16; p += 16, n -= 16)
-		y = aesgcm_mul(_mm_xor_si128(y, aesgcm_bswap(_mm_loadu_si128(
-		    (const __m128i *)p))), h[0]);
-	if (n > 0) {
-		memset(last, 0, sizeof(last));
-		memcpy(last, p, n);
-		y = aesgcm_mul(_mm_xor_si128(y, aesgcm_bswap(_mm_loadu_si128(
-		    (const __m128i *)last))), h[0]);
-	}
+	for (; n > 0; p += 16, n -= n < 16 ? n : 16)
+		y = aesgcm_mul(_mm_xor_si128(y, aesgcm_bswap(aesgcm_load(p, n))),
+		    h[0]);
 	return (y);
 }
 
@@ -250,21 +262,15 @@ aesgcm_ctr(const struct aesgcm *g, __m128i j0, const unsigned char *in,
 			    _mm_xor_si128(b[j], _mm_loadu_si128(
 			    (const __m128i *)(in + 16 * j))));
 	}
-	for (; len > 0; in += 16, out += 16, n++) {
-		b[0] = aesgcm_block(rk, g->rounds, aesgcm_counter(j0, n));
-		if (len >= 16) {
-			_mm_storeu_si128((__m128i *)out, _mm_xor_si128(b[0],
-			    _mm_loadu_si128((const __m128i *)in)));
-			len -= 16;
-			continue;
-		}
-		memset(last, 0, sizeof(last));
-		memcpy(last, in, len);
-		_mm_storeu_si128((__m128i *)last, _mm_xor_si128(b[0],
-		    _mm_loadu_si128((const __m128i *)last)));
+	for (; len >= 16; in += 16, out += 16, len -= 16, n++)
+		_mm_storeu_si128((__m128i *)out, _mm_xor_si128(aesgcm_block(rk,
+		    g->rounds, aesgcm_counter(j0, n)), _mm_loadu_si128(
+		    (const __m128i *)in)));
+	if (len > 0) {
+		_mm_storeu_si128((__m128i *)last, _mm_xor_si128(aesgcm_block(rk,
+		    g->rounds, aesgcm_counter(j0, n)), aesgcm_load(in, len)));
 		memcpy(out, last, len);
 		explicit_bzero(last, sizeof(last));
-		len = 0;
 	}
 }
 
@@ -284,16 +290,6 @@ aesgcm_tag(const struct aesgcm *g, __m128i j0, const unsigned char *aad,
 	    (const __m128i *)g->rk, g->rounds, aesgcm_counter(j0, 1))));
 }
 
-static AESGCM_TARGET __m128i
-aesgcm_j0(const unsigned char *nonce)
-{
-	unsigned char	 b[16];
-
-	memcpy(b, nonce, AESGCM_NONCE);
-	memset(b + AESGCM_NONCE, 0, sizeof(b) - AESGCM_NONCE);
-	return (_mm_loadu_si128((const __m128i *)b));
-}
-
 static AESGCM_TARGET void
 aesgcm_seal_x86(const struct aesgcm *g, const unsigned char *nonce,
     const unsigned char *aad, size_t aadlen, const unsigned char *p,
@@ -301,7 +297,7 @@ aesgcm_seal_x86(const struct aesgcm *g, const unsigned char *nonce,
 {
 	__m128i	 j0;
 
-	j0 = aesgcm_j0(nonce);
+	j0 = aesgcm_load(nonce, AESGCM_NONCE);
 	aesgcm_ctr(g, j0, p, len, out);
 	_mm_storeu_si128((__m128i *)tag, aesgcm_tag(g, j0, aad, aadlen, out,
 	    len));
@@ -314,7 +310,7 @@ aesgcm_open_x86(const struct aesgcm *g, const unsigned char *nonce,
 {
 	__m128i	 j0, t;
 
-	j0 = aesgcm_j0(nonce);
+	j0 = aesgcm_load(nonce, AESGCM_NONCE);
 	t = aesgcm_tag(g, j0, aad, aadlen, c, len);
 	if (_mm_movemask_epi8(_mm_cmpeq_epi8(t, _mm_loadu_si128(
 	    (const __m128i *)tag))) != 0xffff) {

@@ -93,7 +93,6 @@ tlsrec_init(struct tlsrec *r, enum tlsrec_aead aead,
 	if ((r->cipher = tlsrec_cipher(aead, engine, keylen, ivlen)) ==
 	    TLSREC_NONE)
 		return (-1);
-	r->aead = aead;
 	r->explicit_len = aead == TLSREC_CHACHA20_POLY1305 ? 0 : 8;
 	ckey = kb + 2 * maclen;
 	skey = ckey + keylen;

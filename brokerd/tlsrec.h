@@ -61,7 +61,6 @@ enum tlsrec_cipher {
 };
 
 struct tlsrec {
-	enum tlsrec_aead	 aead;
 	enum tlsrec_cipher	 cipher;	/* which key the dirs hold */
 	size_t			 explicit_len;	/* 8 for GCM, 0 for ChaCha */
 	struct tlsrec_dir	 out;
